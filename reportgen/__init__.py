@@ -1,0 +1,35 @@
+"""reportgen: audit a fine-tuned transformer against its base model.
+
+``reportgen.audit(spec)`` runs the whole pipeline and returns a :class:`Certificate`.
+Importing this package is cheap: torch and transformers load only when an audit runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .certificate import Certificate
+
+__all__ = ["audit", "Certificate", "__version__"]
+
+
+def audit(spec: Any, out: str | None = None, progress: bool = True) -> Certificate:
+    """Run an audit from a spec (a path, a dict or an AuditSpec) and return its certificate.
+
+    Nothing is written unless ``out`` is given (then the spec's formats go there);
+    call ``.save(dir, formats)`` on the result to write it later.
+    """
+    from .pipeline import run_audit
+
+    return run_audit(spec, out=out, progress=progress)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Certificate":
+        from .certificate import Certificate
+
+        return Certificate
+    raise AttributeError(name)

@@ -1,0 +1,222 @@
+"""The certificate: one versioned JSON document, the single source of truth.
+
+The pipeline fills the dataclasses below; :meth:`CertificateBuilder.build` turns them into
+the JSON dict (floats rounded, order fixed) that every view is rendered from. The
+:class:`Certificate` wraps that dict for Python users: ``.verdict``, ``.checks``,
+``.summary()``, ``.to_json()``, ``.save()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+STATUS_ORDER = ["PASS", "WARN", "FAIL", "ERROR"]
+
+
+def round_floats(obj: Any, digits: int = 6) -> Any:
+    """Round every float to ``digits`` significant digits; NaN and inf become None.
+
+    Rounding makes the JSON stable across BLAS builds and thread counts and keeps it small.
+    """
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return None
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [round_floats(v, digits) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return round_floats(obj.item(), digits)
+    return obj
+
+
+def canonical_json(data: dict) -> str:
+    """The exact bytes written to certificate.json (UTF-8, 2-space indent, final newline)."""
+    return json.dumps(round_floats(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+@dataclass
+class FileDigest:
+    name: str
+    digest: str
+
+
+@dataclass
+class Digest:
+    algorithm: str
+    root: str
+    files: list[FileDigest] = field(default_factory=list)
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    role: str  # base | candidate | noise_floor
+    kind: str  # causal-lm | masked-lm | encoder
+    architecture: str
+    parameters: int
+    source: str  # as written in the spec; never an absolute path unless the spec wrote one
+    digest: Digest
+    layers: int
+    hidden_size: int
+    vocab_size: int
+    derived_from: str | None = None
+    derivation: str | None = None
+
+
+@dataclass
+class ProbeInfo:
+    name: str
+    kind: str
+    count: int
+    digest: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MetricValue:
+    value: float | None
+    definition: str
+    unit: str = ""
+    ci: list[float] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Comparison:
+    base: str
+    candidate: str
+    role: str
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class CheckResult:
+    id: str
+    metric: str
+    candidate: str
+    condition: str
+    value: float | None
+    status: str
+    message: str
+    fail_if: str | None = None
+    warn_if: str | None = None
+    description: str = ""
+
+
+@dataclass
+class CertificateBuilder:
+    """Everything the pipeline found, before it becomes JSON."""
+
+    audit: dict[str, Any]
+    tool: dict[str, Any]
+    spec: dict[str, Any]
+    models: list[ModelInfo]
+    probes: list[ProbeInfo]
+    comparisons: list[Comparison]
+    checks: list[CheckResult]
+    warnings: list[str] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
+    analysis: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> dict[str, Any]:
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "verdict": overall_verdict([c.status for c in self.checks]),
+            "audit": self.audit,
+            "tool": self.tool,
+            "spec": self.spec,
+            "models": [asdict(m) for m in self.models],
+            "probes": [asdict(p) for p in self.probes],
+            "analysis": self.analysis,
+            "comparisons": [asdict(c) for c in self.comparisons],
+            "checks": [asdict(c) for c in self.checks],
+            "warnings": list(self.warnings),
+            "limitations": list(self.limitations),
+        }
+        return json.loads(canonical_json(data))
+
+
+def overall_verdict(statuses: list[str]) -> str:
+    """The worst status; an audit without checks passes (and says so in its warnings)."""
+    if not statuses:
+        return "PASS"
+    return max(statuses, key=STATUS_ORDER.index)
+
+
+class Certificate:
+    """A finished certificate, as returned by :func:`reportgen.audit` or read from JSON."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.data = data
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Certificate:
+        from .errors import InputError
+
+        p = Path(path)
+        if p.is_dir():
+            p = p / "certificate.json"
+        try:
+            return cls(json.loads(p.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise InputError(f"{p}: no such certificate file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"{p}: not a certificate JSON document ({e})") from None
+
+    @property
+    def verdict(self) -> str:
+        return self.data["verdict"]
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        return self.data["checks"]
+
+    @property
+    def comparisons(self) -> list[dict[str, Any]]:
+        return self.data["comparisons"]
+
+    def comparison(self, candidate: str) -> dict[str, Any]:
+        for c in self.comparisons:
+            if c["candidate"] == candidate:
+                return c
+        names = ", ".join(c["candidate"] for c in self.comparisons)
+        raise KeyError(f"no comparison for candidate {candidate!r}; have: {names}")
+
+    def metric(self, candidate: str, name: str) -> float | None:
+        return self.comparison(candidate)["metrics"][name]["value"]
+
+    def to_json(self) -> str:
+        return canonical_json(self.data)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the certificate JSON bytes, as printed in the HTML and PDF footers."""
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
+
+    def summary(self) -> str:
+        from .summary import summary_lines
+
+        return "\n".join(summary_lines(self.data))
+
+    def save(self, out_dir: str | Path, formats: list[str] | tuple[str, ...] = ("html", "pdf", "json")) -> dict[str, Path]:
+        from .render import write_outputs
+
+        return write_outputs(self, Path(out_dir), list(formats))
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        from .render.html import notebook_html
+
+        return {"text/html": notebook_html(self), "text/plain": self.summary()}
+
+    def __repr__(self) -> str:
+        a = self.data.get("audit", {})
+        return f"<Certificate {a.get('name')!r} {a.get('release')!r}: {self.verdict}>"

@@ -1,0 +1,50 @@
+"""Typed errors. Library code raises these; only the CLI prints them.
+
+Every error a user can cause is an :class:`InputError` (exit code 2) whose message is one
+line naming the file, field or path and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ReportgenError(Exception):
+    """Base class for every error reportgen raises on purpose."""
+
+    exit_code = 2
+
+
+class InputError(ReportgenError):
+    """Bad input from the user: spec, paths, checkpoints, tokenizers, probe files."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a spec: ``file:line: field: message``."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class SpecError(InputError):
+    """A spec with one or more problems; all of them are reported at once."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ModelError(InputError):
+    """A checkpoint that cannot be resolved, read or compared."""
+
+
+class OutputError(InputError):
+    """An output folder that cannot be written."""

@@ -1,0 +1,75 @@
+"""String-keyed registry of metric names and their one-line definitions.
+
+Checks in a spec name metrics by dotted name; families with one value per category or layer
+register a pattern (``concepts.category.{category}.cosine_distance.mean``). The registry
+imports nothing heavy, so ``reportgen validate`` can check metric names without torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+_PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+"}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str  # may hold {category} / {layer} placeholders
+    family: str
+    definition: str
+    unit: str = ""
+    higher_is_worse: bool = True
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        parts = re.split(r"(\{\w+\})", self.name)
+        rx = "".join(
+            _PLACEHOLDERS[p[1:-1]] if p.startswith("{") else re.escape(p) for p in parts
+        )
+        return re.compile(rx + r"\Z")
+
+
+REGISTRY: dict[str, MetricInfo] = {}
+
+
+def register(name: str, definition: str, unit: str = "", higher_is_worse: bool = True) -> None:
+    if name in REGISTRY:
+        raise ValueError(f"metric {name!r} registered twice")
+    family = name.split(".", 1)[0]
+    REGISTRY[name] = MetricInfo(name, family, definition, unit, higher_is_worse)
+
+
+def lookup(name: str) -> MetricInfo | None:
+    """The registered metric (or pattern) that ``name`` denotes, if any."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    for info in REGISTRY.values():
+        if "{" in info.name and info.pattern.match(name):
+            return info
+    return None
+
+
+def unknown_metric_message(name: str) -> str:
+    """'Unknown metric 'x'. Did you mean: …?' with the closest registered names."""
+    names = sorted(REGISTRY)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    msg = f"unknown metric {name!r}."
+    if close:
+        msg += " Did you mean: " + ", ".join(close) + "?"
+    else:
+        msg += " Run 'reportgen metrics' for the list."
+    return msg
+
+
+def definition(name: str) -> str:
+    info = lookup(name)
+    if info is None:
+        raise KeyError(name)
+    return info.definition
+
+
+# The metric families register their names on import.
+from . import concepts as _concepts  # noqa: E402,F401
+from . import embeddings as _embeddings  # noqa: E402,F401

@@ -1,0 +1,45 @@
+"""Small numeric helpers shared by metric families (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def cosine_distance_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise ``1 - cos(a_i, b_i)`` in float64.
+
+    A zero row against a zero row is distance 0 (nothing moved); against a non-zero row, 1.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    na = np.linalg.norm(a, axis=-1)
+    nb = np.linalg.norm(b, axis=-1)
+    dot = np.einsum("...d,...d->...", a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = dot / (na * nb)
+    cos = np.where((na == 0) & (nb == 0), 1.0, np.where((na == 0) | (nb == 0), 0.0, cos))
+    return np.clip(1.0 - cos, 0.0, 2.0)
+
+
+def bootstrap_ci(
+    values: np.ndarray, n_resamples: int, seed: int, level: float = 0.95
+) -> list[float] | None:
+    """Percentile bootstrap interval of the mean; None when it cannot be formed."""
+    x = np.asarray(values, dtype=np.float64)
+    if n_resamples <= 0 or x.size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(n_resamples, x.size))
+    means = x[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return [float(lo), float(hi)]
+
+
+def safe_ratio(value: float, floor: float | None) -> tuple[float | None, str | None]:
+    """``value / floor``; a missing or zero floor is an error to report, never infinity."""
+    if floor is None:
+        return None, "no noise-floor variant (role: noise_floor) in the spec"
+    if not np.isfinite(floor) or floor <= 0.0:
+        return None, "the noise floor measured zero drift, so no ratio can be formed"
+    return float(value / floor), None

@@ -1,0 +1,130 @@
+"""Typed models of the YAML audit spec (pydantic v2).
+
+Unknown keys are rejected (``extra="forbid"``); :mod:`reportgen.specload` turns pydantic's
+errors into located, one-line problems with "did you mean" hints. Each field's description is
+its help text and appears in ``reportgen schema``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AuditMeta(_Strict):
+    name: str = Field(description="Name of the audit, shown on the certificate.")
+    release: str = Field("", description="Release label, e.g. 'v1.3'.")
+    created: dt.datetime | dt.date | None = Field(
+        None,
+        description="Date stamped on the certificate. Default: $SOURCE_DATE_EPOCH, else now.",
+    )
+    description: str = Field("", description="Free text shown under the title.")
+
+
+class Derive(_Strict):
+    from_: str = Field(alias="from", description="Name of the model this variant derives from.")
+    quantize: Literal["int8-dynamic", "int8", "int4"] = Field(
+        description=(
+            "Weight round-trip applied to every weight matrix: per-output-channel absmax to "
+            "int8 (or int4) and back. 'int8-dynamic' is accepted as a synonym of 'int8'."
+        )
+    )
+
+
+class BaseModelRef(_Strict):
+    path: str = Field(description="Local folder, or a hub id found in the local cache.")
+
+
+class CandidateRef(_Strict):
+    name: str = Field(description="Short name used in checks and on the certificate.")
+    path: str | None = Field(None, description="Local folder, or a hub id in the local cache.")
+    derive: Derive | None = Field(None, description="Build this variant from another model.")
+    role: Literal["candidate", "noise_floor"] = Field(
+        "candidate",
+        description="'noise_floor': drifts of other candidates are also given as ratios to it.",
+    )
+
+
+class Models(_Strict):
+    base: BaseModelRef
+    candidates: list[CandidateRef] = Field(min_length=1)
+
+
+class ConceptProbes(_Strict):
+    vocabulary: str = Field(
+        description="YAML (category: [terms]) or CSV (term,category) file, or builtin:concepts."
+    )
+    template: str = Field(
+        "The concept of {term} is", description="Prompt template; must contain {term}."
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _has_term(cls, v: str) -> str:
+        if "{term}" not in v:
+            raise ValueError("must contain the placeholder {term}")
+        return v
+
+
+class Probes(_Strict):
+    concepts: ConceptProbes
+
+
+class Analysis(_Strict):
+    layers: Literal["all"] | list[int] = Field(
+        "all", description="Layers to capture: 'all' or indices (0 = embedding output)."
+    )
+    top_tokens: int = Field(50, ge=1, le=10000, description="Token movers listed.")
+    bootstrap: int = Field(1000, ge=0, le=100000, description="Bootstrap resamples for CIs.")
+    seed: int = Field(0, description="Seed for bootstrap and any sampling.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Probe texts per forward batch.")
+    max_length: int = Field(128, ge=4, le=8192, description="Truncate probes to this many tokens.")
+
+
+class Check(_Strict):
+    id: str | None = Field(None, description="Identifier of the check; default: the metric.")
+    metric: str = Field(description="Dotted metric name, e.g. concepts.cosine_distance.mean.")
+    candidate: str | None = Field(
+        None, description="Candidate name; default: every candidate that is not a noise floor."
+    )
+    fail_if: str | None = Field(None, description="Condition such as '> 0.2'.")
+    warn_if: str | None = Field(None, description="Condition such as '> 0.1'.")
+    description: str = Field("", description="What the check guards against, in words.")
+
+
+class Output(_Strict):
+    dir: str = Field("out", description="Output folder, relative to the spec file.")
+    formats: list[Literal["html", "pdf", "json"]] = Field(
+        default_factory=lambda: ["html", "pdf", "json"], min_length=1
+    )
+
+
+class AuditSpec(_Strict):
+    """A whole audit: what to compare, with which probes, and the checks that decide it."""
+
+    audit: AuditMeta
+    models: Models
+    probes: Probes
+    analysis: Analysis = Field(default_factory=Analysis)
+    checks: list[Check] = Field(default_factory=list)
+    output: Output = Field(default_factory=Output)
+
+    def candidate(self, name: str) -> CandidateRef | None:
+        return next((c for c in self.models.candidates if c.name == name), None)
+
+    def model_names(self) -> list[str]:
+        return ["base", *(c.name for c in self.models.candidates)]
+
+
+def json_schema() -> dict:
+    """The spec's JSON Schema, for editors and ``reportgen schema``."""
+    schema = AuditSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "reportgen audit spec"
+    return schema
