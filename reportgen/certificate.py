@@ -207,7 +207,9 @@ class Certificate:
 
         return "\n".join(summary_lines(self.data))
 
-    def save(self, out_dir: str | Path, formats: list[str] | tuple[str, ...] = ("html", "pdf", "json")) -> dict[str, Path]:
+    def save(
+        self, out_dir: str | Path, formats: list[str] | tuple[str, ...] = ("html", "pdf", "json")
+    ) -> dict[str, Path]:
         from .render import write_outputs
 
         return write_outputs(self, Path(out_dir), list(formats))

@@ -105,7 +105,8 @@ def concept_metrics(
     put("concepts.cosine_distance.median", float(np.median(d)))
     put("concepts.cosine_distance.max", float(d.max()))
     mp = drift.mean_pooled[-1]
-    put("concepts.mean_pooled.cosine_distance.mean", float(mp.mean()), bootstrap_ci(mp, n_boot, seed))
+    put("concepts.mean_pooled.cosine_distance.mean", float(mp.mean()),
+        bootstrap_ci(mp, n_boot, seed))
     for key, mine, theirs in (
         ("concepts.cosine_distance.noise_floor_ratio", d, floor.final if floor else None),
         ("concepts.mean_pooled.cosine_distance.noise_floor_ratio", mp,

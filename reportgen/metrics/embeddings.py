@@ -43,18 +43,18 @@ class Alignment:
     new_tokens: list[str]
 
 
-def align_vocabularies(base_vocab: list[str], cand_vocab: list[str]) -> Alignment:
-    """Pair tokens by string; ``vocab[i]`` is the string of row i (None-free)."""
-    cand_index = {t: i for i, t in enumerate(cand_vocab)}
+def align_vocabularies(base_vocab: list[str | None], cand_vocab: list[str | None]) -> Alignment:
+    """Pair tokens by string; ``vocab[i]`` is row i's string, None for rows without a token."""
+    cand_index = {t: i for i, t in enumerate(cand_vocab) if t is not None}
     base_rows, cand_rows, tokens = [], [], []
     for i, t in enumerate(base_vocab):
-        j = cand_index.get(t)
+        j = cand_index.get(t) if t is not None else None
         if j is not None:
             base_rows.append(i)
             cand_rows.append(j)
             tokens.append(t)
-    base_set = set(base_vocab)
-    new = [t for t in cand_vocab if t not in base_set]
+    base_set = {t for t in base_vocab if t is not None}
+    new = [t for t in cand_vocab if t is not None and t not in base_set]
     return Alignment(tokens, np.asarray(base_rows, dtype=np.int64),
                      np.asarray(cand_rows, dtype=np.int64), new)
 

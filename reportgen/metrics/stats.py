@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Distances below this are float64 round-off of identical vectors: report them as 0.
+ROUNDOFF = 1e-12
+
 
 def cosine_distance_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise ``1 - cos(a_i, b_i)`` in float64.
@@ -18,7 +21,8 @@ def cosine_distance_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = dot / (na * nb)
     cos = np.where((na == 0) & (nb == 0), 1.0, np.where((na == 0) | (nb == 0), 0.0, cos))
-    return np.clip(1.0 - cos, 0.0, 2.0)
+    dist = np.clip(1.0 - cos, 0.0, 2.0)
+    return np.where(dist < ROUNDOFF, 0.0, dist)
 
 
 def bootstrap_ci(
@@ -40,6 +44,6 @@ def safe_ratio(value: float, floor: float | None) -> tuple[float | None, str | N
     """``value / floor``; a missing or zero floor is an error to report, never infinity."""
     if floor is None:
         return None, "no noise-floor variant (role: noise_floor) in the spec"
-    if not np.isfinite(floor) or floor <= 0.0:
+    if not np.isfinite(floor) or floor <= ROUNDOFF:
         return None, "the noise floor measured zero drift, so no ratio can be formed"
     return float(value / floor), None

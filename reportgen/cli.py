@@ -1,0 +1,125 @@
+"""Command line: ``reportgen audit | validate | schema | render | metrics``.
+
+Only this module prints. Exit codes: 0 PASS or WARN, 1 FAIL or ERROR, 2 bad spec or input,
+3 an internal error (a bug: please report it). Heavy libraries load only inside commands
+that need them, so ``--help`` and ``validate`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ReportgenError, SpecError
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from .pipeline import run_audit
+
+    cert = run_audit(args.spec, out=args.out, progress=not args.quiet, write=True)
+    print(cert.summary())
+    return 0 if cert.verdict in ("PASS", "WARN") else 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .pipeline import concept_probe
+    from .specload import load_spec
+
+    loaded = load_spec(args.spec)
+    probe = concept_probe(loaded)
+    spec = loaded.spec
+    print(f"{args.spec}: OK ({len(spec.models.candidates)} candidates, "
+          f"{probe.info.count} concepts, {len(spec.checks)} checks)")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .certificate import Certificate
+
+    cert = Certificate.from_json(args.certificate)
+    src = Path(args.certificate)
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
+    paths = cert.save(out, args.formats.split(","))
+    for p in paths.values():
+        print(p)
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from .metrics.registry import REGISTRY
+
+    for name in sorted(REGISTRY):
+        print(f"{name}\n    {REGISTRY[name].definition}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="reportgen",
+        description="Audit a fine-tuned transformer against its base model and issue an "
+                    "alignment certificate (HTML, PDF, JSON).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    a = sub.add_parser("audit", help="run an audit from a YAML spec")
+    a.add_argument("spec", help="the audit spec (YAML)")
+    a.add_argument("--out", help="output folder (default: output.dir from the spec)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    a.set_defaults(func=_audit)
+
+    v = sub.add_parser("validate", help="check a spec without loading any model")
+    v.add_argument("spec")
+    v.set_defaults(func=_validate)
+
+    s = sub.add_parser("schema", help="print the spec's JSON Schema")
+    s.set_defaults(func=_schema)
+
+    r = sub.add_parser("render", help="re-render HTML/PDF from a certificate.json (no model)")
+    r.add_argument("certificate", help="certificate.json or the folder holding it")
+    r.add_argument("--out", help="output folder (default: next to the certificate)")
+    r.add_argument("--formats", default="html,pdf", help="comma-separated: html,pdf,json")
+    r.set_defaults(func=_render)
+
+    m = sub.add_parser("metrics", help="list every metric a check can name")
+    m.set_defaults(func=_metrics)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except SpecError as e:
+        for prob in e.problems:
+            print(f"error: {prob}", file=sys.stderr)
+        n = len(e.problems)
+        print(f"{n} problem{'s' if n != 1 else ''} found; nothing was run.", file=sys.stderr)
+        return 2
+    except ReportgenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: one line, traceback on request
+        if os.environ.get("REPORTGEN_DEBUG"):
+            raise
+        print(f"internal error: {type(e).__name__}: {e} "
+              "(set REPORTGEN_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Checkpoint digests compatible with OpenSSF model signing v1.0 (file serialization).
+
+Each file gets a SHA-256; the root digest is SHA-256 over the raw per-file digests
+concatenated in sorted relative-path order (POSIX separators). ``.git``, ``.github``,
+``.gitattributes`` and ``.gitignore`` are ignored, as model signing ignores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .certificate import Digest, FileDigest
+from .errors import ModelError
+
+IGNORED = frozenset({".git", ".github", ".gitattributes", ".gitignore"})
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def list_files(folder: Path) -> list[str]:
+    """Relative POSIX paths of every regular file under ``folder``, minus ignored ones."""
+    names = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder)
+        if any(part in IGNORED for part in rel.parts):
+            continue
+        if p.is_file():
+            names.append(rel.as_posix())
+    return sorted(names)
+
+
+def root_digest(file_digests: list[FileDigest]) -> str:
+    h = hashlib.sha256()
+    for fd in sorted(file_digests, key=lambda f: f.name):
+        h.update(bytes.fromhex(fd.digest))
+    return h.hexdigest()
+
+
+def digest_folder(folder: Path) -> Digest:
+    """The model-signing digest of a checkpoint folder."""
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: not a folder")
+    files = [FileDigest(n, file_sha256(folder / n)) for n in list_files(folder)]
+    if not files:
+        raise ModelError(f"{folder}: the folder is empty")
+    return Digest("sha256", root_digest(files), files)
+
+
+def derived_digest(source: Digest, recipe: str) -> Digest:
+    """A derived variant is named by its source's root digest and the recipe applied."""
+    h = hashlib.sha256(f"{source.root}\n{recipe}".encode())
+    return Digest("sha256-derived", h.hexdigest(), [])

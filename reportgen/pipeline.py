@@ -1,0 +1,290 @@
+"""The audit, stage by stage: spec → models → capture → metrics → verdicts → certificate.
+
+Models are identified (and hashed) before anything heavy runs, so a bad path fails in a
+second; each model is then loaded, captured and freed in turn, so memory stays near one
+model. Captures are cached, so re-running with other checks runs no forward pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .certificate import (
+    Certificate,
+    CertificateBuilder,
+    CheckResult,
+    Comparison,
+    ModelInfo,
+    ProbeInfo,
+)
+from .errors import InputError, ModelError
+from .progress import Progress
+from .specload import LoadedSpec, load_spec, resolve_path
+
+LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "scipy",
+             "scikit-learn", "altair", "vl-convert-python", "weasyprint", "jinja2", "pydantic")
+
+
+@dataclass
+class ConceptProbe:
+    terms: list[str]
+    categories: list[str]
+    texts: list[str]
+    info: ProbeInfo
+
+
+def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
+              write: bool | None = None) -> Certificate:
+    """Run the whole audit. ``out`` (or ``write=True``: the spec's output.dir) writes files."""
+    prog = Progress(progress)
+    loaded = load_spec(source)
+    out_dir = _output_dir(loaded, out, write)
+    if out_dir is not None:
+        ensure_writable(out_dir)
+    probe = concept_probe(loaded)
+    models = resolve_models(loaded, prog)
+    captures = capture_all(loaded, models, probe, prog)
+    prog.say("computing metrics")
+    from .analysis import compare_all
+
+    comparisons, warnings = compare_all(loaded.spec, models, captures, probe)
+    checks = evaluate_checks(loaded, comparisons)
+    cert = Certificate(CertificateBuilder(
+        audit=audit_meta(loaded),
+        tool=tool_info(),
+        spec={"digest": loaded.digest, "content": loaded.normalised},
+        models=[model_info(m, captures[m.name]) for m in models],
+        probes=[probe.info],
+        comparisons=comparisons,
+        checks=checks,
+        warnings=warnings + _spec_warnings(loaded),
+        limitations=limitations(models, probe),
+        analysis=analysis_info(loaded, captures[models[0].name]),
+    ).build())
+    if out_dir is not None:
+        paths = cert.save(out_dir, loaded.spec.output.formats)
+        prog.say("wrote " + ", ".join(str(p) for p in paths.values()))
+    prog.say(f"verdict: {cert.verdict}")
+    return cert
+
+
+def _output_dir(loaded: LoadedSpec, out: str | Path | None, write: bool | None) -> Path | None:
+    if out is not None:
+        return Path(out)
+    if write:
+        return resolve_path(loaded.spec.output.dir, loaded.base_dir)
+    return None
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail before the expensive work, with one line, when the output cannot be written."""
+    from .errors import OutputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".reportgen-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"{folder}: output folder is not writable ({e.strerror})") from None
+
+
+def concept_probe(loaded: LoadedSpec) -> ConceptProbe:
+    from .probes import concept_texts, load_vocabulary, probe_digest
+
+    cp = loaded.spec.probes.concepts
+    concepts = load_vocabulary(cp.vocabulary, loaded.base_dir, spec_file=loaded.file)
+    texts = concept_texts(concepts, cp.template)
+    cats = [c.category for c in concepts]
+    digest = probe_digest("concepts", texts, {"categories": cats})
+    info = ProbeInfo("concepts", "concepts", len(texts), digest,
+                     {"template": cp.template, "vocabulary": cp.vocabulary,
+                      "categories": sorted(set(cats))})
+    return ConceptProbe([c.term for c in concepts], cats, texts, info)
+
+
+def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
+    """Locate and hash every model (base first), check each candidate against the base."""
+    from .models import check_compatible, derive, resolve
+
+    spec = loaded.spec
+    prog.say("hashing checkpoints")
+    base = resolve("base", "base", spec.models.base.path, loaded.base_dir, "models.base.path")
+    out = [base]
+    by_name = {"base": base}
+    pending = list(enumerate(spec.models.candidates))
+    while pending:  # derived variants may name a candidate listed after them
+        progressed = False
+        for item in list(pending):
+            i, c = item
+            field = f"models.candidates[{i}]"
+            if c.derive is not None:
+                src = by_name.get(c.derive.from_)
+                if src is None:
+                    continue
+                rm = derive(c.name, c.role, src, c.derive.quantize, f"{field}.derive")
+            else:
+                rm = resolve(c.name, c.role, c.path, loaded.base_dir, f"{field}.path")
+            check_compatible(base, rm)
+            by_name[c.name] = rm
+            out.append(rm)
+            pending.remove(item)
+            progressed = True
+        if not progressed:
+            names = ", ".join(c.name for _, c in pending)
+            raise ModelError(f"models.candidates: cannot resolve derivations of {names}")
+    return out
+
+
+def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Progress) -> dict:
+    from . import cache
+    from .capture import CapturePlan
+
+    a = loaded.spec.analysis
+    plan = CapturePlan(None if a.layers == "all" else tuple(a.layers), a.max_length,
+                       a.batch_size)
+    caps = {}
+    for m in models:
+        key = cache.cache_key(m.digest.root, probe.info.digest, plan.key())
+        cap = cache.load(key)
+        if cap is not None:
+            prog.say(f"{m.name}: capture found in cache")
+        else:
+            cap = _capture_one(m, probe, plan, prog)
+            cache.save(key, cap)
+        caps[m.name] = cap
+    _check_tokenizers(models, caps)
+    return caps
+
+
+def _capture_one(m, probe: ConceptProbe, plan, prog: Progress):
+    from .capture import capture
+    from .loading import load
+
+    prog.say(f"{m.name}: loading {m.architecture} ({m.kind})")
+    model, tok = load(m)
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0)
+                   or getattr(model.config, "n_layer", 0))
+    if plan.layers is not None and max(plan.layers) > n_layers:
+        raise InputError(
+            f"analysis.layers: layer {max(plan.layers)} is out of range; "
+            f"{m.name} has layers 0..{n_layers}"
+        )
+    cap = capture(model, tok, probe.texts, plan, prog, m.name)
+    del model, tok
+    gc.collect()
+    return cap
+
+
+def _check_tokenizers(models: list, caps: dict) -> None:
+    """Candidates may grow the base vocabulary; vocabularies that barely overlap are refused."""
+    base = {t for t in caps["base"].vocab if t is not None}
+    for m in models[1:]:
+        cand = {t for t in caps[m.name].vocab if t is not None}
+        shared = len(base & cand) / max(1, len(base))
+        if shared < 0.9:
+            raise ModelError(
+                f"{m.field}: the tokenizer of {m.name!r} shares only {shared:.0%} of the base "
+                "vocabulary; tokens cannot be aligned"
+            )
+
+
+def evaluate_checks(loaded: LoadedSpec, comparisons: list[Comparison]) -> list[CheckResult]:
+    from .verdicts import evaluate
+
+    spec = loaded.spec
+    by_cand = {c.candidate: c for c in comparisons}
+    results = []
+    for chk in spec.checks:
+        targets = [chk.candidate] if chk.candidate else [
+            c.name for c in spec.models.candidates if c.role == "candidate"]
+        for cand in targets:
+            results.append(evaluate(chk.id or chk.metric, chk.metric, cand, by_cand.get(cand),
+                                    chk.fail_if, chk.warn_if, chk.description))
+    return results
+
+
+def created_timestamp(spec_created: Any) -> str:
+    """audit.created, else $SOURCE_DATE_EPOCH, else now; ISO 8601 in UTC."""
+    if isinstance(spec_created, dt.datetime):
+        t = spec_created if spec_created.tzinfo else spec_created.replace(tzinfo=dt.timezone.utc)
+    elif isinstance(spec_created, dt.date):
+        t = dt.datetime(spec_created.year, spec_created.month, spec_created.day,
+                        tzinfo=dt.timezone.utc)
+    elif os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+        raw = os.environ["SOURCE_DATE_EPOCH"].strip()
+        try:
+            t = dt.datetime.fromtimestamp(int(raw), tz=dt.timezone.utc)
+        except ValueError:
+            raise InputError(
+                f"SOURCE_DATE_EPOCH: expected whole seconds since 1970, got {raw!r}") from None
+    else:
+        t = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def audit_meta(loaded: LoadedSpec) -> dict[str, Any]:
+    a = loaded.spec.audit
+    return {"name": a.name, "release": a.release, "created": created_timestamp(a.created),
+            "description": a.description}
+
+
+def tool_info() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    libs = {}
+    for lib in LIBRARIES:
+        try:
+            libs[lib] = version(lib)
+        except PackageNotFoundError:
+            libs[lib] = None
+    return {"name": "reportgen", "version": __version__, "libraries": libs}
+
+
+def model_info(m, cap) -> ModelInfo:
+    return ModelInfo(
+        name=m.name, role=m.role, kind=m.kind, architecture=m.architecture,
+        parameters=cap.parameters, source=m.source, digest=m.digest, layers=cap.n_layers,
+        hidden_size=cap.hidden_size, vocab_size=sum(t is not None for t in cap.vocab),
+        derived_from=m.derived_from, derivation=m.recipe,
+    )
+
+
+def analysis_info(loaded: LoadedSpec, cap) -> dict[str, Any]:
+    a = loaded.spec.analysis
+    return {
+        "layers": cap.layer_ids,
+        "layer_zero": "embedding output (before block 1)",
+        "representation": "hidden state of the last non-padding token; also mean over "
+                          "non-padding tokens; L2-normalised for cosine",
+        "bootstrap": {"resamples": a.bootstrap, "seed": a.seed, "level": 0.95},
+        "max_length": a.max_length,
+    }
+
+
+def _spec_warnings(loaded: LoadedSpec) -> list[str]:
+    w = []
+    if not loaded.spec.checks:
+        w.append("The spec has no checks, so the verdict PASS asserts nothing.")
+    if not any(c.role == "noise_floor" for c in loaded.spec.models.candidates):
+        w.append("No noise-floor variant: drift is reported without a reference scale.")
+    return w
+
+
+def limitations(models: list, probe: ConceptProbe) -> list[str]:
+    template = probe.info.details["template"]
+    out = [f"Concept drift is measured in one prompt template ({template!r}); "
+           "other phrasings may move differently."]
+    if any(m.kind == "encoder" for m in models):
+        out.append("For encoders the last non-padding token is the separator token; the "
+                   "mean-pooled drift is reported beside it.")
+    if any(m.recipe for m in models):
+        out.append("The noise floor is a weight round-trip through int8/int4, not a runtime "
+                   "quantized kernel; it measures weight-rounding noise only.")
+    return out
