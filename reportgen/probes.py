@@ -1,0 +1,193 @@
+"""Concept vocabularies (YAML ``category: [terms]`` or CSV ``term,category``) and probe digests.
+
+A vocabulary mistake should cost the user one glance: every error is one line naming the
+file as they wrote it, the line when known, and what was expected. The digest of the probe
+texts keys the capture cache and is cited on the certificate, so it must not depend on
+anything but the texts themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .resources import probes_dir
+from .specload import (
+    describe,
+    did_you_mean,
+    one_line,
+    read_text_file,
+    read_yaml,
+    resolve_path,
+)
+
+BUILTIN = "builtin:"
+_SUFFIXES = (".yaml", ".yml", ".csv")
+_PACK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\Z")
+_YAML_SHAPE = "a mapping of category: [terms]"
+_CSV_HEADER = "a header row 'term,category'"
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One vocabulary term and the category it belongs to."""
+
+    term: str
+    category: str
+
+
+def builtin_packs() -> list[str]:
+    """Names usable as ``builtin:NAME``: probe files shipped under specs/probes."""
+    try:
+        root = probes_dir()
+    except FileNotFoundError:
+        return []
+    names = {p.relative_to(root).with_suffix("").as_posix()
+             for p in root.rglob("*") if p.suffix in _SUFFIXES and p.is_file()}
+    return sorted(names)
+
+
+def load_vocabulary(ref: str, base_dir: Path, field: str = "probes.concepts.vocabulary",
+                    spec_file: str = "") -> list[Concept]:
+    """The concepts of a vocabulary, in file order; InputError with one located line.
+
+    ``spec_file`` and ``field`` (when given) prefix the message, so a user running the audit
+    sees which spec entry named the file; pass ``field=""`` to get the bare message.
+    """
+    try:
+        return _load(ref, base_dir)
+    except InputError as e:
+        where = "".join(f"{part}: " for part in (spec_file, field) if part)
+        raise InputError(one_line(f"{where}{e}")) from None
+
+
+def _load(ref: str, base_dir: Path) -> list[Concept]:
+    path = _builtin_path(ref[len(BUILTIN):]) if ref.startswith(BUILTIN) else resolve_path(
+        ref, base_dir)
+    text = read_text_file(path, ref, "vocabulary file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _parse_csv(text, ref)
+    if suffix in (".yaml", ".yml"):
+        return _parse_yaml(text, ref)
+    raise InputError(f"{ref}: expected a .yaml, .yml or .csv vocabulary file")
+
+
+def _builtin_path(name: str) -> Path:
+    """probes_dir()/NAME.yaml (or .yml, .csv); names cannot climb out of that folder."""
+    if _PACK_NAME.match(name):
+        try:
+            root = probes_dir()
+        except FileNotFoundError as e:
+            raise InputError(str(e)) from None
+        for suffix in _SUFFIXES:
+            if (root / (name + suffix)).is_file():
+                return root / (name + suffix)
+    packs = builtin_packs()
+    raise InputError(f"unknown built-in pack {name!r}." + did_you_mean(name, packs, "Available"))
+
+
+def _parse_yaml(text: str, shown: str) -> list[Concept]:
+    doc = read_yaml(text, shown)
+    if doc.problems:
+        first = doc.problems[0]
+        where = f"{shown}:{first.line}" if first.line else shown
+        raise InputError(f"{where}: {first.message}")
+    data = doc.data
+    if data is None:
+        raise InputError(f"{shown}: the file is empty; expected {_YAML_SHAPE}")
+    if not isinstance(data, dict) or not data:
+        got = describe(data, doc.texts.get(()))
+        raise InputError(f"{shown}:{doc.lines.get(())}: expected {_YAML_SHAPE}, got {got}")
+    found = _Found(shown)
+    for category, terms in data.items():
+        line = doc.lines.get((category,))
+        _check_category(category, terms, f"{shown}:{line}")
+        for j, term in enumerate(terms):
+            found.add(term, category, doc.lines.get((category, j), line),
+                      doc.texts.get((category, j)))
+    return found.concepts
+
+
+def _check_category(category: Any, terms: Any, where: str) -> None:
+    if not isinstance(category, str) or not category.strip():
+        raise InputError(f"{where}: expected a category name, got {describe(category)}")
+    if terms is None or terms == []:
+        raise InputError(f"{where}: category {category!r} has no terms; expected a list of terms")
+    if not isinstance(terms, list):
+        raise InputError(
+            f"{where}: category {category!r}: expected a list of terms, got {describe(terms)}"
+        )
+
+
+class _Found:
+    """Concepts in file order, refusing blank, non-text and repeated terms."""
+
+    def __init__(self, shown: str):
+        self.shown = shown
+        self.concepts: list[Concept] = []
+        self.where: dict[str, str] = {}
+
+    def add(self, term: Any, category: str, line: int | None, text: str | None = None) -> None:
+        at = f"{self.shown}:{line}" if line else self.shown
+        if not isinstance(term, str):
+            raise InputError(f"{at}: category {category!r}: expected a term (text), got "
+                             f"{describe(term, text)}; put it in quotes")
+        if not term.strip():
+            raise InputError(f"{at}: category {category!r}: blank term; expected a word or phrase")
+        if term in self.where:
+            other = self.where[term]
+            if other == category:
+                raise InputError(f"{at}: term {term!r} is listed twice in {category!r}")
+            raise InputError(f"{at}: term {term!r} is in both {other!r} and {category!r}; "
+                             "a term can belong to one category only")
+        self.where[term] = category
+        self.concepts.append(Concept(term, category))
+
+
+def _parse_csv(text: str, shown: str) -> list[Concept]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except csv.Error as e:
+        raise InputError(f"{shown}:{reader.line_num}: not valid CSV ({e})") from None
+    if not rows:
+        raise InputError(f"{shown}: the file is empty; expected {_CSV_HEADER}")
+    line, header = rows[0]
+    columns = [c.strip().lower() for c in header]
+    missing = [c for c in ("term", "category") if c not in columns]
+    if len(missing) == 2:
+        got = ",".join(header)
+        raise InputError(f"{shown}:{line}: expected {_CSV_HEADER}, got {got!r}")
+    if missing:
+        raise InputError(f"{shown}:{line}: missing column '{missing[0]}'; expected {_CSV_HEADER}")
+    ti, ci = columns.index("term"), columns.index("category")
+    found = _Found(shown)
+    for line, row in rows[1:]:
+        term = row[ti].strip() if ti < len(row) else ""
+        category = row[ci].strip() if ci < len(row) else ""
+        if not category and term:
+            raise InputError(f"{shown}:{line}: term {term!r} has no category")
+        found.add(term, category, line)
+    if not found.concepts:
+        raise InputError(f"{shown}: expected at least one term after the header")
+    return found.concepts
+
+
+def concept_texts(concepts: list[Concept], template: str) -> list[str]:
+    """The prompt for each concept. Only {term} is replaced, so other braces stay literal."""
+    return [template.replace("{term}", c.term) for c in concepts]
+
+
+def probe_digest(kind: str, texts: list[str], extra: dict | None = None) -> str:
+    """sha256 of canonical JSON of the probe texts: the same probes give the same digest."""
+    blob = json.dumps({"kind": kind, "texts": list(texts), "extra": extra or {}},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -1,0 +1,51 @@
+"""Session fixtures: tiny models built in seconds, the demo family, an isolated cache."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def load_example(name: str) -> ModuleType:
+    """Import a script from examples/ (they are scripts, not a package)."""
+    path = REPO / "examples" / f"{name}.py"
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Captures go to a fresh folder, so tests never read a cache they did not write."""
+    path = tmp_path_factory.mktemp("capture-cache")
+    os.environ["REPORTGEN_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def builder() -> ModuleType:
+    return load_example("build_demo_models")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(builder: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return builder.build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def demo_root(builder: ModuleType) -> Path:
+    """The demo models, shared with ``make demo`` through the versioned user cache."""
+    root = builder.default_root()
+    builder.build_gpt2_family(root)
+    return root
