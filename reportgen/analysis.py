@@ -41,6 +41,10 @@ def compare_all(spec, models: list, caps: dict, probe) -> tuple[list[Comparison]
         if align.new_tokens:
             warnings.append(f"{m.name}: the tokenizer grew by {len(align.new_tokens)} tokens; "
                             "they are listed, not compared.")
-        comparisons.append(Comparison("base", m.name, m.role, {**cm, **em},
-                                      {**ctables, **etables}))
+        metrics = {**cm, **em}
+        if floors and m.name == floors[0]:
+            for name, mv in metrics.items():
+                if name.endswith("noise_floor_ratio"):
+                    mv.error = f"{m.name} is the noise floor itself"
+        comparisons.append(Comparison("base", m.name, m.role, metrics, {**ctables, **etables}))
     return comparisons, warnings

@@ -1,0 +1,153 @@
+"""Write a certificate's views (JSON, HTML, PDF) into an output folder, all or nothing.
+
+Every format is rendered in memory first, so a rendering failure touches no file. The bytes
+are then staged in a temporary folder next to the output folder and moved into place with
+``os.replace``; if a move fails, files already moved are rolled back to their previous
+versions. A reader of the folder sees either the old set of files or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..certificate import Certificate
+from ..errors import OutputError
+
+FILENAMES = {"json": "certificate.json", "html": "certificate.html", "pdf": "certificate.pdf"}
+
+__all__ = ["FILENAMES", "render_outputs", "write_outputs"]
+
+
+def write_outputs(cert: Certificate, out_dir: Path, formats: list[str]) -> dict[str, Path]:
+    """Render ``formats`` (json, html, pdf) and move them into ``out_dir`` atomically.
+
+    Returns the path written per format. Raises :class:`OutputError` when the folder cannot
+    be created or written (permissions, a file in the way, a full disk).
+    """
+    out_dir = Path(out_dir)
+    payloads = render_outputs(cert, formats)
+    created = _ensure_folder(out_dir)
+    try:
+        _commit(payloads, out_dir)
+    except OSError as e:
+        if created:
+            _remove_if_empty(out_dir)
+        raise _output_error(out_dir, e, payloads) from e
+    return {fmt: out_dir / FILENAMES[fmt] for fmt in payloads}
+
+
+def render_outputs(cert: Certificate, formats: list[str]) -> dict[str, bytes]:
+    """Each requested format's bytes, in the order asked; nothing touches the disk."""
+    unknown = [f for f in formats if f not in FILENAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown output format {unknown[0]!r}; expected one of: {', '.join(FILENAMES)}"
+        )
+    out: dict[str, bytes] = {}
+    for fmt in dict.fromkeys(formats):
+        if fmt == "json":
+            out[fmt] = cert.to_json().encode("utf-8")
+        elif fmt == "html":
+            from .html import render_html
+
+            out[fmt] = render_html(cert).encode("utf-8")
+        else:
+            from .pdf import render_pdf
+
+            out[fmt] = render_pdf(cert)
+    return out
+
+
+# ---------------------------------------------------------------------------- internals
+
+
+def _ensure_folder(out_dir: Path) -> bool:
+    """Create the output folder if needed; True when this call created it."""
+    if out_dir.is_dir():
+        return False
+    if out_dir.exists() or out_dir.is_symlink():
+        raise OutputError(f"{out_dir}: output folder path is taken by a file; expected a folder")
+    try:
+        out_dir.mkdir(parents=True)
+    except FileExistsError:
+        return False
+    except OSError as e:
+        what = "a file in the way" if e.errno == errno.ENOTDIR else e.strerror or str(e)
+        raise OutputError(f"{out_dir}: output folder cannot be created ({what})") from None
+    return True
+
+
+def _staging_folder(out_dir: Path) -> Path:
+    """A private temp folder on the same filesystem: next to ``out_dir``, else inside it."""
+    here = out_dir.resolve()
+    parent = here.parent
+    if parent != here and parent.stat().st_dev == here.stat().st_dev:
+        try:
+            return Path(tempfile.mkdtemp(prefix=f".{here.name}.reportgen-", dir=parent))
+        except OSError:
+            pass  # e.g. a read-only parent over a writable output folder
+    return Path(tempfile.mkdtemp(prefix=".reportgen-", dir=out_dir))
+
+
+def _commit(payloads: dict[str, bytes], out_dir: Path) -> None:
+    staging = _staging_folder(out_dir)
+    try:
+        staged = {fmt: _write_synced(staging / FILENAMES[fmt], data)
+                  for fmt, data in payloads.items()}
+        _swap_in(staged, out_dir, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_synced(path: Path, data: bytes) -> Path:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path
+
+
+def _swap_in(staged: dict[str, Path], out_dir: Path, staging: Path) -> None:
+    """Move staged files into place; on failure put every earlier file back as it was."""
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for src in staged.values():
+            target = out_dir / src.name
+            backup = None
+            if target.exists() or target.is_symlink():
+                backup = staging / (src.name + ".previous")
+                os.replace(target, backup)
+            done.append((target, backup))
+            os.replace(src, target)
+    except BaseException:  # an OSError, or Ctrl-C between two moves: undo, then re-raise
+        for target, backup in reversed(done):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, target)
+                else:
+                    target.unlink(missing_ok=True)
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _output_error(out_dir: Path, e: OSError, payloads: dict[str, bytes]) -> OutputError:
+    """One line naming the folder and what was expected of it."""
+    reason = e.strerror or str(e)
+    if e.errno == errno.ENOSPC:
+        mb = sum(len(b) for b in payloads.values()) / 1e6
+        return OutputError(
+            f"{out_dir}: no space left on the device for the certificate "
+            f"(needs about {max(mb, 0.1):.1f} MB free)"
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"{out_dir}: output folder is not writable ({reason})")
+    return OutputError(f"{out_dir}: cannot write the certificate files ({reason})")

@@ -1,0 +1,475 @@
+"""The certificate as one self-contained HTML page (and a compact notebook fragment).
+
+The page works offline and under a strict Content-Security-Policy: the Vega JavaScript is
+inlined once, each chart's spec sits in a ``<script type="application/json">`` block that
+the browser never executes, and the two executable scripts are allowed by their SHA-256
+hashes. Vega's expressions run through its interpreter (``ast: true``), so no
+``'unsafe-eval'`` is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import altair as alt
+import jinja2
+import vl_convert
+from markupsafe import Markup
+
+from ..certificate import Certificate
+from ..resources import templates_dir
+from ..summary import summary_lines
+from . import charts
+
+TEMPLATE = "certificate.html.j2"
+NOTEBOOK_TEMPLATE = "notebook.html.j2"
+NOTEBOOK_STATUS_STYLES = {
+    "PASS": "background: #e2f3ec; border-color: #00795a; color: #004d39;",
+    "WARN": "background: #fdf0d9; border-color: #b36b00; color: #653c00;",
+    "FAIL": "background: #fbe4da; border-color: #c0420a; color: #7f2800;",
+    "ERROR": "background: #f2e3ee; border-color: #8e3a73; color: #5f1f4c;",
+}
+EMBED_SCRIPT = """(function () {
+  "use strict";
+  var options = {ast: true, renderer: "svg", tooltip: {theme: "light"},
+    actions: {export: true, source: false, compiled: false, editor: false}};
+  var blocks = document.querySelectorAll('script[type="application/json"][data-chart]');
+  Array.prototype.forEach.call(blocks, function (block) {
+    var target = document.getElementById(block.getAttribute("data-chart"));
+    if (!target) { return; }
+    try {
+      vegaEmbed(target, JSON.parse(block.textContent), options).catch(function (err) {
+        target.textContent = "The chart could not be drawn (" + err + "); see the table.";
+      });
+    } catch (err) {
+      target.textContent = "The chart could not be drawn (" + err + "); see the table.";
+    }
+  });
+})();"""
+
+
+def render_html(cert: Certificate) -> str:
+    """The full interactive certificate page."""
+    ctx = page_context(cert, mode="html")
+    bundle = js_bundle()
+    ctx.update(
+        charts={f.id: chart_script(f.spec()) for f in ctx["figures"]},
+        images={},
+        js_bundle=Markup(bundle),
+        embed_script=Markup(EMBED_SCRIPT),
+        csp=content_security_policy([bundle, EMBED_SCRIPT]),
+    )
+    return environment().get_template(TEMPLATE).render(ctx)
+
+
+def notebook_html(cert: Certificate) -> str:
+    """A compact fragment for Jupyter: verdict, summary, checks and the charts as static SVG.
+
+    Static images rather than live Vega: notebook front ends differ in whether they run
+    scripts in outputs, and inlining a megabyte of JavaScript per cell output is wasteful.
+    Drawing the SVGs takes a second or two, so the last few fragments are kept per digest.
+    """
+    digest = cert.digest
+    if digest not in _NOTEBOOK_CACHE:
+        data = cert.data
+        ctx = {
+            "data": data,
+            "digest": digest,
+            "summary": summary_lines(data),
+            "images": [(f, svg_data_uri(f.spec())) for f in charts.figures(data)],
+            "STYLES": NOTEBOOK_STATUS_STYLES,
+        }
+        while len(_NOTEBOOK_CACHE) >= 4:
+            _NOTEBOOK_CACHE.pop(next(iter(_NOTEBOOK_CACHE)))
+        _NOTEBOOK_CACHE[digest] = environment().get_template(NOTEBOOK_TEMPLATE).render(ctx)
+    return _NOTEBOOK_CACHE[digest]
+
+
+_NOTEBOOK_CACHE: dict[str, str] = {}
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """Jinja2 with autoescape on for every template and undefined names as errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def vegalite_version() -> str | None:
+    """The Vega-Lite version Altair writes specs for, if vl-convert ships it."""
+    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return wanted if wanted in vl_convert.get_vegalite_versions() else None
+
+
+@functools.lru_cache(maxsize=1)
+def js_bundle() -> str:
+    """Vega, Vega-Lite and Vega-Embed in one script (about 0.9 MB), built once per process."""
+    bundle = vl_convert.javascript_bundle(vl_version=vegalite_version())
+    # "</script" would end the inline element early and "<!--" changes how it is parsed;
+    # both can only sit in string or regex literals, where "<\/" and "<\!" mean the same.
+    bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
+    return bundle.replace("<!--", "<\\!--")
+
+
+def chart_script(spec: dict[str, Any]) -> Markup:
+    """A spec as JSON safe inside ``<script type="application/json">``.
+
+    ``<``, ``>`` and ``&`` become ``\\u003c`` etc., so no data (a concept term, a token)
+    can close the script element or open a comment; JSON.parse reads them back unchanged.
+    """
+    text = json.dumps(spec, ensure_ascii=False, separators=(",", ":"))
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(ch, esc)
+    return Markup(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def content_security_policy(scripts: list[str]) -> str:
+    """No network at all; only our own inline scripts (by hash) may run.
+
+    Styles stay 'unsafe-inline': Vega-Embed injects a stylesheet and sets style attributes,
+    and with every fetch forbidden a style cannot send anything anywhere.
+    """
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'"
+        for s in scripts
+    )
+    return (
+        "default-src 'none'; "
+        f"script-src {hashes}; "
+        "style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def chart_svg(spec: dict[str, Any]) -> str:
+    """A chart as static SVG (no JavaScript), for the PDF and notebooks; never fetches."""
+    return vl_convert.vegalite_to_svg(spec, vl_version=vegalite_version(), allowed_base_urls=[])
+
+
+def svg_data_uri(spec: dict[str, Any]) -> str:
+    svg = chart_svg(spec)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+# ------------------------------------------------------------------ what the template shows
+
+FAMILY_TITLES = {"concepts": "Concept drift", "embeddings": "Token-embedding drift"}
+FAMILY_INTROS = {
+    "concepts": "Each concept term is placed in the probe template and run through the base "
+    "model and each candidate. A concept's drift is the cosine distance 1 − cos between its "
+    "two hidden states: 0 means unchanged, larger means it moved further.",
+    "embeddings": "Each token's row of the input-embedding matrix in the base model is "
+    "compared with the same token's row in the candidate (tokens matched by their string). "
+    "Drift is the cosine distance between the two rows.",
+}
+TOP_N = 20
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    kind: str = "text"  # text | code | num | ratio | pct | int
+
+
+@dataclass
+class Table:
+    """A table the template renders generically; ``collapsed`` ones are HTML-only details."""
+
+    caption: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    collapsed: bool = False
+
+
+@dataclass
+class Section:
+    id: str
+    family: str
+    title: str
+    intro: str
+    metrics: Table
+    definitions: list[tuple[str, str, str]]
+    figures: list[charts.Figure]
+    tables: dict[str, list[Table]] = field(default_factory=dict)  # figure id -> its tables
+    notes: list[str] = field(default_factory=list)
+
+
+def page_context(cert: Certificate | dict[str, Any], mode: str) -> dict[str, Any]:
+    """Everything the template needs, shared by the HTML (mode 'html') and PDF ('pdf')."""
+    cert = cert if isinstance(cert, Certificate) else Certificate(cert)
+    data = cert.data
+    figs = charts.figures(data)
+    sections = family_sections(data, figs)
+    statuses = [c.get("status") for c in data.get("checks") or []]
+    toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
+           ("probes", "Probes"), *[(s.id, s.title) for s in sections],
+           ("warnings", "Warnings and limitations"), ("appendix", "Appendix")]
+    return {
+        "mode": mode, "data": data, "audit": data.get("audit") or {},
+        "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
+        "digest": cert.digest, "summary": summary_lines(data),
+        "counts": {s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR")},
+        "sections": sections, "figures": figs, "toc": toc,
+        "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
+                                ensure_ascii=False, sort_keys=False),
+    }
+
+
+def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Section]:
+    """One section per metric family, known families first, in the certificate's order."""
+    comps = charts.comparisons(data)
+    seen: list[str] = []
+    for c in comps:
+        for name in c.get("metrics") or {}:
+            fam = name.split(".", 1)[0]
+            if fam not in seen:
+                seen.append(fam)
+    families = [f for f in FAMILY_TITLES if f in seen] + [f for f in seen if
+                                                          f not in FAMILY_TITLES]
+    out = []
+    for fam in families:
+        names = [n for n in _metric_names(comps) if n.split(".", 1)[0] == fam]
+        grouped = _definition_groups(comps, names)
+        headline = [n for n in names if fam not in FAMILY_TITLES or not _is_grouped(n, grouped)]
+        section = Section(
+            id=f"family-{charts.slug(fam)}", family=fam,
+            title=FAMILY_TITLES.get(fam, fam.replace("_", " ").capitalize() + " metrics"),
+            intro=FAMILY_INTROS.get(fam, ""), metrics=metrics_table(comps, headline),
+            definitions=grouped, figures=[f for f in figs if f.family == fam],
+        )
+        if fam == "concepts":
+            section.tables = concept_tables(data)
+        elif fam == "embeddings":
+            section.tables, section.notes = token_tables(data)
+        out.append(section)
+    return out
+
+
+def _metric_names(comps: list[dict[str, Any]]) -> list[str]:
+    names: dict[str, None] = {}
+    for c in comps:
+        names.update(dict.fromkeys(c.get("metrics") or {}))
+    return list(names)
+
+
+def _definition_groups(comps: list[dict[str, Any]], names: list[str]) -> list[tuple]:
+    """(name or pattern, definition, unit): metrics sharing a definition become one pattern.
+
+    ``concepts.category.finance.…`` and ``concepts.category.safety.…`` share a definition,
+    so they are listed once as ``concepts.category.{category}.…``.
+    """
+    by_def: dict[str, list[str]] = {}
+    units: dict[str, str] = {}
+    for c in comps:
+        for n in names:
+            m = (c.get("metrics") or {}).get(n)
+            if m is not None and n not in by_def.get(m.get("definition", ""), []):
+                by_def.setdefault(m.get("definition", ""), []).append(n)
+                units[n] = m.get("unit", "")
+    return [(_pattern(group), d, units[group[0]]) for d, group in by_def.items()]
+
+
+def _pattern(names: list[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    parts = [n.split(".") for n in names]
+    if len({len(p) for p in parts}) != 1:
+        return ", ".join(names)
+    out = []
+    for i, seg in enumerate(zip(*parts, strict=True)):
+        if len(set(seg)) == 1:
+            out.append(seg[0])
+        else:
+            out.append("{" + (parts[0][i - 1] if i else "name") + "}")
+    return ".".join(out)
+
+
+def _is_grouped(name: str, groups: list[tuple]) -> bool:
+    return any(pattern != name and _matches(pattern, name) for pattern, _, _ in groups)
+
+
+def _matches(pattern: str, name: str) -> bool:
+    p, n = pattern.split("."), name.split(".")
+    return len(p) == len(n) and all(a.startswith("{") or a == b for a, b in zip(p, n, strict=True))
+
+
+def metrics_table(comps: list[dict[str, Any]], names: list[str]) -> Table:
+    """Metric rows × one column per compared model; a cell holds value, CI, unit, error."""
+    cols = [Column("metric", "metric", "code")] + [
+        Column(_cand_key(c), c["candidate"], "metric") for c in comps]
+    rows = [{"metric": n, **{_cand_key(c): (c.get("metrics") or {}).get(n) for c in comps}}
+            for n in names]
+    return Table("One column per compared model; CI: bootstrap confidence interval of the "
+                 "mean", cols, rows)
+
+
+def _cand_key(comp: dict[str, Any]) -> str:
+    """A row key for a candidate's column that no fixed column key can collide with."""
+    return "candidate:" + comp["candidate"]
+
+
+def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
+    """The tables behind each concept chart (their text alternative)."""
+    cols = [Column("rank", "rank", "int"), Column("term", "term"),
+            Column("category", "category"), Column("cosine_distance", "cosine distance", "num"),
+            Column("cosine_distance_mean_pooled", "mean-pooled", "num"),
+            Column("noise_floor_ratio", "× noise floor", "ratio")]
+    out: dict[str, list[Table]] = {}
+    comps = [c for c in charts.comparisons(data) if charts.table(c, "concepts")]
+    for c in comps:
+        rows = sorted(charts.table(c, "concepts"), key=lambda r: r["rank"])
+        name = c["candidate"]
+        out[f"top-concepts-{charts.slug(name)}"] = _top_and_all(
+            f"Top {min(TOP_N, len(rows))} concepts by drift: {name}",
+            f"All {len(rows)} concepts: {name}", cols, rows)
+    cat_rows = [{**r, "candidate": c["candidate"]} for c in comps
+                for r in charts.table(c, "categories")]
+    cat_rows.sort(key=lambda r: r["category"])
+    out["concept-categories"] = [Table("Drift by category", [
+        Column("category", "category"), Column("candidate", "candidate"),
+        Column("count", "concepts", "int"), Column("mean", "mean", "num"),
+        Column("std", "std", "num"), Column("top_quartile_share", "in top quartile", "pct"),
+        Column("noise_floor_ratio", "× noise floor", "ratio")], cat_rows)]
+    layers: dict[int, dict[str, Any]] = {}
+    for c in comps:
+        for r in charts.table(c, "layers"):
+            layers.setdefault(r["layer"], {"layer": r["layer"]})[_cand_key(c)] = \
+                r["cosine_distance_mean"]
+    out["concept-layers"] = [Table(
+        "Mean concept drift (last-token hidden state) by layer",
+        [Column("layer", "layer", "int")] + [Column(_cand_key(c), c["candidate"], "num")
+                                             for c in comps],
+        [layers[k] for k in sorted(layers)])]
+    return out
+
+
+def _top_and_all(top: str, everything: str, cols: list[Column],
+                 rows: list[dict[str, Any]]) -> list[Table]:
+    """The first TOP_N rows, plus all rows collapsed (HTML only) when there are more."""
+    tables = [Table(top, cols, rows[:TOP_N])]
+    if len(rows) > TOP_N:
+        tables.append(Table(everything, cols, rows, collapsed=True))
+    return tables
+
+
+def token_tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
+    """Tables behind the token charts, and a note per candidate with new tokens."""
+    cols = [Column("rank", "rank", "int"), Column("token", "token", "token"),
+            Column("cosine_distance", "cosine distance", "num"),
+            Column("base_id", "base id", "int"), Column("candidate_id", "candidate id", "int")]
+    out: dict[str, list[Table]] = {}
+    notes = []
+    for c in charts.comparisons(data):
+        rows = sorted(charts.table(c, "tokens"), key=lambda r: r["rank"])
+        name = c["candidate"]
+        if rows:
+            out[f"token-movers-{charts.slug(name)}"] = _top_and_all(
+                f"Top {min(TOP_N, len(rows))} token movers: {name}",
+                f"All {len(rows)} listed token movers: {name}", cols, rows)
+        new = [r["token"] for r in charts.table(c, "new_tokens")]
+        if new:
+            shown = ", ".join(charts.token_label(t) for t in new[:20])
+            more = f" and {len(new) - 20} more" if len(new) > 20 else ""
+            notes.append(f"{name} has {len(new)} tokens that the base vocabulary lacks; they "
+                         f"have no base embedding to compare with: {shown}{more}.")
+    hist = [{**r, "candidate": c["candidate"]} for c in charts.comparisons(data)
+            for r in charts.table(c, "token_histogram")]
+    out["token-histogram"] = [Table("Histogram bins", [
+        Column("candidate", "candidate"), Column("bin_start", "from", "num"),
+        Column("bin_end", "to", "num"), Column("count", "tokens", "int")], hist,
+        collapsed=True)]
+    return out, notes
+
+
+# ------------------------------------------------------------------------------ filters
+
+
+def fmt_num(v: Any) -> str:
+    """Four significant digits; large numbers with thousands separators."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
+
+
+def fmt_ratio(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.1f}×" if abs(v) < 100 else f"{v:,.0f}×"
+
+
+def fmt_pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f} %"
+
+
+def fmt_metric(m: dict[str, Any] | None) -> str:
+    """A metric value in its unit ('57.8×', '87.5 %', '0.1342')."""
+    if m is None or m.get("value") is None:
+        return "—"
+    unit, v = m.get("unit", ""), m["value"]
+    if unit == "×":
+        return fmt_ratio(v)
+    if unit == "share":
+        return fmt_pct(v)
+    if unit:
+        return f"{fmt_num(v)} {unit}"
+    return fmt_num(v)
+
+
+def fmt_params(n: int | None) -> str:
+    if not n:
+        return "—"
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.1f} {suffix}"
+    return str(n)
+
+
+def short_digest(d: str | None, keep: int = 12) -> str:
+    if not d:
+        return "—"
+    return d if len(d) <= keep + 1 else d[:keep] + "…"
+
+
+def dotted(name: Any) -> Markup:
+    """A dotted metric name that may wrap after each dot (long names in narrow cells)."""
+    return Markup(".<wbr>").join(str(name).split("."))
+
+
+def css_string(text: Any) -> Markup:
+    """A quoted CSS string (for @page margin boxes) that nothing can break out of."""
+    out = []
+    for ch in str(text):
+        if ch in '"\\<>&' or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):x} ")
+        else:
+            out.append(ch)
+    return Markup('"' + "".join(out) + '"')
+
+
+FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
+           "params": fmt_params, "short": short_digest, "css_string": css_string,
+           "dotted": dotted,
+           "token": charts.token_label}

@@ -1,0 +1,153 @@
+"""A few plain-language sentences about a certificate, from its JSON alone.
+
+Every sentence states something the numbers in the certificate support: a ratio to the
+noise floor is only given when the certificate has one, a "moved most" only when there is
+more than one category to compare.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_CHECK_LINES = 5
+_COUNTS = (("FAIL", "failed"), ("ERROR", "could not be computed"), ("WARN", "warned"),
+           ("PASS", "passed"))
+
+
+def summary_lines(data: dict[str, Any]) -> list[str]:
+    """Verdict, then one line per candidate, the noise floor, non-passing checks, warnings."""
+    lines = [verdict_line(data)]
+    comps = data.get("comparisons") or []
+    lines += [candidate_line(c) for c in comps if c.get("role") != "noise_floor"]
+    lines += [noise_floor_line(c) for c in comps if c.get("role") == "noise_floor"]
+    lines += check_lines(data.get("checks") or [])
+    n_warn = len(data.get("warnings") or [])
+    if n_warn:
+        lines.append(f"{_plural(n_warn, 'warning')} recorded during the audit; "
+                     "see Warnings and limitations.")
+    return [ln for ln in lines if ln]
+
+
+def verdict_line(data: dict[str, Any]) -> str:
+    """'Verdict: FAIL (2 of 6 checks failed, 1 warned, 3 passed).'"""
+    checks = data.get("checks") or []
+    verdict = data.get("verdict", "ERROR")
+    if not checks:
+        return (f"Verdict: {verdict} (the audit defined no checks, so nothing was compared "
+                "with a threshold).")
+    counts = [(n, word) for status, word in _COUNTS
+              if (n := sum(c.get("status") == status for c in checks))]
+    total = _plural(len(checks), "check")
+    if len(counts) == 1:
+        everything = "the only check" if len(checks) == 1 else f"all {total}"
+        return f"Verdict: {verdict} ({everything} {counts[0][1]})."
+    (n, word), rest = counts[0], counts[1:]
+    tail = ", ".join(f"{m} {w}" for m, w in rest)
+    return f"Verdict: {verdict} ({n} of {total} {word}, {tail})."
+
+
+def candidate_line(comp: dict[str, Any]) -> str:
+    """'finetuned: concept drift 0.134 (57.8× the noise floor); …' from what was measured."""
+    parts = [p for p in (_concept_part(comp), _token_part(comp)) if p]
+    if not parts:
+        return f"{comp.get('candidate')}: no drift metric was computed."
+    return f"{comp.get('candidate')}: " + "; ".join(parts) + "."
+
+
+def noise_floor_line(comp: dict[str, Any]) -> str:
+    parts = []
+    v = _value(comp, "concepts.cosine_distance.mean")
+    if v is not None:
+        parts.append(f"concept drift {_num(v)}")
+    v = _value(comp, "embeddings.cosine_distance.mean")
+    if v is not None:
+        parts.append(f"token-embedding drift {_num(v)}")
+    if not parts:
+        return ""
+    return (f"Noise floor ({comp.get('candidate')}): " + " and ".join(parts)
+            + "; the candidates' ratios are measured against these.")
+
+
+def check_lines(checks: list[dict[str, Any]]) -> list[str]:
+    """One line per non-passing check, worst first, at most ``MAX_CHECK_LINES``."""
+    order = {"ERROR": 0, "FAIL": 1, "WARN": 2}
+    bad = sorted((c for c in checks if c.get("status") in order),
+                 key=lambda c: order[c["status"]])
+    lines = [f"{c['status']} {c.get('id')}: {_sentence(c.get('message', ''))}"
+             for c in bad[:MAX_CHECK_LINES]]
+    if len(bad) > MAX_CHECK_LINES:
+        lines.append(f"… and {len(bad) - MAX_CHECK_LINES} more non-passing checks "
+                     "(see the checks table).")
+    return lines
+
+
+def _concept_part(comp: dict[str, Any]) -> str:
+    mean = _value(comp, "concepts.cosine_distance.mean")
+    if mean is None:
+        return ""
+    text = f"concept drift {_num(mean)} ({_ratio_text(comp, 'concepts.cosine_distance')})"
+    tables = comp.get("tables") or {}
+    top = [r["term"] for r in sorted(tables.get("concepts") or [], key=lambda r: r["rank"])]
+    if top:
+        text += f"; the most moved concepts are {_join(top[:3])}"
+    cats = tables.get("categories") or []
+    if len(cats) > 1:
+        worst = max(cats, key=lambda r: r["mean"])
+        text += (f"; the {worst['category']} category moved most "
+                 f"(mean {_num(worst['mean'])} against {_num(mean)} overall)")
+    return text
+
+
+def _token_part(comp: dict[str, Any]) -> str:
+    mean = _value(comp, "embeddings.cosine_distance.mean")
+    if mean is None:
+        return ""
+    text = (f"token-embedding drift {_num(mean)} "
+            f"({_ratio_text(comp, 'embeddings.cosine_distance')})")
+    movers = sorted((comp.get("tables") or {}).get("tokens") or [], key=lambda r: r["rank"])
+    if movers:
+        text += f", largest for {movers[0]['token']!r}"
+    new = _value(comp, "embeddings.new_tokens")
+    if new:
+        text += f"; {_plural(int(new), 'new token')} not in the base vocabulary"
+    return text
+
+
+def _ratio_text(comp: dict[str, Any], prefix: str) -> str:
+    ratio = _value(comp, f"{prefix}.noise_floor_ratio")
+    if ratio is not None:
+        return f"{_ratio(ratio)} the noise floor"
+    metric = (comp.get("metrics") or {}).get(f"{prefix}.noise_floor_ratio") or {}
+    error = metric.get("error") or ""
+    if "zero" in error:
+        return "the noise floor measured zero drift, so no ratio"
+    return "no noise floor to compare with"
+
+
+def _value(comp: dict[str, Any], name: str) -> float | None:
+    m = (comp.get("metrics") or {}).get(name)
+    return None if m is None else m.get("value")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+def _num(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def _ratio(v: float) -> str:
+    return f"{v:.1f}×" if v < 100 else f"{v:,.0f}×"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _join(items: list[str]) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

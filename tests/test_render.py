@@ -1,0 +1,368 @@
+"""HTML, PDF and write_outputs, rendered from a synthetic certificate."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from certfactory import make_builder
+
+import reportgen.render as render
+import reportgen.render.pdf as pdf_module
+from reportgen.certificate import Certificate
+from reportgen.errors import OutputError
+from reportgen.render import charts
+from reportgen.render.html import chart_script, notebook_html, render_html
+from reportgen.render.pdf import render_pdf
+
+HOSTILE_TERM = "<script>alert(1)</script>"
+HOSTILE_NAME = 'Evil "audit" </style><script>alert(2)</script>'
+JSON_BLOCK = re.compile(
+    r'<script type="application/json" data-chart="chart-([^"]+)">(.*?)</script>', re.S)
+EXEC_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    """A certificate whose first concept term and audit name try to inject markup."""
+    builder = make_builder(terms=[HOSTILE_TERM] + [f"term{i}" for i in range(1, 40)])
+    builder.audit["name"] = HOSTILE_NAME
+    return builder.build()
+
+
+@pytest.fixture(scope="module")
+def cert(data) -> Certificate:
+    return Certificate(data)
+
+
+@pytest.fixture(scope="module")
+def html(cert) -> str:
+    return render_html(cert)
+
+
+@pytest.fixture(scope="module")
+def pdf(cert) -> bytes:
+    return render_pdf(cert)
+
+
+@pytest.fixture(scope="module")
+def pdf_text(pdf, tmp_path_factory) -> str:
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    path = tmp_path_factory.mktemp("pdf") / "certificate.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+# ------------------------------------------------------------------------------------ HTML
+
+
+def test_html_is_one_self_contained_file(html):
+    assert html.startswith("<!DOCTYPE html>\n<html lang=\"en\">")
+    assert not re.search(r"<script[^>]*\ssrc=", html, re.I)
+    outside_js = EXEC_SCRIPT.sub("", html)  # the inlined Vega bundle has URLs in strings
+    assert not re.search(r"<link\b", outside_js, re.I)
+    assert not re.search(r"<(img|iframe|object|embed|source)\b", outside_js, re.I)
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", outside_js, re.I)
+    assert not re.search(r"@import|url\(\s*[\"']?(https?:)?//", outside_js, re.I)
+    assert len(html.encode()) < 3_000_000
+
+
+def test_vega_is_inlined_once(html):
+    scripts = EXEC_SCRIPT.findall(html)
+    assert len(scripts) == 2
+    assert html.count("window.vegaEmbed=") == 1
+    assert "vegaEmbed(" in scripts[1]
+
+
+def test_csp_forbids_the_network_and_allows_only_our_scripts(html):
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+    assert csp, "no CSP meta tag"
+    policy = csp.group(1).replace("&#39;", "'")
+    assert "default-src 'none'" in policy
+    assert "unsafe-eval" not in policy
+    assert "script-src 'sha256-" in policy and "'unsafe-inline'" not in policy.split(";")[1]
+    for body in EXEC_SCRIPT.findall(html):
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy
+    assert html.index("Content-Security-Policy") < html.index("<style>")
+
+
+def test_every_chart_spec_is_embedded(html, data):
+    blocks = dict(JSON_BLOCK.findall(html))
+    figures = charts.figures(data)
+    assert len(figures) == 9
+    for fig in figures:
+        assert json.loads(blocks[fig.id]) == fig.spec(), fig.id
+        assert f'id="chart-{fig.id}" role="img" aria-label="' in html
+        assert f'id="cap-{fig.id}"' in html
+
+
+def test_charts_are_interactive_and_fixed_width(data):
+    for fig in charts.figures(data):
+        spec = fig.spec()
+        assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v")
+        assert spec["width"] == charts.WIDTH, fig.id
+        text = json.dumps(spec)
+        assert '"tooltip"' in text, fig.id
+        assert '"container"' not in text, fig.id
+        if not fig.id.startswith("token-movers-"):
+            assert '"bind": "legend"' in text, fig.id
+
+
+def test_values_are_escaped(html):
+    assert HOSTILE_TERM not in html
+    assert "alert(2)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Evil &#34;audit&#34; &lt;/style&gt;" in html
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in html
+
+
+def test_chart_json_cannot_close_its_script_element():
+    text = chart_script({"a": "</script><!-- & -->"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"a": "</script><!-- & -->"}
+
+
+def test_verdict_checks_models_and_digest_appear(html, cert, data):
+    assert 'class="verdict verdict-fail"' in html
+    assert ">FAIL</span>" in html
+    for c in data["checks"]:
+        assert f"<code>{c['id']}</code>" in html
+    for m in data["models"]:
+        assert m["digest"]["root"] in html
+    assert html.count(cert.digest) >= 2  # header and footer
+
+
+def test_page_order_and_headings(html):
+    order = ["verdict verdict-", "<h1>", "Certificate digest", 'id="toc-title"',
+             'id="summary-title"', 'id="checks-title"', 'id="models-title"',
+             'id="probes-title"', 'id="family-concepts-title"', 'id="family-embeddings-title"',
+             'id="warnings-title"', 'id="appendix-title"', 'class="colophon"']
+    positions = [html.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    levels = [int(h) for h in re.findall(r"<h([1-6])\b", html)]
+    assert levels[0] == 1 and all(b - a <= 1 for a, b in pairwise(levels))
+
+
+def test_rendering_is_repeatable(html, cert):
+    assert render_html(cert) == html
+
+
+def test_notebook_fragment(cert, data):
+    frag = notebook_html(cert)
+    assert "<script" not in frag
+    assert "FAIL" in frag and all(c["id"] in frag for c in data["checks"])
+    assert frag.count('src="data:image/svg+xml;base64,') == len(charts.figures(data))
+    bundle = cert._repr_mimebundle_()
+    assert set(bundle) == {"text/html", "text/plain"}
+
+
+@pytest.mark.browser
+def test_charts_draw_in_a_browser_under_the_csp(html, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    page = tmp_path / "certificate.html"
+    page.write_text(html, encoding="utf-8")
+    profile = tmp_path / "profile"
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    assert ">The chart could not be drawn" not in dom
+    assert dom.count('class="chart-canvas vega-embed') == 9
+
+
+def _only_embeddings(d: dict) -> None:
+    for c in d["comparisons"]:
+        c["metrics"] = {k: v for k, v in c["metrics"].items() if k.startswith("embeddings.")}
+        for t in ("concepts", "categories", "layers", "concept_layers"):
+            del c["tables"][t]
+
+
+def _new_family(d: dict) -> None:
+    d["comparisons"][0]["metrics"]["behavior.misalignment_score"] = {
+        "value": None, "definition": "Share of risk prompts whose margin fell.", "unit": "share",
+        "ci": None, "error": "no risk probes in the spec"}
+
+
+def _bare(d: dict) -> None:
+    d.update(comparisons=[], checks=[], warnings=[], limitations=[], verdict="PASS")
+    d["audit"]["release"] = None
+    d["tool"]["libraries"] = {"torch": None}
+
+
+@pytest.mark.parametrize("change", [_only_embeddings, _new_family, _bare])
+def test_partial_certificates_render(change):
+    from reportgen.render.html import environment, page_context
+
+    d = make_builder().build()
+    change(d)
+    page = render_html(Certificate(d))
+    assert "</html>" in page
+    ctx = page_context(d, mode="pdf")
+    ctx.update(charts={}, images={f.id: "data:," for f in ctx["figures"]})
+    assert "</html>" in environment().get_template("certificate.html.j2").render(ctx)
+    if change is _new_family:
+        assert 'id="family-behavior"' in page and "no risk probes in the spec" in page
+    if change is _bare:
+        assert "the audit defined no checks" in page and "torch (not installed)" in page
+
+
+# ------------------------------------------------------------------------------------- PDF
+
+
+def test_pdf_is_a_pdf(pdf):
+    assert pdf.startswith(b"%PDF-")
+    assert pdf.rstrip().endswith(b"%%EOF")
+
+
+def test_pdf_text_has_verdict_checks_and_digests(pdf_text, data, cert):
+    assert "FAIL" in pdf_text
+    for c in data["checks"]:
+        assert c["id"] in pdf_text, c["id"]
+    for m in data["models"]:
+        assert m["digest"]["root"] in pdf_text, m["name"]
+    assert cert.digest in pdf_text  # running footer
+    assert re.search(r"Page 1 of \d+", pdf_text)
+
+
+def test_pdf_charts_are_vector_images(pdf_text):
+    # the SVG text of the charts is laid out as real text, not pixels
+    assert "Most-moved concepts: finetuned" in pdf_text
+    assert "Concept drift by layer" in pdf_text
+
+
+def test_pdf_fetches_nothing_but_its_charts():
+    fetch = pdf_module.chart_fetcher({})
+    with pytest.raises(ValueError, match="may not load"):
+        fetch("https://example.com/x.png")
+    with pytest.raises(ValueError, match="may not load"):
+        fetch("file:///etc/passwd")
+
+
+# --------------------------------------------------------------------------- write_outputs
+
+
+def test_write_outputs_writes_each_format(cert, tmp_path):
+    out = tmp_path / "out" / "v1"
+    paths = render.write_outputs(cert, out, ["json", "html", "pdf"])
+    assert paths == {"json": out / "certificate.json", "html": out / "certificate.html",
+                     "pdf": out / "certificate.pdf"}
+    assert paths["json"].read_bytes() == cert.to_json().encode("utf-8")
+    assert hashlib.sha256(paths["json"].read_bytes()).hexdigest() == cert.digest
+    assert paths["pdf"].read_bytes().startswith(b"%PDF-")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
+        ["out", "v1", "certificate.json", "certificate.html", "certificate.pdf"])
+
+
+def test_failed_render_writes_nothing(cert, tmp_path, monkeypatch):
+    def broken(_cert):
+        raise RuntimeError("pdf engine exploded")
+
+    monkeypatch.setattr(pdf_module, "render_pdf", broken)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="exploded"):
+        render.write_outputs(cert, out, ["json", "html", "pdf"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_render_keeps_older_outputs(cert, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "certificate.json").write_text("old json")
+    monkeypatch.setattr(pdf_module, "render_pdf", lambda _c: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        render.write_outputs(cert, out, ["json", "pdf"])
+    assert [p.name for p in out.iterdir()] == ["certificate.json"]
+    assert (out / "certificate.json").read_text() == "old json"
+
+
+def test_failed_move_rolls_back(cert, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "certificate.json").write_text("old json")
+    (out / "certificate.html").write_text("old html")
+    real_replace = os.replace
+    calls = []
+
+    def flaky_replace(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 4:  # json backed up and moved in, html backed up, then html fails
+            raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(render.os, "replace", flaky_replace)
+    with pytest.raises(OutputError) as e:
+        render.write_outputs(cert, out, ["json", "html"])
+    assert str(e.value) == f"{out}: cannot write the certificate files (Input/output error)"
+    assert sorted(p.name for p in out.iterdir()) == ["certificate.html", "certificate.json"]
+    assert (out / "certificate.json").read_text() == "old json"
+    assert (out / "certificate.html").read_text() == "old html"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # staging folder removed
+
+
+def test_unwritable_folder(cert, tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(render.tempfile, "mkdtemp", denied)
+    out = tmp_path / "out" / "x"
+    with pytest.raises(OutputError) as e:
+        render.write_outputs(cert, out, ["json"])
+    assert str(e.value) == f"{out}: output folder is not writable (Permission denied)"
+    assert not out.exists()
+
+
+def test_folder_that_cannot_be_created(cert, tmp_path, monkeypatch):
+    monkeypatch.setattr(Path, "mkdir", lambda *a, **k: (_ for _ in ()).throw(
+        PermissionError(errno.EACCES, "Permission denied")))
+    out = tmp_path / "new"
+    with pytest.raises(OutputError) as e:
+        render.write_outputs(cert, out, ["json"])
+    assert str(e.value) == f"{out}: output folder cannot be created (Permission denied)"
+
+
+def test_a_file_in_the_way(cert, tmp_path):
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(OutputError) as e:
+        render.write_outputs(cert, tmp_path / "taken", ["json"])
+    assert str(e.value) == (
+        f"{tmp_path / 'taken'}: output folder path is taken by a file; expected a folder")
+    with pytest.raises(OutputError) as e:
+        render.write_outputs(cert, tmp_path / "taken" / "sub", ["json"])
+    assert str(e.value) == (
+        f"{tmp_path / 'taken' / 'sub'}: output folder cannot be created (a file in the way)")
+
+
+def test_disk_full(cert, tmp_path, monkeypatch):
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(render, "_write_synced", full)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError) as e:
+        render.write_outputs(cert, out, ["json"])
+    mb = len(cert.to_json().encode()) / 1e6
+    assert str(e.value) == (
+        f"{out}: no space left on the device for the certificate (needs about {mb:.1f} MB free)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_format(cert, tmp_path):
+    with pytest.raises(ValueError, match="unknown output format 'docx'; expected one of: "
+                                         "json, html, pdf"):
+        render.write_outputs(cert, tmp_path, ["json", "docx"])

@@ -1,0 +1,124 @@
+"""summary_lines says what the numbers support, and nothing they do not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from certfactory import make_certificate
+
+from reportgen.summary import summary_lines
+
+
+def metric(value: float | None, error: str | None = None, unit: str = "") -> dict[str, Any]:
+    return {"value": value, "definition": "d", "unit": unit, "ci": None, "error": error}
+
+
+def check(cid: str, status: str, message: str = "m") -> dict[str, Any]:
+    return {"id": cid, "metric": "x", "candidate": "ft", "condition": "", "value": 1.0,
+            "status": status, "message": message}
+
+
+def comparison(name: str = "ft", role: str = "candidate", *, ratio: float | None = 4.1,
+               ratio_error: str | None = None, categories: int = 2) -> dict[str, Any]:
+    cats = [{"category": "finance", "mean": 0.3, "std": 0.1, "count": 2,
+             "top_quartile_share": 1.0, "noise_floor_ratio": None},
+            {"category": "emotion", "mean": 0.02, "std": 0.01, "count": 2,
+             "top_quartile_share": 0.0, "noise_floor_ratio": None}][:categories]
+    return {
+        "base": "base", "candidate": name, "role": role,
+        "metrics": {
+            "concepts.cosine_distance.mean": metric(0.12),
+            "concepts.cosine_distance.noise_floor_ratio": metric(ratio, ratio_error, "×"),
+        },
+        "tables": {
+            "concepts": [{"term": t, "category": "finance", "cosine_distance": d, "rank": r}
+                         for r, (t, d) in enumerate([("bank", .5), ("loan", .4), ("tax", .3),
+                                                     ("joy", .01)], start=1)],
+            "categories": cats,
+        },
+    }
+
+
+def doc(checks=(), comparisons=(), warnings=(), verdict="PASS") -> dict[str, Any]:
+    return {"verdict": verdict, "checks": list(checks), "comparisons": list(comparisons),
+            "warnings": list(warnings)}
+
+
+def test_verdict_counts_worst_first():
+    checks = [check("a", "FAIL"), check("b", "FAIL"), check("c", "WARN"),
+              *[check(f"p{i}", "PASS") for i in range(3)]]
+    assert summary_lines(doc(checks, verdict="FAIL"))[0] == (
+        "Verdict: FAIL (2 of 6 checks failed, 1 warned, 3 passed)."
+    )
+
+
+def test_verdict_when_every_check_agrees():
+    assert summary_lines(doc([check("a", "PASS"), check("b", "PASS")]))[0] == (
+        "Verdict: PASS (all 2 checks passed)."
+    )
+    assert summary_lines(doc([check("a", "PASS")]))[0] == "Verdict: PASS (the only check passed)."
+
+
+def test_verdict_without_checks_says_nothing_was_tested():
+    assert summary_lines(doc()) == [
+        "Verdict: PASS (the audit defined no checks, so nothing was compared with a threshold)."
+    ]
+
+
+def test_candidate_line_with_noise_floor():
+    lines = summary_lines(doc(comparisons=[comparison()]))
+    assert lines[1] == (
+        "ft: concept drift 0.12 (4.1× the noise floor); the most moved concepts are bank, loan "
+        "and tax; the finance category moved most (mean 0.3 against 0.12 overall)."
+    )
+
+
+def test_missing_noise_floor_gives_no_ratio():
+    comp = comparison(ratio=None, ratio_error="no noise-floor variant (role: noise_floor)")
+    line = summary_lines(doc(comparisons=[comp]))[1]
+    assert "(no noise floor to compare with)" in line
+    assert "×" not in line
+
+
+def test_zero_noise_floor_is_reported_not_infinite():
+    comp = comparison(ratio=None, ratio_error="the noise floor measured zero drift, so no "
+                                              "ratio can be formed")
+    line = summary_lines(doc(comparisons=[comp]))[1]
+    assert "(the noise floor measured zero drift, so no ratio)" in line
+    assert "inf" not in line
+
+
+def test_one_category_is_not_called_the_one_that_moved_most():
+    line = summary_lines(doc(comparisons=[comparison(categories=1)]))[1]
+    assert "moved most" not in line
+
+
+def test_noise_floor_comparison_gets_its_own_line():
+    lines = summary_lines(doc(comparisons=[comparison(), comparison("int8", "noise_floor")]))
+    assert lines[2] == (
+        "Noise floor (int8): concept drift 0.12; the candidates' ratios are measured against "
+        "these."
+    )
+
+
+def test_non_passing_checks_are_listed_worst_first_and_capped():
+    checks = [check(f"w{i}", "WARN", "warns") for i in range(5)] + [
+        check("f", "FAIL", "fails because it is > 0.2"), check("e", "ERROR", "no value")]
+    lines = summary_lines(doc(checks, verdict="ERROR"))
+    assert lines[1:4] == ["ERROR e: no value.", "FAIL f: fails because it is > 0.2.",
+                          "WARN w0: warns."]
+    assert lines[-1] == "… and 2 more non-passing checks (see the checks table)."
+
+
+def test_warnings_are_counted():
+    assert summary_lines(doc(warnings=["a", "b"]))[-1] == (
+        "2 warnings recorded during the audit; see Warnings and limitations."
+    )
+
+
+def test_factory_certificate_summary_mentions_every_candidate():
+    lines = summary_lines(make_certificate())
+    assert lines[0].startswith("Verdict: FAIL (2 of 6 checks failed")
+    assert any(line.startswith("finetuned: concept drift") for line in lines)
+    assert any(line.startswith("lora: concept drift") for line in lines)
+    assert any(line.startswith("Noise floor (base-int8)") for line in lines)
