@@ -25,7 +25,7 @@ def test_linear_embedding_and_conv1d_are_all_rounded() -> None:
     np.testing.assert_allclose(after[1], _reference(before[1], 8, axis=1), rtol=1e-5, atol=1e-7)
     # Conv1D stores (in, out): its output channels are columns
     np.testing.assert_allclose(after[2], _reference(before[2], 8, axis=0), rtol=1e-5, atol=1e-7)
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         assert not np.array_equal(a, b)
         assert np.abs(a - b).max() <= np.abs(b).max() / 127 / 2 + 1e-6
 
