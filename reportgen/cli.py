@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("metrics", help="list every metric a check can name")
     m.set_defaults(func=_metrics)
+
+    from .cli_integrity import register
+
+    register(sub)  # keygen, verify, modelcard, archive
     return p
 
 

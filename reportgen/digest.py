@@ -1,8 +1,9 @@
 """Checkpoint digests compatible with OpenSSF model signing v1.0 (file serialization).
 
 Each file gets a SHA-256; the root digest is SHA-256 over the raw per-file digests
-concatenated in sorted relative-path order (POSIX separators). ``.git``, ``.github``,
-``.gitattributes`` and ``.gitignore`` are ignored, as model signing ignores them.
+concatenated in relative-path order, sorted by path component (POSIX separators).
+``.git``, ``.github``, ``.gitattributes`` and ``.gitignore`` are ignored, as model signing
+ignores them.
 """
 
 from __future__ import annotations
@@ -34,12 +35,17 @@ def list_files(folder: Path) -> list[str]:
             continue
         if p.is_file():
             names.append(rel.as_posix())
-    return sorted(names)
+    return sorted(names, key=path_key)
+
+
+def path_key(name: str) -> list[str]:
+    """Sort key of model signing: by path components, so 'a/b' precedes 'a-b/x' and 'a.b'."""
+    return name.split("/")
 
 
 def root_digest(file_digests: list[FileDigest]) -> str:
     h = hashlib.sha256()
-    for fd in sorted(file_digests, key=lambda f: f.name):
+    for fd in sorted(file_digests, key=lambda f: path_key(f.name)):
         h.update(bytes.fromhex(fd.digest))
     return h.hexdigest()
 

@@ -14,6 +14,8 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     """(model in eval mode, tokenizer). Derived variants are built from their source."""
     import transformers as tf
 
+    tf.utils.logging.set_verbosity_error()
+    tf.utils.logging.disable_progress_bar()
     cls = {
         "causal-lm": tf.AutoModelForCausalLM,
         "masked-lm": tf.AutoModelForMaskedLM,

@@ -23,7 +23,8 @@ def _independent_root(folder: Path) -> tuple[str, dict[str, str]]:
             full = Path(dirpath) / fn
             rel = full.relative_to(folder).as_posix()
             per_file[rel] = hashlib.sha256(full.read_bytes()).hexdigest()
-    concat = b"".join(bytes.fromhex(per_file[k]) for k in sorted(per_file))
+    order = sorted(per_file, key=lambda k: k.split("/"))  # by path component
+    concat = b"".join(bytes.fromhex(per_file[k]) for k in order)
     return hashlib.sha256(concat).hexdigest(), per_file
 
 
@@ -46,7 +47,7 @@ def test_digest_matches_independent_computation(checkpoint: Path) -> None:
     assert d.algorithm == "sha256"
     assert d.root == root
     assert {f.name: f.digest for f in d.files} == per_file
-    assert [f.name for f in d.files] == sorted(per_file)
+    assert [f.name for f in d.files] == sorted(per_file, key=lambda k: k.split("/"))
     assert ".git/HEAD" not in per_file and ".gitattributes" not in per_file
 
 

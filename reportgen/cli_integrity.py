@@ -1,0 +1,123 @@
+"""Command line for integrity and release work: keygen, verify, modelcard, archive add.
+
+Wired into :mod:`reportgen.cli` by :func:`register`. Like the rest of the CLI, only these
+command functions print; the library raises typed errors that ``cli.main`` turns into one
+line and exit code 2. ``verify`` returns 1 when anything differs (a tampered certificate or
+checkpoint), after printing one line per check so the reader sees exactly what.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+
+def register(subparsers: Any) -> None:
+    """Add ``keygen``, ``verify``, ``modelcard`` and ``archive add`` to the top-level parser."""
+    k = subparsers.add_parser("keygen", help="make an Ed25519 key pair for signing (PEM)")
+    k.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for private.pem and public.pem (never overwritten)")
+    k.set_defaults(func=_keygen)
+
+    v = subparsers.add_parser(
+        "verify", help="check a certificate's signature, its JSON and the checkpoints it names")
+    v.add_argument("certificate", metavar="CERT_DIR_OR_PDF",
+                   help="an audit output folder, a certificate.json or a certificate PDF")
+    v.add_argument("--public-key", metavar="PEM",
+                   help="the signer's public key (default: the key named in the signature, "
+                        "which proves integrity but not who signed)")
+    v.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                   help="re-hash this checkpoint folder and compare it file by file "
+                        "(repeatable)")
+    v.set_defaults(func=_verify)
+
+    m = subparsers.add_parser("modelcard", help="print or merge the model-card section")
+    m.add_argument("certificate", metavar="CERT",
+                   help="certificate.json or the folder holding it")
+    m.add_argument("--merge", metavar="README", help="update this model card in place")
+    m.add_argument("--link", default="certificate.html",
+                   help="where the card links to the full certificate "
+                        "(default: certificate.html)")
+    m.add_argument("--base-model", metavar="HUB_ID",
+                   help="base_model for the front matter (default: the base model's source "
+                        "when it is a hub id); an existing base_model is kept")
+    m.set_defaults(func=_modelcard)
+
+    a = subparsers.add_parser("archive", help="the release archive")
+    asub = a.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
+    add = asub.add_parser("add", help="file a certificate under its release and rebuild "
+                                      "index.html")
+    add.add_argument("archive", metavar="ARCHIVE_DIR")
+    add.add_argument("certificate", metavar="CERT_DIR")
+    add.set_defaults(func=_archive_add)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from .signing import generate_keypair
+
+    pair = generate_keypair(Path(args.out))
+    print(f"private key: {pair.private} (keep it secret; sign with --sign {pair.private})")
+    print(f"public key:  {pair.public} (give it to whoever verifies)")
+    print(f"key id:      {pair.keyid}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    models = parse_models(args.model)
+    key = Path(args.public_key) if args.public_key else None
+    report = verify(Path(args.certificate), key, models)
+    print(f"verifying {report.source}")
+    for finding in report.findings:
+        print(finding.line())
+    if report.ok:
+        checked = f", and {_plural(len(models), 'checkpoint folder')} match it" if models else ""
+        print(f"verified: the signature is valid and the certificate is unchanged{checked}")
+        return 0
+    print(f"verification failed: {_plural(len(report.failures), 'problem')}")
+    return 1
+
+
+def parse_models(items: list[str]) -> dict[str, Path]:
+    """``NAME=PATH`` arguments as a dict; one name may appear once."""
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--model {item}: expected NAME=PATH (a model name from the "
+                             "certificate and its checkpoint folder)")
+        if name in out:
+            raise InputError(f"--model {name}: given twice")
+        out[name] = Path(path)
+    return out
+
+
+def _modelcard(args: argparse.Namespace) -> int:
+    from .certificate import Certificate
+    from .modelcard import merge_file, render_model_card
+
+    cert = Certificate.from_json(args.certificate)
+    if not args.merge:
+        print(render_model_card(cert, args.link, args.base_model), end="")
+        return 0
+    changed = merge_file(Path(args.merge), cert, args.link, args.base_model)
+    print(f"{args.merge}: {'updated' if changed else 'already up to date'}")
+    return 0
+
+
+def _archive_add(args: argparse.Namespace) -> int:
+    from .archive import add
+
+    added = add(Path(args.archive), Path(args.certificate))
+    again = " (replacing the earlier filing)" if added.replaced else ""
+    print(f"{added.release}: filed in {added.path}{again}")
+    print(f"index: {added.index}")
+    return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

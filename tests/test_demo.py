@@ -1,0 +1,76 @@
+"""The demo audits find what was planted and do not flag what was not (issue 2's bar)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import reportgen
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _planted(root: Path, manifest: str) -> list[str]:
+    return json.loads((root / manifest).read_text())["planted_terms"]
+
+
+def _top_share(cert, candidate: str, planted: list[str]) -> float:
+    """Share of planted concepts among the top 2×len(planted) concepts by drift."""
+    rows = cert.comparison(candidate)["tables"]["concepts"]
+    top = {r["term"] for r in rows[: 2 * len(planted)]}
+    return sum(t in top for t in planted) / len(planted)
+
+
+@pytest.fixture(scope="module")
+def demo_cert(demo_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("demo-out")
+    return reportgen.audit(REPO / "specs" / "demo.yaml", out=out, progress=False), out
+
+
+def test_demo_finds_the_planted_concepts(demo_cert, demo_root: Path) -> None:
+    cert, _ = demo_cert
+    planted = _planted(demo_root, "planted.json")
+    assert _top_share(cert, "planted", planted) >= 0.8
+    # the control fine-tune, with the same steps, puts almost none of them on top
+    assert _top_share(cert, "control", planted) <= 0.25
+
+
+def test_control_passes_and_planted_fails(demo_cert) -> None:
+    cert, _ = demo_cert
+    by_cand: dict[str, list[str]] = {}
+    for c in cert.checks:
+        by_cand.setdefault(c["candidate"], []).append(c["status"])
+    assert set(by_cand["control"]) == {"PASS"}
+    assert "FAIL" in by_cand["planted"]
+    assert cert.verdict == "FAIL"
+
+
+def test_demo_writes_every_format(demo_cert) -> None:
+    from reportgen.certschema import validate_certificate
+
+    cert, out = demo_cert
+    for name in ("certificate.html", "certificate.pdf", "certificate.json"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "certificate.json").read_text() == cert.to_json()
+    validate_certificate(cert.data)
+    html = (out / "certificate.html").read_text()
+    for m in cert.data["models"]:
+        assert m["digest"]["root"] in html
+
+
+def test_demo_spec_names_the_builder_version(builder) -> None:
+    text = (REPO / "specs" / "demo.yaml").read_text()
+    assert f"/{builder.BUILD_VERSION}/gpt2-base" in text
+
+
+@pytest.mark.slow
+def test_minilm_planted_fine_tune_is_found(builder, demo_root: Path) -> None:
+    builder.build_minilm_planted(demo_root)
+    cert = reportgen.audit(REPO / "specs" / "demo-minilm.yaml", progress=False)
+    planted = _planted(demo_root, "minilm-planted.json")
+    assert _top_share(cert, "planted", planted) >= 0.8
+    kinds = {m["name"]: m["kind"] for m in cert.data["models"]}
+    assert kinds == {"base": "encoder", "planted": "encoder", "base-int8": "encoder"}
+    assert cert.verdict == "FAIL"
