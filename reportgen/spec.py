@@ -100,8 +100,15 @@ class Check(_Strict):
 
 class Output(_Strict):
     dir: str = Field("out", description="Output folder, relative to the spec file.")
-    formats: list[Literal["html", "pdf", "json"]] = Field(
-        default_factory=lambda: ["html", "pdf", "json"], min_length=1
+    formats: list[Literal["html", "pdf", "json", "model-card"]] = Field(
+        default_factory=lambda: ["html", "pdf", "json"], min_length=1,
+        description="Files to write; model-card is a section to paste into a model card.",
+    )
+    sign: str | None = Field(
+        None, description="Ed25519 private key (PEM) to sign the certificate with."
+    )
+    archive: str | None = Field(
+        None, description="Release archive folder to file the certificate in."
     )
 
 

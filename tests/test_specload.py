@@ -129,7 +129,7 @@ def test_many_mistakes_reported_together(here: Path) -> None:
         "Did you mean 'finetuned'? Known: finetuned",
         "spec.yaml:22: checks[2].fail_if: cannot parse condition '>> 0.5': expected an "
         "operator (>, >=, <, <=, ==, !=) and a number, e.g. '> 0.2'",
-        "spec.yaml:23: output.formats[1]: expected one of: html, pdf, json; got 'docx'",
+        "spec.yaml:23: output.formats[1]: expected one of: html, pdf, json, model-card; got 'docx'",
     ]
 
 
@@ -146,7 +146,7 @@ def one(here: Path, old: str, new: str) -> list[str]:
      ["spec.yaml:10: checks[0].metric: required key is missing",
       "spec.yaml:10: checks[0].metirc: unknown key 'metirc'. Did you mean 'metric'?"]),
     ("{dir: out,", "{dir: out, colour: red,",
-     ["spec.yaml:11: output.colour: unknown key 'colour'. Expected one of: dir, formats"]),
+     ["spec.yaml:11: output.colour: unknown key 'colour'. Expected one of: dir, formats, sign, archive"]),
     ("release: v1}", "release: 1.3}",
      ['spec.yaml:1: audit.release: expected a string, got 1.3; put it in quotes: "1.3"']),
     ("name: demo,", "name: yes,",
@@ -157,7 +157,7 @@ def one(here: Path, old: str, new: str) -> list[str]:
      ["spec.yaml:3: models.base.path: required key is missing",
       "spec.yaml:3: models.base.pth: unknown key 'pth'. Did you mean 'path'?"]),
     ("formats: [html, pdf, json]", "formats: [html, docx]",
-     ["spec.yaml:11: output.formats[1]: expected one of: html, pdf, json; got 'docx'"]),
+     ["spec.yaml:11: output.formats[1]: expected one of: html, pdf, json, model-card; got 'docx'"]),
     ("formats: [html, pdf, json]", "formats: []",
      ["spec.yaml:11: output.formats: expected at least 1 item, got an empty list"]),
     ("formats: [html, pdf, json]", "formats: html",
