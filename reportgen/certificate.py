@@ -208,11 +208,18 @@ class Certificate:
         return "\n".join(summary_lines(self.data))
 
     def save(
-        self, out_dir: str | Path, formats: list[str] | tuple[str, ...] = ("html", "pdf", "json")
+        self, out_dir: str | Path, formats: list[str] | tuple[str, ...] = ("html", "pdf", "json"),
+        sign: str | Path | None = None,
     ) -> dict[str, Path]:
+        """Write the views; with ``sign`` (an Ed25519 PEM key) also certificate.sig.json."""
         from .render import write_outputs
 
-        return write_outputs(self, Path(out_dir), list(formats))
+        signature = None
+        if sign is not None:
+            from .signing import sign_certificate
+
+            signature = sign_certificate(self, Path(sign))
+        return write_outputs(self, Path(out_dir), list(formats), signature)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         from .render.html import notebook_html

@@ -20,7 +20,8 @@ from .errors import ReportgenError, SpecError
 def _audit(args: argparse.Namespace) -> int:
     from .pipeline import run_audit
 
-    cert = run_audit(args.spec, out=args.out, progress=not args.quiet, write=True)
+    cert = run_audit(args.spec, out=args.out, progress=not args.quiet, write=True,
+                     sign=args.sign, archive=args.archive)
     print(cert.summary())
     return 0 if cert.verdict in ("PASS", "WARN") else 1
 
@@ -46,11 +47,15 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     from .certificate import Certificate
+    from .render import write_outputs
 
     cert = Certificate.from_json(args.certificate)
     src = Path(args.certificate)
-    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
-    paths = cert.save(out, args.formats.split(","))
+    folder = src if src.is_dir() else src.parent
+    out = Path(args.out) if args.out else folder
+    sig = folder / "certificate.sig.json"  # re-attached to the PDF, and copied along
+    signature = sig.read_bytes() if sig.is_file() else None
+    paths = write_outputs(cert, out, args.formats.split(","), signature)
     for p in paths.values():
         print(p)
     return 0
@@ -75,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="run an audit from a YAML spec")
     a.add_argument("spec", help="the audit spec (YAML)")
     a.add_argument("--out", help="output folder (default: output.dir from the spec)")
+    a.add_argument("--sign", metavar="KEY", help="sign with this Ed25519 private key (PEM)")
+    a.add_argument("--archive", metavar="DIR", help="file the certificate in this archive")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     a.set_defaults(func=_audit)
 
@@ -88,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="re-render HTML/PDF from a certificate.json (no model)")
     r.add_argument("certificate", help="certificate.json or the folder holding it")
     r.add_argument("--out", help="output folder (default: next to the certificate)")
-    r.add_argument("--formats", default="html,pdf", help="comma-separated: html,pdf,json")
+    r.add_argument("--formats", default="html,pdf,model-card",
+                   help="comma-separated: html,pdf,json,model-card")
     r.set_defaults(func=_render)
 
     m = sub.add_parser("metrics", help="list every metric a check can name")

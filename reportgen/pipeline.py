@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +32,59 @@ LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "sci
 
 
 @dataclass
-class ConceptProbe:
-    terms: list[str]
-    categories: list[str]
+class DomainProbe:
+    name: str
     texts: list[str]
     info: ProbeInfo
 
 
+@dataclass
+class ConceptProbe:
+    """The concept prompts, plus any domain probe sets captured in the same forward pass."""
+
+    terms: list[str]
+    categories: list[str]
+    texts: list[str]
+    info: ProbeInfo
+    domains: list[DomainProbe] = field(default_factory=list)
+
+    @property
+    def all_texts(self) -> list[str]:
+        """Every text one model reads: the concepts first, then each domain in spec order."""
+        return [*self.texts, *(t for d in self.domains for t in d.texts)]
+
+    def slices(self) -> dict[str, slice]:
+        """Rows of a capture per probe set: ``concepts`` and ``domains.NAME``."""
+        out = {"concepts": slice(0, len(self.texts))}
+        at = len(self.texts)
+        for d in self.domains:
+            out[f"domains.{d.name}"] = slice(at, at + len(d.texts))
+            at += len(d.texts)
+        return out
+
+    @property
+    def capture_digest(self) -> str:
+        """Keys the capture cache: the concept digest alone, else the digest of all sets."""
+        if not self.domains:
+            return self.info.digest
+        from .probes import probe_digest
+
+        return probe_digest("capture", [self.info.digest, *(d.info.digest for d in self.domains)])
+
+    @property
+    def infos(self) -> list[ProbeInfo]:
+        return [self.info, *(d.info for d in self.domains)]
+
+
 def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
-              write: bool | None = None) -> Certificate:
-    """Run the whole audit. ``out`` (or ``write=True``: the spec's output.dir) writes files."""
+              write: bool | None = None, sign: str | Path | None = None,
+              archive: str | Path | None = None) -> Certificate:
+    """Run the whole audit. ``out`` (or ``write=True``: the spec's output.dir) writes files;
+    ``sign`` (else output.sign) signs them, ``archive`` (else output.archive) files them."""
     prog = Progress(progress)
     loaded = load_spec(source)
     out_dir = _output_dir(loaded, out, write)
+    key, archive_dir = _sign_and_archive(loaded, out_dir, sign, archive)
     if out_dir is not None:
         ensure_writable(out_dir)
     probe = concept_probe(loaded)
@@ -53,25 +93,48 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     prog.say("computing metrics")
     from .analysis import compare_all
 
-    comparisons, warnings = compare_all(loaded.spec, models, captures, probe)
+    comparisons, warnings, extra = compare_all(loaded.spec, models, captures, probe, prog)
     checks = evaluate_checks(loaded, comparisons)
     cert = Certificate(CertificateBuilder(
         audit=audit_meta(loaded),
         tool=tool_info(),
         spec={"digest": loaded.digest, "content": loaded.normalised},
         models=[model_info(m, captures[m.name]) for m in models],
-        probes=[probe.info],
+        probes=probe.infos,
         comparisons=comparisons,
         checks=checks,
         warnings=warnings + _spec_warnings(loaded),
         limitations=limitations(models, probe),
-        analysis=analysis_info(loaded, captures[models[0].name]),
+        analysis={**analysis_info(loaded, captures[models[0].name]), **extra},
     ).build())
     if out_dir is not None:
-        paths = cert.save(out_dir, loaded.spec.output.formats)
+        paths = cert.save(out_dir, loaded.spec.output.formats, sign=key)
         prog.say("wrote " + ", ".join(str(p) for p in paths.values()))
+        if archive_dir is not None:
+            from .archive import add
+
+            added = add(archive_dir, out_dir)
+            prog.say(f"filed release {added.release!r} in {added.index}")
     prog.say(f"verdict: {cert.verdict}")
     return cert
+
+
+def _sign_and_archive(loaded: LoadedSpec, out_dir: Path | None, sign: Any, archive: Any
+                      ) -> tuple[Path | None, Path | None]:
+    """The signing key (checked now, before any model loads) and the archive folder."""
+    o = loaded.spec.output
+    key = Path(sign) if sign else (resolve_path(o.sign, loaded.base_dir) if o.sign else None)
+    arch = Path(archive) if archive else (
+        resolve_path(o.archive, loaded.base_dir) if o.archive else None)
+    if (key or arch) and out_dir is None:
+        raise InputError("output: signing and archiving need an output folder (--out)")
+    if key is not None:
+        from .signing import load_private_key
+
+        load_private_key(key)
+    if arch is not None and "json" not in o.formats:
+        raise InputError("output.formats: the archive files certificate.json; add json")
+    return key, arch
 
 
 def _output_dir(loaded: LoadedSpec, out: str | Path | None, write: bool | None) -> Path | None:
@@ -106,7 +169,21 @@ def concept_probe(loaded: LoadedSpec) -> ConceptProbe:
     info = ProbeInfo("concepts", "concepts", len(texts), digest,
                      {"template": cp.template, "vocabulary": cp.vocabulary,
                       "categories": sorted(set(cats))})
-    return ConceptProbe([c.term for c in concepts], cats, texts, info)
+    return ConceptProbe([c.term for c in concepts], cats, texts, info, domain_probes(loaded))
+
+
+def domain_probes(loaded: LoadedSpec) -> list[DomainProbe]:
+    from .probes import load_texts, probe_digest
+
+    out = []
+    for i, d in enumerate(loaded.spec.probes.domains):
+        texts = load_texts(d.texts, loaded.base_dir, field=f"probes.domains[{i}].texts",
+                           spec_file=loaded.file)
+        digest = probe_digest("domain", texts, {"name": d.name})
+        out.append(DomainProbe(d.name, texts, ProbeInfo(
+            f"domains.{d.name}", "domain", len(texts), digest,
+            {"texts": d.texts, "representation": "mean over non-padding tokens"})))
+    return out
 
 
 def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
@@ -151,7 +228,7 @@ def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Pro
                        a.batch_size)
     caps = {}
     for m in models:
-        key = cache.cache_key(m.digest.root, probe.info.digest, plan.key())
+        key = cache.cache_key(m.digest.root, probe.capture_digest, plan.key())
         cap = cache.load(key)
         if cap is not None:
             prog.say(f"{m.name}: capture found in cache")
@@ -176,7 +253,7 @@ def _capture_one(m, probe: ConceptProbe, plan, prog: Progress):
             f"analysis.layers: layer {max(plan.layers)} is out of range; "
             f"{m.name} has layers 0..{n_layers}"
         )
-    cap = capture(model, tok, probe.texts, plan, prog, m.name)
+    cap = capture(model, tok, probe.all_texts, plan, prog, m.name)
     del model, tok
     gc.collect()
     return cap
@@ -265,6 +342,12 @@ def analysis_info(loaded: LoadedSpec, cap) -> dict[str, Any]:
                           "non-padding tokens; L2-normalised for cosine",
         "bootstrap": {"resamples": a.bootstrap, "seed": a.seed, "level": 0.95},
         "max_length": a.max_length,
+        "neighborhoods": {"k": a.neighborhoods.k, "tokens": a.neighborhoods.tokens,
+                          "similarity": "cosine, self excluded",
+                          "concept_representation": "last-token hidden state, last layer"},
+        "cka": "linear CKA per layer; concepts: last-token states; domains: mean-pooled",
+        "weights": a.weights,
+        "umap": a.umap,
     }
 
 

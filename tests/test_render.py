@@ -270,7 +270,7 @@ def test_write_outputs_writes_each_format(cert, tmp_path):
 
 
 def test_failed_render_writes_nothing(cert, tmp_path, monkeypatch):
-    def broken(_cert):
+    def broken(_cert, _signature=None):
         raise RuntimeError("pdf engine exploded")
 
     monkeypatch.setattr(pdf_module, "render_pdf", broken)
@@ -284,7 +284,7 @@ def test_failed_render_keeps_older_outputs(cert, tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "certificate.json").write_text("old json")
-    monkeypatch.setattr(pdf_module, "render_pdf", lambda _c: 1 / 0)
+    monkeypatch.setattr(pdf_module, "render_pdf", lambda *_a: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         render.write_outputs(cert, out, ["json", "pdf"])
     assert [p.name for p in out.iterdir()] == ["certificate.json"]

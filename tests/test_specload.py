@@ -146,7 +146,8 @@ def one(here: Path, old: str, new: str) -> list[str]:
      ["spec.yaml:10: checks[0].metric: required key is missing",
       "spec.yaml:10: checks[0].metirc: unknown key 'metirc'. Did you mean 'metric'?"]),
     ("{dir: out,", "{dir: out, colour: red,",
-     ["spec.yaml:11: output.colour: unknown key 'colour'. Expected one of: dir, formats, sign, archive"]),
+     ["spec.yaml:11: output.colour: unknown key 'colour'. "
+      "Expected one of: dir, formats, sign, archive"]),
     ("release: v1}", "release: 1.3}",
      ['spec.yaml:1: audit.release: expected a string, got 1.3; put it in quotes: "1.3"']),
     ("name: demo,", "name: yes,",

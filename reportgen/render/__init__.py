@@ -18,19 +18,26 @@ from pathlib import Path
 from ..certificate import Certificate
 from ..errors import OutputError
 
-FILENAMES = {"json": "certificate.json", "html": "certificate.html", "pdf": "certificate.pdf"}
+FILENAMES = {"json": "certificate.json", "html": "certificate.html", "pdf": "certificate.pdf",
+             "model-card": "model-card.md"}
+SIGNATURE_FILE = "certificate.sig.json"
 
 __all__ = ["FILENAMES", "render_outputs", "write_outputs"]
 
 
-def write_outputs(cert: Certificate, out_dir: Path, formats: list[str]) -> dict[str, Path]:
-    """Render ``formats`` (json, html, pdf) and move them into ``out_dir`` atomically.
+def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
+                  signature: bytes | None = None) -> dict[str, Path]:
+    """Render ``formats`` (json, html, pdf, model-card) and move them into ``out_dir``
+    atomically; a ``signature`` (certificate.sig.json bytes) joins the same batch and is
+    attached to the PDF.
 
     Returns the path written per format. Raises :class:`OutputError` when the folder cannot
     be created or written (permissions, a file in the way, a full disk).
     """
     out_dir = Path(out_dir)
-    payloads = render_outputs(cert, formats)
+    payloads = render_outputs(cert, formats, signature)
+    if signature is not None:
+        payloads["signature"] = signature
     created = _ensure_folder(out_dir)
     try:
         _commit(payloads, out_dir)
@@ -38,10 +45,15 @@ def write_outputs(cert: Certificate, out_dir: Path, formats: list[str]) -> dict[
         if created:
             _remove_if_empty(out_dir)
         raise _output_error(out_dir, e, payloads) from e
-    return {fmt: out_dir / FILENAMES[fmt] for fmt in payloads}
+    return {fmt: out_dir / _filename(fmt) for fmt in payloads}
 
 
-def render_outputs(cert: Certificate, formats: list[str]) -> dict[str, bytes]:
+def _filename(fmt: str) -> str:
+    return SIGNATURE_FILE if fmt == "signature" else FILENAMES[fmt]
+
+
+def render_outputs(cert: Certificate, formats: list[str],
+                   signature: bytes | None = None) -> dict[str, bytes]:
     """Each requested format's bytes, in the order asked; nothing touches the disk."""
     unknown = [f for f in formats if f not in FILENAMES]
     if unknown:
@@ -56,10 +68,14 @@ def render_outputs(cert: Certificate, formats: list[str]) -> dict[str, bytes]:
             from .html import render_html
 
             out[fmt] = render_html(cert).encode("utf-8")
+        elif fmt == "model-card":
+            from ..modelcard import render_model_card
+
+            out[fmt] = render_model_card(cert).encode("utf-8")
         else:
             from .pdf import render_pdf
 
-            out[fmt] = render_pdf(cert)
+            out[fmt] = render_pdf(cert, signature)
     return out
 
 
@@ -97,7 +113,7 @@ def _staging_folder(out_dir: Path) -> Path:
 def _commit(payloads: dict[str, bytes], out_dir: Path) -> None:
     staging = _staging_folder(out_dir)
     try:
-        staged = {fmt: _write_synced(staging / FILENAMES[fmt], data)
+        staged = {fmt: _write_synced(staging / _filename(fmt), data)
                   for fmt, data in payloads.items()}
         _swap_in(staged, out_dir, staging)
     finally:

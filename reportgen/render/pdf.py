@@ -20,9 +20,12 @@ TEMPLATE = "certificate.html.j2"
 SCHEME = "reportgen-chart"
 
 
-def render_pdf(cert: Certificate) -> bytes:
-    """PDF bytes with a running header (audit, release) and footer (page X of Y, digest)."""
+def render_pdf(cert: Certificate, signature: bytes | None = None) -> bytes:
+    """PDF/A-3b bytes with a running header (audit, release), a footer (page X of Y, digest)
+    and the certificate JSON (and its signature, when given) attached."""
     import weasyprint
+
+    from ..pdfattach import pdf_options
 
     ctx = page_context(cert, mode="pdf")
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reportgen-svg")
@@ -31,7 +34,8 @@ def render_pdf(cert: Certificate) -> bytes:
         ctx.update(charts={}, images={fid: f"{SCHEME}:{fid}" for fid in svgs})
         html = environment().get_template(TEMPLATE).render(ctx)
         doc = weasyprint.HTML(string=html, base_url=None, url_fetcher=chart_fetcher(svgs))
-        pdf = doc.write_pdf(pdf_identifier=ctx["digest"][:32].encode("ascii"))
+        pdf = doc.write_pdf(pdf_identifier=ctx["digest"][:32].encode("ascii"),
+                            **pdf_options(cert, signature))
         for fut in svgs.values():  # WeasyPrint only warns on a failed image; we fail
             fut.result()
         return pdf
