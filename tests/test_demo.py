@@ -74,3 +74,27 @@ def test_minilm_planted_fine_tune_is_found(builder, demo_root: Path) -> None:
     kinds = {m["name"]: m["kind"] for m in cert.data["models"]}
     assert kinds == {"base": "encoder", "planted": "encoder", "base-int8": "encoder"}
     assert cert.verdict == "FAIL"
+
+
+def test_outputs_hold_no_absolute_local_paths(demo_cert, demo_root: Path) -> None:
+    _, out = demo_cert
+    forbidden = [str(Path.home()), str(REPO), str(demo_root), str(out)]
+    for name in ("certificate.json", "certificate.html"):
+        text = (out / name).read_text()
+        for path in forbidden:
+            assert path not in text, (name, path)
+
+
+def test_render_from_json_imports_no_model_library(demo_cert, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _, out = demo_cert
+    code = ("import sys; from reportgen.cli import main; "
+            f"rc = main(['render', {str(out / 'certificate.json')!r}, '--out', "
+            f"{str(tmp_path)!r}, '--formats', 'html,model-card']); "
+            "print(rc, [m for m in ('torch', 'transformers', 'umap') if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "0 []", r.stderr
+    assert (tmp_path / "certificate.html").is_file()
+    assert (tmp_path / "model-card.md").is_file()
