@@ -1,4 +1,8 @@
-"""Metrics for every (base, candidate) pair, from the captures alone (no model loaded)."""
+"""Metrics for every (base, candidate) pair, from the captures alone (no model loaded).
+
+Weight drift is the one family read from the checkpoint files (safetensors, one tensor pair
+at a time) rather than from the captures; it needs no forward pass and no cache.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,84 @@ from typing import Any
 
 import numpy as np
 
-from .certificate import Comparison
+from .certificate import Comparison, MetricValue
 from .metrics.concepts import ConceptDrift, concept_drift, concept_metrics
-from .metrics.embeddings import align_vocabularies, embedding_metrics, token_drift
+from .metrics.embeddings import Alignment, align_vocabularies, embedding_metrics, token_drift
+from .progress import Progress
+
+PROJECTION_METHOD = ("UMAP (McInnes et al. 2018), 2-D, cosine metric, seeded, fitted once on "
+                     "every variant's last-layer last-token concept states stacked")
 
 
-def _pair_drift(base, cand) -> tuple[ConceptDrift, np.ndarray, Any]:
-    cd = concept_drift(base.last, cand.last, base.mean, cand.mean, base.layer_ids)
+def _rows(cap, sl: slice) -> tuple[np.ndarray, np.ndarray]:
+    return cap.last[:, sl], cap.mean[:, sl]
+
+
+def _pair_drift(base, cand, sl: slice) -> tuple[ConceptDrift, np.ndarray, Alignment]:
+    bl, bm = _rows(base, sl)
+    cl, cm = _rows(cand, sl)
+    cd = concept_drift(bl, cl, bm, cm, base.layer_ids)
     align = align_vocabularies(base.vocab, cand.vocab)
     td = token_drift(base.embeddings, cand.embeddings, align)
     return cd, td, align
 
 
-def compare_all(spec, models: list, caps: dict, probe) -> tuple[list[Comparison], list[str]]:
-    """One Comparison per candidate; noise-floor ratios use the first noise-floor variant."""
+def quantize_transform(bits: int):
+    """The weight round-trip of :func:`reportgen.loading.quantize_roundtrip`, applied to a
+    tensor as stored in safetensors: every 2-D ``.weight``; GPT-2 ``Conv1D`` weights are
+    stored (in, out), so their output channels are columns (absmax over dim 0)."""
+    import torch
+
+    qmax = 2 ** (bits - 1) - 1
+    conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
+              "mlp.c_proj.weight", "crossattention.c_attn.weight",
+              "crossattention.c_proj.weight", "crossattention.q_attn.weight")
+
+    def transform(name: str, w: torch.Tensor) -> torch.Tensor:
+        if w.ndim != 2 or not name.endswith("weight"):
+            return w
+        dim = 0 if name.endswith(conv1d) else 1
+        w32 = w.to(torch.float32)
+        scale = w32.abs().amax(dim=dim, keepdim=True).clamp_min(1e-12) / qmax
+        return (torch.clamp(torch.round(w32 / scale), -qmax, qmax) * scale).to(w.dtype)
+
+    return transform
+
+
+def _weights(base_model, m) -> tuple[dict[str, MetricValue], dict[str, list[dict]], str | None]:
+    from .errors import ModelError
+    from .metrics.weights import weight_drift_metrics
+
+    if base_model.path is None or m.path is None:
+        return {}, {}, f"{m.name}: weight drift skipped (no local checkpoint folder)"
+    transform = quantize_transform(m.bits) if m.bits else None
+    try:
+        wm, wt = weight_drift_metrics(base_model.path, m.path, transform)
+    except ModelError as e:
+        return {}, {}, f"{m.name}: weight drift skipped ({e})"
+    return wm, wt, None
+
+
+def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = None
+                ) -> tuple[list[Comparison], list[str], dict[str, Any]]:
+    """One Comparison per candidate; noise-floor ratios use the first noise-floor variant.
+
+    Returns the comparisons, warnings, and certificate-level analysis entries (the joint
+    UMAP projection, fitted once over all variants)."""
+    prog = prog or Progress(False)
     warnings: list[str] = []
     a = spec.analysis
     base = caps["base"]
-    drifts = {m.name: _pair_drift(base, caps[m.name]) for m in models[1:]}
+    slices = probe.slices()
+    sl = slices["concepts"]
+    drifts = {m.name: _pair_drift(base, caps[m.name], sl) for m in models[1:]}
     floors = [m.name for m in models[1:] if m.role == "noise_floor"]
     if len(floors) > 1:
         warnings.append(f"Several noise-floor variants; ratios use the first, {floors[0]!r}.")
     floor = drifts[floors[0]] if floors else None
     comparisons = []
     for m in models[1:]:
+        cand = caps[m.name]
         cd, td, align = drifts[m.name]
         own_floor = None if (floor is None or m.name == floors[0]) else floor
         cm, ctables = concept_metrics(
@@ -42,9 +100,115 @@ def compare_all(spec, models: list, caps: dict, probe) -> tuple[list[Comparison]
             warnings.append(f"{m.name}: the tokenizer grew by {len(align.new_tokens)} tokens; "
                             "they are listed, not compared.")
         metrics = {**cm, **em}
+        tables = {**ctables, **etables}
+        prog.say(f"{m.name}: neighbourhoods, CKA" + (", weights" if a.weights else ""))
+        rm, rt = representation_metrics(a, base, cand, sl, probe, td, align)
+        metrics.update(rm)
+        tables.update(rt)
+        for name, dsl in slices.items():
+            if name.startswith("domains."):
+                dm, drows = _domain(name.split(".", 1)[1], base, cand, dsl, a)
+                metrics.update(dm)
+                tables.setdefault("domains", []).extend(drows)
+        if a.weights:
+            wm, wt, warn = _weights(models[0], m)
+            metrics.update(wm)
+            tables.update(wt)
+            if warn:
+                warnings.append(warn)
         if floors and m.name == floors[0]:
             for name, mv in metrics.items():
                 if name.endswith("noise_floor_ratio"):
                     mv.error = f"{m.name} is the noise floor itself"
-        comparisons.append(Comparison("base", m.name, m.role, metrics, {**ctables, **etables}))
-    return comparisons, warnings
+        comparisons.append(Comparison("base", m.name, m.role, metrics, tables))
+    extra: dict[str, Any] = {}
+    if a.umap:
+        prog.say("joint UMAP of the concept representations")
+        try:
+            extra["projection"] = projection(models, caps, sl, probe, a.seed)
+        except ValueError as e:
+            warnings.append(f"UMAP projection skipped: {e}")
+    return comparisons, warnings, extra
+
+
+def representation_metrics(a, base, cand, sl: slice, probe, td: np.ndarray, align: Alignment
+                           ) -> tuple[dict[str, MetricValue], dict[str, list[dict]]]:
+    """Concept and token neighbourhoods and per-layer CKA over the concept prompts."""
+    from .metrics.neighbors import concept_neighbour_metrics, token_neighbour_metrics
+
+    k = a.neighborhoods.k
+    metrics: dict[str, MetricValue] = {}
+    tables: dict[str, list[dict]] = {}
+    n = sl.stop - sl.start
+    if n > k:
+        nm, nt = concept_neighbour_metrics(
+            base.last[-1, sl], cand.last[-1, sl], probe.terms, probe.categories, k=k,
+            n_boot=a.bootstrap, seed=a.seed)
+        metrics.update(nm)
+        tables.update(nt)
+    movers = np.argsort(-td, kind="stable")[:a.top_tokens]
+    if len(align.tokens) > k:
+        tm, tt = token_neighbour_metrics(
+            base.embeddings[align.base_rows], cand.embeddings[align.cand_rows], align.tokens,
+            movers, k=k, full_vocabulary=a.neighborhoods.tokens == "full-vocabulary",
+            n_boot=a.bootstrap, seed=a.seed)
+        metrics.update(tm)
+        tables.update(tt)
+    km, krows = cka_over_defined_layers(base.last[:, sl], cand.last[:, sl], base.layer_ids,
+                                        "concepts", a)
+    metrics.update(km)
+    tables["cka"] = krows
+    return metrics, tables
+
+
+def _constant(x: np.ndarray) -> bool:
+    """All rows (nearly) equal: e.g. GPT-2's layer 0 at the last token of a shared template."""
+    spread = np.abs(x - x[:1]).max() if len(x) else 0.0
+    return bool(spread <= 1e-6 * max(1.0, float(np.abs(x).max())))
+
+
+def cka_over_defined_layers(base: np.ndarray, cand: np.ndarray, layer_ids: list[int],
+                            probe: str, a) -> tuple[dict[str, MetricValue], list[dict]]:
+    """:func:`cka_by_layer` over the layers where both sides vary across items; a layer
+    where every item has the same representation (the shared last token of a template at
+    the embedding output) is reported as undefined and left out of the mean and minimum."""
+    from .metrics.cka import cka_by_layer
+
+    keep = [j for j in range(len(layer_ids))
+            if not (_constant(base[j]) or _constant(cand[j]))]
+    m: dict[str, MetricValue] = {}
+    rows: list[dict] = []
+    if keep:
+        m, rows = cka_by_layer(base[keep], cand[keep], [layer_ids[j] for j in keep],
+                               probe=probe, n_boot=a.bootstrap, seed=a.seed)
+    defined = {r["layer"]: r for r in rows}
+    ref = m.get(f"cka.{probe}.layer.{layer_ids[keep[0]]}") if keep else None
+    from .metrics.registry import lookup
+
+    info = lookup(f"cka.{probe}.layer.{layer_ids[0]}")
+    for layer in layer_ids:
+        if layer not in defined:
+            m[f"cka.{probe}.layer.{layer}"] = MetricValue(
+                None, ref.definition if ref else (info.definition if info else ""), "", None,
+                "undefined: every item has the same representation at this layer "
+                "(left out of the mean and minimum)")
+    out_rows = [defined.get(layer, {"probe": probe, "layer": layer, "cka": None})
+                for layer in layer_ids]
+    order = {f"cka.{probe}.layer.{layer}": i for i, layer in enumerate(layer_ids)}
+    m = dict(sorted(m.items(), key=lambda kv: order.get(kv[0], len(order))))
+    return m, out_rows
+
+
+def _domain(name: str, base, cand, sl: slice, a) -> tuple[dict[str, MetricValue], list[dict]]:
+    from .metrics.domains import domain_metrics
+
+    return domain_metrics(name, base.mean[:, sl], cand.mean[:, sl], base.layer_ids,
+                          n_boot=a.bootstrap, seed=a.seed)
+
+
+def projection(models: list, caps: dict, sl: slice, probe, seed: int) -> dict[str, Any]:
+    from .metrics.projection import concept_projection
+
+    reps = {m.name: caps[m.name].last[-1, sl] for m in models}
+    _, rows = concept_projection(reps, probe.terms, probe.categories, seed=seed)
+    return {"method": PROJECTION_METHOD, "variants": [m.name for m in models], "rows": rows}

@@ -69,6 +69,8 @@ class ModelInfo:
     vocab_size: int
     derived_from: str | None = None
     derivation: str | None = None
+    adapter: Digest | None = None  # a PEFT adapter applied over ``source``, by its own digest
+    dtype: str = "float32"
 
 
 @dataclass

@@ -9,9 +9,14 @@ import torch
 from .errors import ModelError
 from .models import ResolvedModel
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError,
+                ImportError)
+
 
 def load(rm: ResolvedModel) -> tuple[Any, Any]:
-    """(model in eval mode, tokenizer). Derived variants are built from their source."""
+    """(model in eval mode, tokenizer). Derived variants are built from their source; an
+    adapter is applied and merged, so callers see a plain transformers model."""
     import transformers as tf
 
     tf.utils.logging.set_verbosity_error()
@@ -22,21 +27,58 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
         "encoder": tf.AutoModel,
     }[rm.kind]
     try:
-        model = cls.from_pretrained(
-            str(rm.path), local_files_only=True, trust_remote_code=False,
-            use_safetensors=True, dtype=torch.float32,
-        )
+        model = cls.from_pretrained(str(rm.path), **_load_kwargs(rm))
         tok = tf.AutoTokenizer.from_pretrained(
-            str(rm.path), local_files_only=True, trust_remote_code=False
+            str(rm.path), local_files_only=True, trust_remote_code=rm.trust_remote_code
         )
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {first}") from None
+    except _LOAD_ERRORS as e:
+        raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {_first_line(e)}") from None
+    if rm.adapter_path is not None:
+        model = apply_adapter(model, rm)
     model.eval()
     if rm.bits:
         quantize_roundtrip(model, rm.bits)
     _check_finite(model, rm)
     return model, tok
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _load_kwargs(rm: ResolvedModel) -> dict[str, Any]:
+    """from_pretrained arguments: offline, dtype, placement, pickle and remote-code consent."""
+    has_safetensors = rm.path is not None and any(rm.path.glob("*.safetensors"))
+    kwargs: dict[str, Any] = {
+        "local_files_only": True, "trust_remote_code": rm.trust_remote_code,
+        "use_safetensors": has_safetensors or not rm.allow_pickle, "dtype": DTYPES[rm.dtype],
+    }
+    if rm.device == "auto":
+        kwargs["device_map"] = "auto"
+    elif rm.device == "cuda":
+        kwargs["device_map"] = {"": "cuda"}
+    return kwargs
+
+
+def apply_adapter(model: Any, rm: ResolvedModel) -> Any:
+    """The PEFT adapter at ``rm.adapter_path`` applied to ``model`` and merged into it."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelError(f"{_adapter_field(rm)}: applying an adapter needs the peft package "
+                         "(pip install peft)") from None
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(rm.adapter_path), is_trainable=False)
+        return peft_model.merge_and_unload()
+    except _LOAD_ERRORS as e:
+        raise ModelError(f"{_adapter_field(rm)}: cannot apply adapter {rm.adapter!r} to "
+                         f"{rm.source!r}: {_first_line(e)}") from None
+
+
+def _adapter_field(rm: ResolvedModel) -> str:
+    base = rm.field[: -len(".path")] if rm.field.endswith(".path") else rm.field
+    return f"{base}.adapter"
 
 
 def _check_finite(model: Any, rm: ResolvedModel) -> None:

@@ -1,11 +1,13 @@
 """Resolve, identify and load checkpoints: local folders or hub ids from the local cache.
 
 Nothing here downloads: offline mode is forced before transformers is imported, weights
-must be safetensors (pickle is never unpickled), and remote code is never trusted.
+must be safetensors (pickle only where the spec sets ``allow_pickle``; safetensors headers are
+validated before loading), and remote code runs only where the spec sets ``trust_remote_code``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -41,6 +43,42 @@ class ResolvedModel:
     derived_from: str | None = None
     recipe: str | None = None
     bits: int | None = None
+    adapter: str | None = None  # as written in the spec
+    adapter_path: Path | None = None
+    adapter_digest: Digest | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+    @property
+    def capture_identity(self) -> str:
+        """What a capture of this model depends on: weights, adapter and dtype."""
+        parts = [self.digest.root]
+        if self.adapter_digest is not None:
+            parts.append("adapter:" + self.adapter_digest.root)
+        if self.dtype != "float32":
+            parts.append("dtype:" + self.dtype)
+        return parts[0] if len(parts) == 1 else hashlib.sha256(
+            "\n".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """The per-model load options of the spec (``adapter``, ``dtype``, ``device``, ...)."""
+
+    adapter: str | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+    @classmethod
+    def of(cls, ref: Any) -> LoadOptions:
+        """From a spec model entry (BaseModelRef / CandidateRef), or defaults for None."""
+        if ref is None:
+            return cls()
+        return cls(**{k: getattr(ref, k, getattr(cls, k)) for k in cls.__dataclass_fields__})
 
 
 def hub_cache_dir() -> Path:
@@ -96,17 +134,91 @@ def read_config(folder: Path, field: str, source: str) -> dict[str, Any]:
     return data
 
 
-def check_weights(folder: Path, field: str, source: str) -> None:
-    """Safetensors must be present; pickle weights alone are refused, never unpickled."""
-    if list(folder.glob("*.safetensors")):
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def check_weights(folder: Path, field: str, source: str, allow_pickle: bool = False,
+                  allow_field: str = "allow_pickle") -> None:
+    """Safetensors must be present and sound; pickle weights alone are refused unless
+    ``allow_pickle`` (then they are loaded, never before)."""
+    tensors = sorted(folder.glob("*.safetensors"))
+    if tensors:
+        for path in tensors:
+            check_safetensors(path, field, source)
         return
-    pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    if pickles and allow_pickle:
+        return
     if pickles:
         raise ModelError(
-            f"{field}: {source!r} has only pickle weights ({', '.join(sorted(pickles))}); "
-            "convert them to safetensors (reportgen does not unpickle untrusted files)"
+            f"{field}: {source!r} has only pickle weights ({', '.join(pickles)}); "
+            f"convert them to safetensors, or set {allow_field}: true if you trust them "
+            "(unpickling can run code)"
         )
     raise ModelError(f"{field}: {source!r} has a config but no weights (*.safetensors)")
+
+
+def check_safetensors(path: Path, field: str, source: str) -> None:
+    """Validate the header and that the file holds exactly the bytes it describes (no load)."""
+    from safetensors import safe_open
+
+    shown = f"{source.rstrip('/')}/{path.name}"
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            f.keys()
+    except Exception as e:  # safetensors raises its own SafetensorError, or OSError
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelError(f"{field}: {shown} is truncated or corrupt ({first})") from None
+
+
+def check_remote_code(config: dict[str, Any], name: str, prefix: str, source: str,
+                      allowed: bool) -> None:
+    """A config whose classes live in the checkpoint's own Python files needs consent."""
+    if allowed or not config.get("auto_map"):
+        return
+    raise ModelError(
+        f"{prefix}.trust_remote_code: {name!r} ({source!r}) needs its own Python code "
+        "(config.json auto_map); set trust_remote_code: true for this model only if you "
+        "trust it"
+    )
+
+
+def check_device(device: str, name: str, prefix: str) -> None:
+    """``cuda`` needs a GPU and ``auto`` needs accelerate; say so before anything loads."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ModelError(f"{prefix}.device: 'cuda' was asked for {name!r} but no CUDA GPU "
+                             "is available; use device: cpu or auto")
+    if device == "auto":
+        import importlib.util
+
+        if importlib.util.find_spec("accelerate") is None:
+            raise ModelError(f"{prefix}.device: 'auto' for {name!r} needs the accelerate "
+                             "package (pip install accelerate)")
+
+
+def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool
+                    ) -> tuple[Path, Digest]:
+    """A PEFT adapter folder: adapter_config.json and weights, hashed like a checkpoint."""
+    from .specload import resolve_path
+
+    folder = resolve_path(text, base_dir)
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise ModelError(f"{field}: adapter folder {text!r} {what}; expected a PEFT "
+                         "adapter folder")
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelError(f"{field}: {text!r} has no adapter_config.json; expected a PEFT "
+                         "adapter folder (save_pretrained)")
+    check_weights(folder, field, text, allow_pickle)
+    return folder, digest_folder(folder)
+
+
+def _prefix(field: str) -> str:
+    """``models.candidates[0]`` from ``models.candidates[0].path``."""
+    return field[: -len(".path")] if field.endswith(".path") else field
 
 
 def detect_kind(config: dict[str, Any]) -> tuple[str, str]:
@@ -122,14 +234,31 @@ def detect_kind(config: dict[str, Any]) -> tuple[str, str]:
     return "encoder", arch
 
 
-def resolve(name: str, role: str, source: str, base_dir: Path, field: str) -> ResolvedModel:
-    """Identify a model from the spec: locate, read its config, check weights, hash it."""
+def resolve(name: str, role: str, source: str, base_dir: Path, field: str,
+            options: Any = None) -> ResolvedModel:
+    """Identify a model from the spec: locate, read its config, check weights, hash it.
+
+    ``options``: the spec's model entry (or a :class:`LoadOptions`) with ``adapter``,
+    ``dtype``, ``device``, ``allow_pickle`` and ``trust_remote_code``; None: the defaults.
+    """
+    opts = options if isinstance(options, LoadOptions) else LoadOptions.of(options)
+    prefix = _prefix(field)
     folder = locate(source, base_dir, field)
     config = read_config(folder, field, source)
-    check_weights(folder, field, source)
+    check_remote_code(config, name, prefix, source, opts.trust_remote_code)
+    check_weights(folder, field, source, opts.allow_pickle, f"{prefix}.allow_pickle")
+    check_device(opts.device, name, prefix)
+    adapter_path, adapter_digest = (None, None)
+    if opts.adapter is not None:
+        adapter_path, adapter_digest = resolve_adapter(
+            opts.adapter, base_dir, f"{prefix}.adapter", opts.allow_pickle)
     kind, arch = detect_kind(config)
-    return ResolvedModel(name, role, source, field, folder, config, kind, arch,
-                         digest_folder(folder))
+    return ResolvedModel(
+        name, role, source, field, folder, config, kind, arch, digest_folder(folder),
+        adapter=opts.adapter, adapter_path=adapter_path, adapter_digest=adapter_digest,
+        dtype=opts.dtype, device=opts.device, allow_pickle=opts.allow_pickle,
+        trust_remote_code=opts.trust_remote_code,
+    )
 
 
 def derive(name: str, role: str, src: ResolvedModel, quantize: str, field: str) -> ResolvedModel:
@@ -138,6 +267,9 @@ def derive(name: str, role: str, src: ResolvedModel, quantize: str, field: str) 
     return ResolvedModel(
         name, role, f"derive: {quantize} of {src.name}", field, src.path, src.config, src.kind,
         src.architecture, derived_digest(src.digest, recipe), src.name, recipe, bits,
+        adapter=src.adapter, adapter_path=src.adapter_path, adapter_digest=src.adapter_digest,
+        dtype=src.dtype, device=src.device, allow_pickle=src.allow_pickle,
+        trust_remote_code=src.trust_remote_code,
     )
 
 
@@ -149,7 +281,8 @@ def check_compatible(base: ResolvedModel, cand: ResolvedModel) -> None:
     diffs = []
     if base.architecture != cand.architecture:
         diffs.append(f"architecture {base.architecture} vs {cand.architecture}")
-    for k in _SHAPE_KEYS:
+    same_type = base.config.get("model_type") == cand.config.get("model_type")
+    for k in _SHAPE_KEYS if same_type else _SHAPE_KEYS[:1]:
         if k in base.config and base.config.get(k) != cand.config.get(k):
             diffs.append(f"{k} {base.config.get(k)} vs {cand.config.get(k)}")
     if diffs:

@@ -192,7 +192,8 @@ def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
 
     spec = loaded.spec
     prog.say("hashing checkpoints")
-    base = resolve("base", "base", spec.models.base.path, loaded.base_dir, "models.base.path")
+    base = resolve("base", "base", spec.models.base.path, loaded.base_dir, "models.base.path",
+                   options=spec.models.base)
     out = [base]
     by_name = {"base": base}
     pending = list(enumerate(spec.models.candidates))
@@ -207,7 +208,7 @@ def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
                     continue
                 rm = derive(c.name, c.role, src, c.derive.quantize, f"{field}.derive")
             else:
-                rm = resolve(c.name, c.role, c.path, loaded.base_dir, f"{field}.path")
+                rm = resolve(c.name, c.role, c.path, loaded.base_dir, f"{field}.path", options=c)
             check_compatible(base, rm)
             by_name[c.name] = rm
             out.append(rm)
@@ -228,7 +229,7 @@ def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Pro
                        a.batch_size)
     caps = {}
     for m in models:
-        key = cache.cache_key(m.digest.root, probe.capture_digest, plan.key())
+        key = cache.cache_key(m.capture_identity, probe.capture_digest, plan.key())
         cap = cache.load(key)
         if cap is not None:
             prog.say(f"{m.name}: capture found in cache")
@@ -329,7 +330,8 @@ def model_info(m, cap) -> ModelInfo:
         name=m.name, role=m.role, kind=m.kind, architecture=m.architecture,
         parameters=cap.parameters, source=m.source, digest=m.digest, layers=cap.n_layers,
         hidden_size=cap.hidden_size, vocab_size=sum(t is not None for t in cap.vocab),
-        derived_from=m.derived_from, derivation=m.recipe,
+        derived_from=m.derived_from, derivation=m.recipe, adapter=m.adapter_digest,
+        dtype=m.dtype,
     )
 
 

@@ -191,3 +191,67 @@ def probe_digest(kind: str, texts: list[str], extra: dict | None = None) -> str:
     blob = json.dumps({"kind": kind, "texts": list(texts), "extra": extra or {}},
                       sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+_TEXT_SUFFIXES = (".txt", ".jsonl")
+
+
+def builtin_text_packs() -> list[str]:
+    """Names usable as ``builtin:NAME`` for plain-text probe sets (``domains/finance``, …)."""
+    try:
+        root = probes_dir()
+    except FileNotFoundError:
+        return []
+    return sorted(p.relative_to(root).with_suffix("").as_posix()
+                  for p in root.rglob("*") if p.suffix in _TEXT_SUFFIXES and p.is_file())
+
+
+def _builtin_text_path(name: str) -> Path:
+    if _PACK_NAME.match(name):
+        try:
+            root = probes_dir()
+        except FileNotFoundError as e:
+            raise InputError(str(e)) from None
+        for suffix in _TEXT_SUFFIXES:
+            if (root / (name + suffix)).is_file():
+                return root / (name + suffix)
+    raise InputError(f"unknown built-in text pack {name!r}."
+                     + did_you_mean(name, builtin_text_packs(), "Available"))
+
+
+def load_texts(ref: str, base_dir: Path, field: str = "probes.domains[0].texts",
+               spec_file: str = "") -> list[str]:
+    """Probe texts from a file: one text per non-blank line (lines starting with "#" are
+    comments), or JSONL (``.jsonl``) with a ``text`` field per line;
+    ``builtin:domains/NAME`` for the shipped packs."""
+    try:
+        return _load_texts(ref, base_dir)
+    except InputError as e:
+        where = "".join(f"{part}: " for part in (spec_file, field) if part)
+        raise InputError(one_line(f"{where}{e}")) from None
+
+
+def _load_texts(ref: str, base_dir: Path) -> list[str]:
+    path = (_builtin_text_path(ref[len(BUILTIN):]) if ref.startswith(BUILTIN)
+            else resolve_path(ref, base_dir))
+    text = read_text_file(path, ref, "probe text file")
+    out: list[str] = []
+    jsonl = path.suffix.lower() == ".jsonl"
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or (not jsonl and line.lstrip().startswith("#")):
+            continue
+        if not jsonl:
+            out.append(line.strip())
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{ref}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise InputError(f"{ref}:{n}: expected an object with a 'text' string")
+        if not obj["text"].strip():
+            raise InputError(f"{ref}:{n}: blank text")
+        out.append(obj["text"])
+    if not out:
+        raise InputError(f"{ref}: no texts; expected one text per line (or JSONL with 'text')")
+    return out

@@ -37,11 +37,26 @@ class Derive(_Strict):
     )
 
 
-class BaseModelRef(_Strict):
+class LoadOptions(_Strict):
+    """How a checkpoint is loaded; shared by the base and every candidate."""
+
+    adapter: str | None = Field(
+        None, description="PEFT/LoRA adapter folder applied over this model on load.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Weight dtype on load; hidden states are read in float32.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu", description="'auto' places the model with accelerate (device_map='auto').")
+    allow_pickle: bool = Field(
+        False, description="Allow pickle weights (.bin); they can run code when loaded.")
+    trust_remote_code: bool = Field(
+        False, description="Run the model's own Python code (config auto_map) on load.")
+
+
+class BaseModelRef(LoadOptions):
     path: str = Field(description="Local folder, or a hub id found in the local cache.")
 
 
-class CandidateRef(_Strict):
+class CandidateRef(LoadOptions):
     name: str = Field(description="Short name used in checks and on the certificate.")
     path: str | None = Field(None, description="Local folder, or a hub id in the local cache.")
     derive: Derive | None = Field(None, description="Build this variant from another model.")
@@ -72,8 +87,42 @@ class ConceptProbes(_Strict):
         return v
 
 
+class DomainProbes(_Strict):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Short name of the domain (letters, digits, '_' and '-'); used in metric "
+                    "names such as cka.domains.NAME.mean.",
+    )
+    texts: str = Field(
+        description="Text file with one text per line, JSONL with a 'text' field per line, or "
+                    "builtin:domains/NAME (finance, legal, medical, customer_support, code)."
+    )
+
+
 class Probes(_Strict):
     concepts: ConceptProbes
+    domains: list[DomainProbes] = Field(
+        default_factory=list,
+        description="Plain-text probe sets; per domain: mean-pooled drift and CKA per layer.",
+    )
+
+    @field_validator("domains")
+    @classmethod
+    def _unique_domains(cls, v: list[DomainProbes]) -> list[DomainProbes]:
+        names = [d.name for d in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"domain names must be unique; repeated: {', '.join(dup)}")
+        return v
+
+
+class Neighborhoods(_Strict):
+    k: int = Field(10, ge=1, le=1000, description="Neighbours per item (self excluded).")
+    tokens: Literal["top-movers", "full-vocabulary"] = Field(
+        "top-movers",
+        description="Token neighbourhoods of the top movers only, or of every token in the "
+                    "vocabulary (chunked; adds the whole-vocabulary Jaccard and mutual k-NN).",
+    )
 
 
 class Analysis(_Strict):
@@ -85,6 +134,15 @@ class Analysis(_Strict):
     seed: int = Field(0, description="Seed for bootstrap and any sampling.")
     batch_size: int = Field(32, ge=1, le=4096, description="Probe texts per forward batch.")
     max_length: int = Field(128, ge=4, le=8192, description="Truncate probes to this many tokens.")
+    neighborhoods: Neighborhoods = Field(
+        default_factory=Neighborhoods, description="k-NN neighbourhood comparison settings."
+    )
+    umap: bool = Field(
+        True, description="Fit one joint UMAP of every variant's concept representations."
+    )
+    weights: bool = Field(
+        True, description="Weight drift per tensor, block and module type (safetensors only)."
+    )
 
 
 class Check(_Strict):

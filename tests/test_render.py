@@ -101,7 +101,7 @@ def test_csp_forbids_the_network_and_allows_only_our_scripts(html):
 def test_every_chart_spec_is_embedded(html, data):
     blocks = dict(JSON_BLOCK.findall(html))
     figures = charts.figures(data)
-    assert len(figures) == 9
+    assert len(figures) == 11  # 9 + a layer × category heatmap per (non-floor) candidate
     for fig in figures:
         assert json.loads(blocks[fig.id]) == fig.spec(), fig.id
         assert f'id="chart-{fig.id}" role="img" aria-label="' in html
@@ -116,7 +116,8 @@ def test_charts_are_interactive_and_fixed_width(data):
         text = json.dumps(spec)
         assert '"tooltip"' in text, fig.id
         assert '"container"' not in text, fig.id
-        if not fig.id.startswith("token-movers-"):
+        # single-colour bars and heatmaps (continuous colour legend) have no legend to click
+        if not fig.id.startswith(("token-movers-", "layer-heatmap-", "weights-")):
             assert '"bind": "legend"' in text, fig.id
 
 
@@ -183,7 +184,7 @@ def test_charts_draw_in_a_browser_under_the_csp(html, tmp_path):
          page.as_uri()],
         capture_output=True, text=True, timeout=120, check=True).stdout
     assert ">The chart could not be drawn" not in dom
-    assert dom.count('class="chart-canvas vega-embed') == 9
+    assert dom.count('class="chart-canvas vega-embed') == 11
 
 
 def _only_embeddings(d: dict) -> None:

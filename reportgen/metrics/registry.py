@@ -11,12 +11,12 @@ import difflib
 import re
 from dataclasses import dataclass
 
-_PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+"}
+_PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+", "domain": r"[^.]+"}
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    name: str  # may hold {category} / {layer} placeholders
+    name: str  # may hold {category} / {layer} / {domain} placeholders
     family: str
     definition: str
     unit: str = ""
@@ -71,5 +71,9 @@ def definition(name: str) -> str:
 
 
 # The metric families register their names on import.
+from . import cka as _cka  # noqa: E402,F401
 from . import concepts as _concepts  # noqa: E402,F401
+from . import domains as _domains  # noqa: E402,F401
 from . import embeddings as _embeddings  # noqa: E402,F401
+from . import neighbors as _neighbors  # noqa: E402,F401
+from . import weights as _weights  # noqa: E402,F401

@@ -327,6 +327,249 @@ def token_histogram_chart(data: dict[str, Any]) -> ChartLike:
     return _finish(chart)
 
 
+# ------------------------------------------------------------- representation drift (issue 3)
+
+
+def _line_by_candidate(rows: list[dict], y: str, y_title: str, title: str, subtitle: str,
+                       data: dict[str, Any], param: str, tip_extra: list | None = None
+                       ) -> ChartLike:
+    domain, colours = candidate_colours(data)
+    pick = _legend_pick(param, "candidate")
+    chart = alt.Chart(alt.Data(values=rows)).mark_line(point=True, strokeWidth=2).encode(
+        x=alt.X("layer:Q", title="layer (0 = embedding output)",
+                axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
+        color=alt.Color("candidate:N", title="candidate",
+                        scale=alt.Scale(domain=domain, range=colours)),
+        opacity=_faded(pick),
+        tooltip=[alt.Tooltip("candidate:N"), alt.Tooltip("layer:Q"),
+                 alt.Tooltip(f"{y}:Q", title=y_title, format=".4f"), *(tip_extra or [])],
+    ).add_params(pick).properties(width=WIDTH, height=240,
+                                  title=alt.Title(title, subtitle=subtitle))
+    return _finish(chart)
+
+
+def jaccard_distribution_chart(data: dict[str, Any]) -> ChartLike:
+    """How many concepts keep 0 … k of their k neighbours, per compared model."""
+    rows = [{**r, "candidate": c["candidate"], "jaccard_label": f"{r['jaccard']:.2f}"}
+            for c in comparisons(data) for r in table(c, "neighbors_concepts_distribution")]
+    domain, colours = candidate_colours(data)
+    pick = _legend_pick("pick_jaccard", "candidate")
+    chart = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
+        x=alt.X("shared:O", title="neighbours kept (of k); Jaccard = kept / (2k − kept)"),
+        xOffset=alt.XOffset("candidate:N", sort=domain),
+        y=alt.Y("count:Q", title="concepts"),
+        color=alt.Color("candidate:N", title="candidate",
+                        scale=alt.Scale(domain=domain, range=colours)),
+        opacity=_faded(pick),
+        tooltip=[alt.Tooltip("candidate:N"), alt.Tooltip("shared:Q", title="kept"),
+                 alt.Tooltip("jaccard_label:N", title="Jaccard"),
+                 alt.Tooltip("count:Q", title="concepts")],
+    ).add_params(pick).properties(
+        width=WIDTH, height=220,
+        title=alt.Title("Concept neighbourhoods: how many neighbours each concept kept",
+                        subtitle="Bars to the left: concepts whose neighbourhood was rewired"))
+    return _finish(chart)
+
+
+def cka_chart(data: dict[str, Any]) -> ChartLike:
+    rows = [{**r, "candidate": c["candidate"]} for c in comparisons(data)
+            for r in table(c, "cka") if r.get("cka") is not None]
+    return _line_by_candidate(
+        rows, "cka", "linear CKA", "Representation similarity by layer (linear CKA)",
+        "Concept prompts, last-token states; 1 = same geometry as the base", data, "pick_cka")
+
+
+def layer_category_heatmap(data: dict[str, Any], candidate: str) -> ChartLike:
+    """Mean concept drift per (layer, category): where in the network each category moved."""
+    comp = comparison(data, candidate)
+    cat_of = {r["term"]: r["category"] for r in table(comp, "concepts")}
+    layers = (data.get("analysis") or {}).get("layers") or []
+    sums: dict[tuple[str, int], list[float]] = {}
+    for r in table(comp, "concept_layers"):
+        for j, v in enumerate(r["by_layer"]):
+            layer = layers[j] if j < len(layers) else j
+            sums.setdefault((cat_of.get(r["term"], "?"), layer), []).append(v)
+    rows = [{"category": c, "layer": layer, "mean": sum(v) / len(v), "count": len(v)}
+            for (c, layer), v in sorted(sums.items())]
+    chart = alt.Chart(alt.Data(values=rows)).mark_rect().encode(
+        x=alt.X("layer:O", title="layer (0 = embedding output)"),
+        y=alt.Y("category:N", title=None, sort=categories(data)),
+        color=alt.Color("mean:Q", title="mean drift", scale=alt.Scale(scheme="blues")),
+        tooltip=[alt.Tooltip("category:N"), alt.Tooltip("layer:O"),
+                 alt.Tooltip("mean:Q", title="mean cosine distance", format=".4f"),
+                 alt.Tooltip("count:Q", title="concepts")],
+    ).properties(width=WIDTH, title=alt.Title(
+        f"Concept drift by layer and category: {candidate}",
+        subtitle="Darker cells: the category's concepts moved further at that layer"))
+    return _finish(chart)
+
+
+def weights_chart(data: dict[str, Any], candidate: str) -> ChartLike:
+    rows = [{**r, "block_label": "outside blocks" if r["block"] is None else str(r["block"])}
+            for r in table(comparison(data, candidate), "weights_blocks")
+            if r.get("relative_drift") is not None]
+    blocks = sorted({r["block"] for r in rows if r["block"] is not None})
+    order = [str(b) for b in blocks] + (["outside blocks"] if any(
+        r["block"] is None for r in rows) else [])
+    chart = alt.Chart(alt.Data(values=rows)).mark_rect().encode(
+        x=alt.X("block_label:N", title="transformer block", sort=order),
+        y=alt.Y("module:N", title=None),
+        color=alt.Color("relative_drift:Q", title="‖ΔW‖/‖W‖", scale=alt.Scale(scheme="oranges")),
+        tooltip=[alt.Tooltip("block_label:N", title="block"), alt.Tooltip("module:N"),
+                 alt.Tooltip("relative_drift:Q", title="relative drift", format=".4g"),
+                 alt.Tooltip("tensors:Q"), alt.Tooltip("parameters:Q", format=",")],
+    ).properties(width=WIDTH, title=alt.Title(
+        f"Weight drift by block and module type: {candidate}",
+        subtitle="‖W_candidate − W_base‖_F / ‖W_base‖_F over each group's tensors"))
+    return _finish(chart)
+
+
+def domains_chart(data: dict[str, Any], candidate: str) -> ChartLike:
+    rows = table(comparison(data, candidate), "domains")
+    names = sorted({r["domain"] for r in rows})
+    pick = _legend_pick("pick_domain", "domain")
+    chart = alt.Chart(alt.Data(values=rows)).mark_line(point=True, strokeWidth=2).encode(
+        x=alt.X("layer:Q", title="layer (0 = embedding output)",
+                axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("cosine_distance_mean:Q", title=f"mean {DRIFT_AXIS}"),
+        color=alt.Color("domain:N", title="domain",
+                        scale=alt.Scale(domain=names, range=_category_range(names))),
+        opacity=_faded(pick),
+        tooltip=[alt.Tooltip("domain:N"), alt.Tooltip("layer:Q"),
+                 alt.Tooltip("cosine_distance_mean:Q", title="mean drift", format=".4f"),
+                 alt.Tooltip("cka:Q", title="linear CKA", format=".4f")],
+    ).add_params(pick).properties(width=WIDTH, height=240, title=alt.Title(
+        f"Domain drift by layer: {candidate}",
+        subtitle="Mean-pooled hidden states of each domain's texts"))
+    return _finish(chart)
+
+
+def projection_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(((data.get("analysis") or {}).get("projection") or {}).get("rows") or [])
+
+
+def projection_chart(data: dict[str, Any], candidate: str) -> ChartLike:
+    """Base and candidate points in the joint UMAP, a rule from each base point to the same
+    concept in the candidate, coloured by the concept's drift."""
+    rows = projection_rows(data)
+    base = {r["term"]: r for r in rows if r["variant"] == "base"}
+    pairs = [{"term": r["term"], "category": r["category"], "drift": r["drift"],
+              "x": base[r["term"]]["x"], "y": base[r["term"]]["y"], "x2": r["x"], "y2": r["y"]}
+             for r in rows if r["variant"] == candidate and r["term"] in base]
+    pts = [r for r in rows if r["variant"] in ("base", candidate)]
+    tip = [alt.Tooltip("term:N"), alt.Tooltip("category:N"),
+           alt.Tooltip("drift:Q", title="cosine distance", format=".4f")]
+    rules = alt.Chart(alt.Data(values=pairs)).mark_rule(strokeWidth=1.5).encode(
+        x=alt.X("x:Q", title="UMAP 1", axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("y:Q", title="UMAP 2", axis=alt.Axis(labels=False, ticks=False)),
+        x2="x2:Q", y2="y2:Q",
+        color=alt.Color("drift:Q", title="drift", scale=alt.Scale(scheme="reds")),
+        tooltip=tip)
+    points = alt.Chart(alt.Data(values=pts)).mark_point(filled=True, size=30).encode(
+        x="x:Q", y="y:Q",
+        shape=alt.Shape("variant:N", title="variant", scale=alt.Scale(
+            domain=["base", candidate], range=["circle", "triangle"])),
+        fill=alt.value("#333"), opacity=alt.value(0.7),
+        tooltip=[alt.Tooltip("variant:N"), *tip])
+    chart = alt.layer(rules, points).resolve_scale(color="independent").properties(
+        width=WIDTH, height=420, title=alt.Title(
+            f"Joint UMAP of the concepts: base → {candidate}",
+            subtitle="Circles: base; triangles: candidate; lines join a concept's two points"))
+    return _finish(chart)
+
+
+def projection_category_chart(data: dict[str, Any]) -> ChartLike:
+    rows = projection_rows(data)
+    cats = categories(data) or sorted({r["category"] for r in rows})
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    shapes = ["circle", "triangle", "square", "diamond", "cross", "triangle-down"]
+    pick = _legend_pick("pick_umap_category", "category")
+    chart = alt.Chart(alt.Data(values=rows)).mark_point(filled=True, size=30).encode(
+        x=alt.X("x:Q", title="UMAP 1", axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("y:Q", title="UMAP 2", axis=alt.Axis(labels=False, ticks=False)),
+        color=alt.Color("category:N", title="category",
+                        scale=alt.Scale(domain=cats, range=_category_range(cats))),
+        shape=alt.Shape("variant:N", title="variant", scale=alt.Scale(
+            domain=variants, range=[shapes[i % len(shapes)] for i in range(len(variants))])),
+        opacity=_faded(pick),
+        tooltip=[alt.Tooltip("term:N"), alt.Tooltip("category:N"), alt.Tooltip("variant:N"),
+                 alt.Tooltip("drift:Q", title="cosine distance", format=".4f")],
+    ).add_params(pick).properties(width=WIDTH, height=420, title=alt.Title(
+        "Joint UMAP of the concepts, by category",
+        subtitle="Every variant in one coordinate system; shape: variant"))
+    return _finish(chart)
+
+
+def representation_figures(data: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    comps = comparisons(data)
+    real = [c for c in comps if c.get("role") != "noise_floor"]
+    for c in comps:
+        if table(c, "concept_layers") and c in real:
+            name = c["candidate"]
+            out.append(Figure(
+                f"layer-heatmap-{slug(name)}", "concepts",
+                f"Concept drift by layer and category: {name}",
+                "Rows are concept categories, columns are layers; a cell's colour is the mean "
+                "drift of the category's concepts at that layer. A dark cell shows where in "
+                "the network a category moved.",
+                f"Heatmap of mean concept drift per layer and category for {name}.",
+                layer_category_heatmap(data, name), name, "Drift by layer"))
+    if any(table(c, "neighbors_concepts_distribution") for c in comps):
+        out.append(Figure(
+            "neighbors-distribution", "neighbors", "Concept neighbourhoods kept",
+            "For each concept, its k nearest concepts are found in the base and in the "
+            "candidate separately. Bars count the concepts by how many of those k neighbours "
+            "they kept; mass on the left means rewired neighbourhoods.",
+            "Bar chart of the number of concepts keeping 0 to k neighbours, per compared "
+            "model; the most rewired concepts are listed below with both neighbour lists.",
+            jaccard_distribution_chart(data), heading="Concept neighbourhoods"))
+    if any(table(c, "cka") for c in comps):
+        out.append(Figure(
+            "cka-layers", "cka", "Linear CKA by layer",
+            "Linear CKA compares the geometry of all concepts at once, per layer: 1 means the "
+            "candidate's concept representations are an orthogonal transform and rescaling of "
+            "the base's; lower means the geometry changed there.",
+            "Line chart of linear CKA per layer for each compared model; the table below has "
+            "the same numbers.", cka_chart(data), heading="Where in the network"))
+    for c in comps:
+        if table(c, "weights_blocks"):
+            name = c["candidate"]
+            out.append(Figure(
+                f"weights-{slug(name)}", "weights", f"Weight drift: {name}",
+                "Each cell is the relative Frobenius change of the weights of one module type "
+                "in one transformer block, read from the checkpoint files.",
+                f"Heatmap of relative weight drift per block and module type for {name}.",
+                weights_chart(data, name), name, "Weight drift by block and module"))
+    for c in comps:
+        if table(c, "domains"):
+            name = c["candidate"]
+            out.append(Figure(
+                f"domains-{slug(name)}", "domains", f"Domain drift by layer: {name}",
+                "Each line follows one domain's texts through the network: the mean cosine "
+                "distance of their mean-pooled hidden states between base and candidate.",
+                f"Line chart of per-domain drift by layer for {name}; the table below adds "
+                "linear CKA.", domains_chart(data, name), name, "Domains by layer"))
+    if projection_rows(data):
+        for c in real:
+            name = c["candidate"]
+            out.append(Figure(
+                f"umap-{slug(name)}", "neighbors", f"Joint UMAP: base → {name}",
+                "One UMAP fitted on every variant's concept representations together, so all "
+                "share one map. A line joins a concept's base point to its candidate point; "
+                "red lines moved most in the original space. UMAP distorts distances: read "
+                "neighbourhoods, not lengths.",
+                f"Scatter plot of concepts in the base and {name} with lines between them.",
+                projection_chart(data, name), name, "Joint projection (UMAP)"))
+        out.append(Figure(
+            "umap-categories", "neighbors", "Joint UMAP by category",
+            "The same map, every variant, coloured by concept category.",
+            "Scatter plot of every variant's concepts in the joint UMAP, coloured by category.",
+            projection_category_chart(data), heading="Joint projection (UMAP)"))
+    return out
+
+
 # ------------------------------------------------------------------------------- figures
 
 
@@ -381,7 +624,12 @@ def figures(data: dict[str, Any]) -> list[Figure]:
             "Histograms of per-token embedding drift, one per compared model; the bin counts "
             "are in the table below.",
             token_histogram_chart(data), heading="Drift over the whole vocabulary"))
-    return out
+    rep = representation_figures(data)
+    # the layer × category heatmaps sit right after the concept line chart
+    heat = [f for f in rep if f.id.startswith("layer-heatmap-")]
+    at = next((i + 1 for i, f in enumerate(out) if f.id == "concept-layers"), len(out))
+    out[at:at] = heat
+    return out + [f for f in rep if f not in heat]
 
 
 def _powers_of_ten(top: int) -> list[int]:

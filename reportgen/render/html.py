@@ -171,7 +171,9 @@ def svg_data_uri(spec: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------ what the template shows
 
-FAMILY_TITLES = {"concepts": "Concept drift", "embeddings": "Token-embedding drift"}
+FAMILY_TITLES = {"concepts": "Concept drift", "embeddings": "Token-embedding drift",
+                 "neighbors": "Neighbourhoods", "cka": "Layers: representation similarity",
+                 "weights": "Weight drift", "domains": "Domain probes"}
 FAMILY_INTROS = {
     "concepts": "Each concept term is placed in the probe template and run through the base "
     "model and each candidate. A concept's drift is the cosine distance 1 − cos between its "
@@ -179,6 +181,21 @@ FAMILY_INTROS = {
     "embeddings": "Each token's row of the input-embedding matrix in the base model is "
     "compared with the same token's row in the candidate (tokens matched by their string). "
     "Drift is the cosine distance between the two rows.",
+    "neighbors": "A concept can keep its vector nearly in place and still change what it sits "
+    "next to. Each concept's k nearest concepts (cosine, itself excluded) are found in the base "
+    "and in each candidate separately; the Jaccard overlap of the two sets is 1 when the "
+    "neighbourhood is unchanged and 0 when no neighbour was kept. The same is done for tokens "
+    "of the input-embedding matrix. A joint UMAP shows every variant's concepts on one map.",
+    "cka": "Linear CKA (Kornblith et al. 2019) compares the geometry of all concept "
+    "representations at once, layer by layer: 1 means the same geometry up to rotation and "
+    "scale. Read with the drift-by-layer chart of the concept section, it shows where in the "
+    "network a fine-tune changed the space.",
+    "weights": "Read straight from the checkpoint files, without running the models: for each "
+    "weight tensor, the Frobenius norm of its change divided by the norm of the base tensor, "
+    "and the same over each block and module type.",
+    "domains": "Plain texts from one field each (finance, legal, medical, …) are read by both "
+    "models; their hidden states are averaged over tokens. Per domain and layer: the mean "
+    "cosine distance between base and candidate, and linear CKA over the domain's texts.",
 }
 TOP_N = 20
 
@@ -250,6 +267,8 @@ def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Sec
         names = [n for n in _metric_names(comps) if n.split(".", 1)[0] == fam]
         grouped = _definition_groups(comps, names)
         headline = [n for n in names if fam not in FAMILY_TITLES or not _is_grouped(n, grouped)]
+        if fam == "domains":  # one row per domain; per-layer values are in the table below
+            headline = [n for n in names if ".layer." not in n]
         section = Section(
             id=f"family-{charts.slug(fam)}", family=fam,
             title=FAMILY_TITLES.get(fam, fam.replace("_", " ").capitalize() + " metrics"),
@@ -260,6 +279,8 @@ def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Sec
             section.tables = concept_tables(data)
         elif fam == "embeddings":
             section.tables, section.notes = token_tables(data)
+        elif fam in ("neighbors", "cka", "weights", "domains"):
+            section.tables, section.notes = representation_tables(data, fam)
         out.append(section)
     return out
 
@@ -397,6 +418,88 @@ def token_tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str
         Column("candidate", "candidate"), Column("bin_start", "from", "num"),
         Column("bin_end", "to", "num"), Column("count", "tokens", "int")], hist,
         collapsed=True)]
+    return out, notes
+
+
+def _neighbour_text(ns: list[dict[str, Any]], token: bool = False) -> str:
+    lab = charts.token_label if token else str
+    return ", ".join(f"{lab(n['label'])} {n['similarity']:.2f}" for n in ns)
+
+
+def representation_tables(data: dict[str, Any], fam: str
+                          ) -> tuple[dict[str, list[Table]], list[str]]:
+    """Tables behind the neighbourhood, CKA, weight and domain charts."""
+    comps = charts.comparisons(data)
+    real = [c for c in comps if c.get("role") != "noise_floor"]
+    out: dict[str, list[Table]] = {}
+    notes: list[str] = []
+    if fam == "neighbors":
+        tabs = []
+        cols = [Column("rank", "rank", "int"), Column("term", "term"),
+                Column("category", "category"), Column("jaccard", "Jaccard", "num"),
+                Column("base", "base neighbours (cosine)"),
+                Column("candidate", "candidate neighbours (cosine)")]
+        for c in real:
+            rows = [{**r, "base": _neighbour_text(r["base_neighbours"]),
+                     "candidate": _neighbour_text(r["candidate_neighbours"])}
+                    for r in charts.table(c, "rewired_concepts")]
+            if rows:
+                tabs.append(Table(f"Most rewired concepts, side by side: {c['candidate']}",
+                                  cols, rows[:TOP_N]))
+        tcols = [Column("token", "token", "token"),
+                 Column("cosine_distance", "cosine distance", "num"),
+                 Column("jaccard", "Jaccard", "num"),
+                 Column("base", "base neighbours (cosine)"),
+                 Column("candidate", "candidate neighbours (cosine)")]
+        for c in real:
+            rows = [{**r, "base": _neighbour_text(r["base_neighbours"], True),
+                     "candidate": _neighbour_text(r["candidate_neighbours"], True)}
+                    for r in charts.table(c, "neighbors_tokens")]
+            if rows:
+                tabs.append(Table(f"Neighbourhoods of the top token movers: {c['candidate']}",
+                                  tcols, rows[:TOP_N]))
+        out["neighbors-distribution"] = tabs
+        prows = charts.projection_rows(data)
+        if prows:
+            out["umap-categories"] = [Table("UMAP coordinates", [
+                Column("term", "term"), Column("category", "category"),
+                Column("variant", "variant"), Column("x", "x", "num"), Column("y", "y", "num"),
+                Column("drift", "cosine distance", "num")], prows, collapsed=True)]
+    elif fam == "cka":
+        layers: dict[int, dict[str, Any]] = {}
+        for c in comps:
+            for r in charts.table(c, "cka"):
+                layers.setdefault(r["layer"], {"layer": r["layer"]})[_cand_key(c)] = r["cka"]
+        out["cka-layers"] = [Table(
+            "Linear CKA of the concept prompts by layer (— : undefined, no variance)",
+            [Column("layer", "layer", "int")] + [Column(_cand_key(c), c["candidate"], "num")
+                                                 for c in comps],
+            [layers[k] for k in sorted(layers)])]
+    elif fam == "weights":
+        cols = [Column("block", "block", "int"), Column("module", "module"),
+                Column("tensors", "tensors", "int"), Column("parameters", "parameters", "int"),
+                Column("relative_drift", "relative drift", "num")]
+        for c in comps:
+            rows = charts.table(c, "weights_blocks")
+            if rows:
+                out[f"weights-{charts.slug(c['candidate'])}"] = [Table(
+                    f"Weight drift by block and module type: {c['candidate']}", cols, rows,
+                    collapsed=True)]
+            unmatched = charts.table(c, "weights_unmatched")
+            if unmatched:
+                shown = ", ".join(u["name"] for u in unmatched[:10])
+                notes.append(f"{c['candidate']}: {len(unmatched)} tensors were not compared "
+                             f"(absent on one side or reshaped): {shown}.")
+    elif fam == "domains":
+        cols = [Column("domain", "domain"), Column("layer", "layer", "int"),
+                Column("cosine_distance_mean", "mean drift", "num"),
+                Column("cka", "linear CKA", "num")]
+        for c in comps:
+            rows = charts.table(c, "domains")
+            if rows:
+                out[f"domains-{charts.slug(c['candidate'])}"] = [Table(
+                    f"Domain drift and CKA by layer: {c['candidate']}", cols, rows,
+                    collapsed=True)]
     return out, notes
 
 
