@@ -83,14 +83,18 @@ def capture(model: Any, tokenizer: Any, texts: list[str], plan: CapturePlan,
     last = np.zeros((len(layer_ids), len(texts), d), dtype=np.float32)
     mean = np.zeros_like(last)
     batches = length_sorted_batches([len(x) for x in ids], plan.batch_size)
+    # with device_map="auto" layers may sit on several devices: inputs go where the
+    # embeddings are, and every pooled state comes back to the CPU in float32
+    device = model.get_input_embeddings().weight.device
     with progress.counter(f"capture {label}", len(texts)) as advance:
         for b in batches:
             batch = tok.pad({"input_ids": [ids[i] for i in b]}, return_tensors="pt")
-            out = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            out = body(input_ids=batch["input_ids"].to(device),
+                       attention_mask=batch["attention_mask"].to(device),
                        output_hidden_states=True)
             _pool(out.hidden_states, batch["attention_mask"], layer_ids, b, last, mean)
             advance(len(b))
-    emb = model.get_input_embeddings().weight.detach().float().numpy().copy()
+    emb = model.get_input_embeddings().weight.detach().float().cpu().numpy().copy()
     from .models import parameter_count
 
     return Capture(layer_ids, last, mean, emb, vocab_strings(tok, emb.shape[0]),
@@ -103,6 +107,6 @@ def _pool(hidden: tuple[torch.Tensor, ...], mask: torch.Tensor, layer_ids: list[
     last_idx = mask.sum(dim=1) - 1
     ar = torch.arange(mask.shape[0])
     for j, layer in enumerate(layer_ids):
-        h = hidden[layer].float()
+        h = hidden[layer].float().cpu()
         last[j, rows] = h[ar, last_idx].numpy()
         mean[j, rows] = ((h * m).sum(dim=1) / m.sum(dim=1)).numpy()
