@@ -55,3 +55,10 @@ def test_readme_python_example_runs(demo_root: Path, monkeypatch, tmp_path: Path
     code = code.replace('"out/notebook"', repr(str(tmp_path / "notebook")))
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "notebook" / "certificate.html").is_file()
+
+
+def test_readme_images_exist() -> None:
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert images
+    for path in images:
+        assert (REPO / path).is_file(), path
