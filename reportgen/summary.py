@@ -106,7 +106,9 @@ def _token_part(comp: dict[str, Any]) -> str:
             f"({_ratio_text(comp, 'embeddings.cosine_distance')})")
     movers = sorted((comp.get("tables") or {}).get("tokens") or [], key=lambda r: r["rank"])
     if movers:
-        text += f", largest for {movers[0]['token']!r}"
+        from .render.charts import token_label
+
+        text += f", largest for '{token_label(movers[0]['token'])}'"
     new = _value(comp, "embeddings.new_tokens")
     if new:
         text += f"; {_plural(int(new), 'new token')} not in the base vocabulary"

@@ -8,6 +8,7 @@ would make two renders of one certificate differ).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -104,10 +105,34 @@ def candidate_colours(data: dict[str, Any]) -> tuple[list[str], list[str]]:
     return names, colours
 
 
+def _byte_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet (printable bytes as themselves, the rest shifted past
+    U+0100), inverted: character → byte."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    chars, n = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + n)] = b
+            n += 1
+    return chars
+
+
+_BYTES = _byte_alphabet()
+_VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
+
+
 def token_label(token: str) -> str:
-    """Tokens as a reader can see them: whitespace and control characters made visible."""
-    if token and token.isprintable() and token.strip() == token:
-        return token
+    """Tokens as a reader can see them: byte-level BPE decoded ('Ġbank' → '␣bank'),
+    whitespace made visible, anything else unprintable shown as a Python literal."""
+    if token and any(ord(c) > 255 for c in token) and all(c in _BYTES for c in token):
+        with contextlib.suppress(UnicodeDecodeError):
+            token = bytes(_BYTES[c] for c in token).decode("utf-8")
+    shown = "".join(_VISIBLE.get(c, c) for c in token)
+    if shown and shown.isprintable():
+        return shown
     return repr(token)
 
 
