@@ -1,0 +1,119 @@
+"""One forward pass per model: every probe set in one batched pass, and none on a cache hit.
+
+Forward calls are counted with a forward hook on the module ``reportgen.capture.backbone``
+returns (the body every capture runs), so a second pass over any probe set, or a metric
+family that ran a model on its own through the backbone, would show up as extra calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import reportgen
+from reportgen import capture as capture_mod
+from reportgen import loading
+
+VOCAB = {"animals": ["cat", "dog", "horse", "bird"], "money": ["bank", "loan", "cash", "price"]}
+DOMAIN = ["The cat sat on the mat.", "A loan is due next week.",
+          "Birds fly south in winter.", "Cash is kept in the bank vault overnight."]
+BATCH = 3  # 8 concepts + 4 domain texts: 4 batches together, 3 + 2 = 5 if run set by set
+
+
+@dataclass
+class ForwardLog:
+    """Per backbone handed out (one per capture, in capture order): rows of each forward."""
+
+    batches: list[list[int]] = field(default_factory=list)
+    loads: list[str] = field(default_factory=list)
+
+    @property
+    def calls(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+
+def _spec(tmp: Path, base: Path, ft: Path, fail_if: str = "> 100") -> dict[str, Any]:
+    (tmp / "vocab.yaml").write_text(json.dumps(VOCAB))
+    (tmp / "domain.txt").write_text("\n".join(DOMAIN) + "\n")
+    return {
+        "audit": {"name": "calls", "release": "c1", "created": "2026-01-02T03:04:05Z"},
+        "models": {
+            "base": {"path": str(base)},
+            "candidates": [
+                {"name": "ft", "path": str(ft)},
+                {"name": "int8", "derive": {"from": "base", "quantize": "int8"},
+                 "role": "noise_floor"},
+            ],
+        },
+        "probes": {"concepts": {"vocabulary": str(tmp / "vocab.yaml"),
+                                "template": "The concept of {term} is"},
+                   "domains": [{"name": "mixed", "texts": str(tmp / "domain.txt")}]},
+        "analysis": {"batch_size": BATCH, "bootstrap": 50, "umap": False},
+        "checks": [{"id": "drift", "metric": "concepts.cosine_distance.mean",
+                    "candidate": "ft", "fail_if": fail_if}],
+    }
+
+
+def _counting_backbone(log: ForwardLog, real: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def backbone(model: Any) -> Any:
+        body = real(model)
+        rows: list[int] = []
+        log.batches.append(rows)
+
+        def hook(_mod: Any, args: tuple, kwargs: dict, _out: Any) -> None:
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            rows.append(int(ids.shape[0]))
+
+        body.register_forward_hook(hook, with_kwargs=True)
+        return body
+
+    return backbone
+
+
+def _counting_load(log: ForwardLog, real: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def load(rm: Any) -> Any:
+        log.loads.append(rm.name)
+        return real(rm)
+
+    return load
+
+
+@pytest.fixture
+def forward_log(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ForwardLog:
+    """A fresh capture cache, and every model load and backbone forward recorded."""
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    log = ForwardLog()
+    monkeypatch.setattr(capture_mod, "backbone", _counting_backbone(log, capture_mod.backbone))
+    monkeypatch.setattr(loading, "load", _counting_load(log, loading.load))
+    return log
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "distilbert"])
+def test_one_forward_per_batch_per_model(tiny_models, tmp_path, forward_log, kind) -> None:
+    spec = _spec(tmp_path, tiny_models[f"tiny-{kind}"], tiny_models[f"tiny-{kind}-ft"])
+    cert = reportgen.audit(spec, progress=False)
+    n_texts = sum(len(v) for v in VOCAB.values()) + len(DOMAIN)
+    assert forward_log.loads == ["base", "ft", "int8"]  # each model loaded once
+    assert len(forward_log.batches) == 3  # one capture per model
+    for rows in forward_log.batches:
+        assert len(rows) == math.ceil(n_texts / BATCH)  # concepts and domain in one pass
+        assert sum(rows) == n_texts  # no text read twice
+    assert cert.metric("ft", "concepts.cosine_distance.mean") is not None
+
+
+def test_changed_checks_rerun_no_forward(tiny_models, tmp_path, forward_log) -> None:
+    base, ft = tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"]
+    first = reportgen.audit(_spec(tmp_path, base, ft), progress=False)
+    assert forward_log.calls > 0
+    forward_log.batches.clear()
+    forward_log.loads.clear()
+    second = reportgen.audit(_spec(tmp_path, base, ft, fail_if="> 0"), progress=False)
+    assert forward_log.calls == 0
+    assert forward_log.batches == [] and forward_log.loads == []
+    assert first.verdict != "FAIL" and second.verdict == "FAIL"
