@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import re
@@ -13,7 +12,6 @@ from collections import Counter
 from html import unescape
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from certfactory import make_certificate
@@ -28,7 +26,6 @@ from reportgen.archive import (
     moved_metrics,
 )
 from reportgen.certificate import Certificate
-from reportgen.cli_integrity import register
 from reportgen.render.html import chart_svg
 
 RELEASES = ("v1.1", "v1.2", "v1.3")
@@ -37,13 +34,7 @@ _CHART = re.compile(r'<script type="application/json" data-chart="(chart-trend-\
 
 
 def run_cli(argv: list[str]) -> int:
-    """cli.main with the integrity commands registered (until cli.py wires them itself)."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "verify" not in sub.choices:
-        register(sub)
-    with patch.object(cli, "build_parser", lambda: parser):
-        return cli.main(argv)
+    return cli.main(argv)
 
 
 def _cert_dir(root: Path, release: str, seed: int, month: int, **changes: Any) -> Path:

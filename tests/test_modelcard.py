@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from unittest.mock import patch
 
 import pytest
 import yaml
@@ -12,7 +10,6 @@ from certfactory import make_certificate
 
 from reportgen import cli
 from reportgen.certificate import Certificate
-from reportgen.cli_integrity import register
 from reportgen.modelcard import (
     BEGIN,
     END,
@@ -39,13 +36,7 @@ Not for medical advice.
 
 
 def run_cli(argv: list[str]) -> int:
-    """cli.main with the integrity commands registered (until cli.py wires them itself)."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "verify" not in sub.choices:
-        register(sub)
-    with patch.object(cli, "build_parser", lambda: parser):
-        return cli.main(argv)
+    return cli.main(argv)
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
 import stat
 from pathlib import Path
-from unittest.mock import patch
 
 import pytest
 from certfactory import make_certificate
@@ -16,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from reportgen import cli
 from reportgen.certificate import Certificate, Digest
-from reportgen.cli_integrity import register
 from reportgen.digest import derived_digest
 from reportgen.signing import (
     PAYLOAD_TYPE,
@@ -33,13 +30,7 @@ from reportgen.signing import (
 
 
 def run_cli(argv: list[str]) -> int:
-    """cli.main with the integrity commands registered (until cli.py wires them itself)."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "verify" not in sub.choices:
-        register(sub)
-    with patch.object(cli, "build_parser", lambda: parser):
-        return cli.main(argv)
+    return cli.main(argv)
 
 
 @pytest.fixture

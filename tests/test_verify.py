@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from certfactory import make_certificate
 
 from reportgen import cli
 from reportgen.certificate import Certificate
-from reportgen.cli_integrity import register
 from reportgen.digest import digest_folder
 from reportgen.pdfattach import embedded_files, pdf_options
 from reportgen.signing import generate_keypair, sign_certificate
 
 
 def run_cli(argv: list[str]) -> int:
-    """cli.main with the integrity commands registered (until cli.py wires them itself)."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "verify" not in sub.choices:
-        register(sub)
-    with patch.object(cli, "build_parser", lambda: parser):
-        return cli.main(argv)
+    return cli.main(argv)
 
 
 def _write_checkpoint(folder: Path, seed: str) -> None:
