@@ -38,7 +38,8 @@ def quantize_transform(bits: int):
     stored (in, out), so their output channels are columns (absmax over dim 0)."""
     import torch
 
-    qmax = 2 ** (bits - 1) - 1
+    from .loading import absmax_roundtrip
+
     conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
               "mlp.c_proj.weight", "crossattention.c_attn.weight",
               "crossattention.c_proj.weight", "crossattention.q_attn.weight")
@@ -47,9 +48,7 @@ def quantize_transform(bits: int):
         if w.ndim != 2 or not name.endswith("weight"):
             return w
         dim = 0 if name.endswith(conv1d) else 1
-        w32 = w.to(torch.float32)
-        scale = w32.abs().amax(dim=dim, keepdim=True).clamp_min(1e-12) / qmax
-        return (torch.clamp(torch.round(w32 / scale), -qmax, qmax) * scale).to(w.dtype)
+        return absmax_roundtrip(w.to(torch.float32), bits, dim).to(w.dtype)
 
     return transform
 

@@ -94,7 +94,6 @@ def quantize_roundtrip(model: Any, bits: int) -> None:
     Unlike ``torch.ao.quantization.quantize_dynamic`` this also covers GPT-2's ``Conv1D``
     (whose weight is stored (in, out), so its output channels are columns) and embeddings.
     """
-    qmax = 2 ** (bits - 1) - 1
     done: set[int] = set()
     for module in model.modules():
         w = getattr(module, "weight", None)
@@ -102,5 +101,12 @@ def quantize_roundtrip(model: Any, bits: int) -> None:
             continue
         done.add(id(w))
         dim = 0 if type(module).__name__ == "Conv1D" else 1
-        scale = w.abs().amax(dim=dim, keepdim=True).clamp_min(1e-12) / qmax
-        w.copy_(torch.clamp(torch.round(w / scale), -qmax, qmax) * scale)
+        w.copy_(absmax_roundtrip(w, bits, dim))
+
+
+def absmax_roundtrip(w: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
+    """``w`` rounded to ``bits``-bit integers with one absmax scale per slice along ``dim``
+    (``dim`` is reduced: 1 for rows as output channels, 0 for columns), then scaled back."""
+    qmax = 2 ** (bits - 1) - 1
+    scale = w.abs().amax(dim=dim, keepdim=True).clamp_min(1e-12) / qmax
+    return torch.clamp(torch.round(w / scale), -qmax, qmax) * scale
