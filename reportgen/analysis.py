@@ -84,6 +84,7 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
     if len(floors) > 1:
         warnings.append(f"Several noise-floor variants; ratios use the first, {floors[0]!r}.")
     floor = drifts[floors[0]] if floors else None
+    base_knn: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per alignment of the base rows
     comparisons = []
     for m in models[1:]:
         cand = caps[m.name]
@@ -101,7 +102,7 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
         metrics = {**cm, **em}
         tables = {**ctables, **etables}
         prog.say(f"{m.name}: neighbourhoods, CKA" + (", weights" if a.weights else ""))
-        rm, rt = representation_metrics(a, base, cand, sl, probe, td, align)
+        rm, rt = representation_metrics(a, base, cand, sl, probe, td, align, base_knn)
         metrics.update(rm)
         tables.update(rt)
         for name, dsl in slices.items():
@@ -130,10 +131,14 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
     return comparisons, warnings, extra
 
 
-def representation_metrics(a, base, cand, sl: slice, probe, td: np.ndarray, align: Alignment
+def representation_metrics(a, base, cand, sl: slice, probe, td: np.ndarray, align: Alignment,
+                           base_knn: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None,
                            ) -> tuple[dict[str, MetricValue], dict[str, list[dict]]]:
-    """Concept and token neighbourhoods and per-layer CKA over the concept prompts."""
-    from .metrics.neighbors import concept_neighbour_metrics, token_neighbour_metrics
+    """Concept and token neighbourhoods and per-layer CKA over the concept prompts.
+
+    ``base_knn`` memoises the base's whole-vocabulary k-NN by the aligned base rows, so it is
+    searched once however many candidates share that alignment."""
+    from .metrics.neighbors import concept_neighbour_metrics, knn, token_neighbour_metrics
 
     k = a.neighborhoods.k
     metrics: dict[str, MetricValue] = {}
@@ -147,10 +152,18 @@ def representation_metrics(a, base, cand, sl: slice, probe, td: np.ndarray, alig
         tables.update(nt)
     movers = np.argsort(-td, kind="stable")[:a.top_tokens]
     if len(align.tokens) > k:
+        full = a.neighborhoods.tokens == "full-vocabulary"
+        e_base = base.embeddings[align.base_rows]
+        known = None
+        if full:
+            memo = base_knn if base_knn is not None else {}
+            key = align.base_rows.tobytes()
+            if key not in memo:
+                memo[key] = knn(e_base, k)
+            known = memo[key]
         tm, tt = token_neighbour_metrics(
-            base.embeddings[align.base_rows], cand.embeddings[align.cand_rows], align.tokens,
-            movers, k=k, full_vocabulary=a.neighborhoods.tokens == "full-vocabulary",
-            n_boot=a.bootstrap, seed=a.seed)
+            e_base, cand.embeddings[align.cand_rows], align.tokens, movers, k=k,
+            full_vocabulary=full, n_boot=a.bootstrap, seed=a.seed, drift=td, base_knn=known)
         metrics.update(tm)
         tables.update(tt)
     km, krows = cka_over_defined_layers(base.last[:, sl], cand.last[:, sl], base.layer_ids,

@@ -205,12 +205,16 @@ class NeighbourComparison:
 def compare_neighbourhoods(
     x_base: np.ndarray, x_cand: np.ndarray, k: int, chunk: int | None = None,
     rows: np.ndarray | None = None,
+    base_knn: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> NeighbourComparison:
-    """k-NN of each item in each model separately (rows of both arrays are the same items)."""
+    """k-NN of each item in each model separately (rows of both arrays are the same items).
+
+    ``base_knn`` is ``knn(x_base, k, chunk, rows)`` computed already: the base is the same
+    for every candidate, so an audit of several candidates searches it once."""
     if x_base.shape[0] != x_cand.shape[0]:
         raise ValueError(f"base and candidate hold {x_base.shape[0]} and {x_cand.shape[0]} "
                          "items; align them first (tokens: by string)")
-    bi, bs = knn(x_base, k, chunk, rows)
+    bi, bs = base_knn if base_knn is not None else knn(x_base, k, chunk, rows)
     ci, cs = knn(x_cand, k, chunk, rows)
     items = np.arange(x_base.shape[0]) if rows is None else np.asarray(rows, np.int64)
     return NeighbourComparison(k, items, bi, bs, ci, cs, _shared_counts(bi, ci))
@@ -381,7 +385,8 @@ def concept_neighbour_metrics(
 def token_neighbour_metrics(
     e_base_aligned: np.ndarray, e_cand_aligned: np.ndarray, tokens: list[str],
     top_movers_idx: np.ndarray, *, k: int = 10, full_vocabulary: bool = False, n_boot: int,
-    seed: int, top: int = 20, chunk: int | None = None,
+    seed: int, top: int = 20, chunk: int | None = None, drift: np.ndarray | None = None,
+    base_knn: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, MetricValue], dict[str, list[dict]]]:
     """Token neighbourhoods in the input-embedding matrices (rows aligned by string).
 
@@ -390,14 +395,18 @@ def token_neighbour_metrics(
     token's neighbourhood is compared too, which adds the whole-vocabulary Jaccard and mutual
     k-NN. Tables: ``neighbors_tokens`` (the top movers, in the given order, side by side),
     ``rewired_tokens`` (lowest Jaccard: over the vocabulary, else among the top movers) and,
-    with ``full_vocabulary``, ``neighbors_tokens_distribution``.
+    with ``full_vocabulary``, ``neighbors_tokens_distribution``. ``drift`` (per aligned token
+    1 − cos) and ``base_knn`` (the base's whole-vocabulary k-NN) may be passed when the caller
+    has them already.
     """
     movers = np.asarray(top_movers_idx, dtype=np.int64)
-    drift = cosine_distance_rows(e_base_aligned, e_cand_aligned)
+    if drift is None:
+        drift = cosine_distance_rows(e_base_aligned, e_cand_aligned)
     m: dict[str, MetricValue] = {}
     tables: dict[str, list[dict]] = {}
     if full_vocabulary:
-        every = compare_neighbourhoods(e_base_aligned, e_cand_aligned, k, chunk)
+        every = compare_neighbourhoods(e_base_aligned, e_cand_aligned, k, chunk,
+                                       base_knn=base_knn)
         moved = every.subset(movers)
         m["neighbors.tokens.jaccard.mean"] = _mv(
             "neighbors.tokens.jaccard.mean", float(every.jaccard.mean()),
