@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import yaml
-
 REPO = Path(__file__).resolve().parent.parent
 CONCEPTS_YAML = REPO / "specs" / "probes" / "concepts.yaml"
 
@@ -274,9 +272,14 @@ class Mixture:
 
 
 def load_vocabulary(path: Path = CONCEPTS_YAML) -> dict[str, list[str]]:
-    """The concept vocabulary, ``category -> terms``, checked against the corpus templates."""
-    with open(path, encoding="utf-8") as f:
-        vocab = yaml.safe_load(f)
+    """The concept vocabulary, ``category -> terms``, checked against the corpus templates.
+
+    Read by reportgen's own loader, so the demo trains on exactly what an audit probes."""
+    from reportgen.probes import load_vocabulary as load_concepts
+
+    vocab: dict[str, list[str]] = {}
+    for c in load_concepts(str(path), path.parent):
+        vocab.setdefault(c.category, []).append(c.term)
     missing = sorted(set(vocab) - set(CONTEXTS))
     if missing:
         raise ValueError(f"{path}: no demo contexts for categories {missing}; add them to CONTEXTS")
