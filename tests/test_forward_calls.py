@@ -7,7 +7,6 @@ family that ran a model on its own through the backbone, would show up as extra 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_pipeline import VOCAB
+from test_pipeline import _spec as pipeline_spec
 
 import reportgen
 from reportgen import capture as capture_mod
 from reportgen import loading
 
-VOCAB = {"animals": ["cat", "dog", "horse", "bird"], "money": ["bank", "loan", "cash", "price"]}
 DOMAIN = ["The cat sat on the mat.", "A loan is due next week.",
           "Birds fly south in winter.", "Cash is kept in the bank vault overnight."]
 BATCH = 3  # 8 concepts + 4 domain texts: 4 batches together, 3 + 2 = 5 if run set by set
@@ -39,25 +39,14 @@ class ForwardLog:
 
 
 def _spec(tmp: Path, base: Path, ft: Path, fail_if: str = "> 100") -> dict[str, Any]:
-    (tmp / "vocab.yaml").write_text(json.dumps(VOCAB))
+    """test_pipeline's tiny-model spec plus a domain probe set, without UMAP."""
     (tmp / "domain.txt").write_text("\n".join(DOMAIN) + "\n")
-    return {
-        "audit": {"name": "calls", "release": "c1", "created": "2026-01-02T03:04:05Z"},
-        "models": {
-            "base": {"path": str(base)},
-            "candidates": [
-                {"name": "ft", "path": str(ft)},
-                {"name": "int8", "derive": {"from": "base", "quantize": "int8"},
-                 "role": "noise_floor"},
-            ],
-        },
-        "probes": {"concepts": {"vocabulary": str(tmp / "vocab.yaml"),
-                                "template": "The concept of {term} is"},
-                   "domains": [{"name": "mixed", "texts": str(tmp / "domain.txt")}]},
-        "analysis": {"batch_size": BATCH, "bootstrap": 50, "umap": False},
-        "checks": [{"id": "drift", "metric": "concepts.cosine_distance.mean",
-                    "candidate": "ft", "fail_if": fail_if}],
-    }
+    spec = pipeline_spec(tmp, base, ft, checks=[
+        {"id": "drift", "metric": "concepts.cosine_distance.mean", "candidate": "ft",
+         "fail_if": fail_if}])
+    spec["probes"]["domains"] = [{"name": "mixed", "texts": str(tmp / "domain.txt")}]
+    spec["analysis"].update(batch_size=BATCH, bootstrap=50, umap=False)
+    return spec
 
 
 def _counting_backbone(log: ForwardLog, real: Callable[[Any], Any]) -> Callable[[Any], Any]:
