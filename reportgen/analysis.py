@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .certificate import Comparison, MetricValue
+from .families import PairContext, pair_analyses
 from .metrics.concepts import ConceptDrift, concept_drift, concept_metrics
 from .metrics.embeddings import Alignment, align_vocabularies, embedding_metrics, token_drift
 from .progress import Progress
@@ -86,6 +87,7 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
     floor = drifts[floors[0]] if floors else None
     base_knn: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per alignment of the base rows
     comparisons = []
+    extra: dict[str, Any] = {}
     for m in models[1:]:
         cand = caps[m.name]
         cd, td, align = drifts[m.name]
@@ -116,12 +118,21 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
             tables.update(wt)
             if warn:
                 warnings.append(warn)
+        floor_cap = caps[floors[0]] if floors and m.name != floors[0] else None
+        for family, fn in pair_analyses().items():
+            res = fn(PairContext(spec, probe, base, cand, m, floor_cap))
+            if res is None:
+                continue
+            metrics.update(res.metrics)
+            tables.update(res.tables)
+            warnings.extend(res.warnings)
+            if res.analysis:
+                extra.setdefault(family, {}).update(res.analysis)
         if floors and m.name == floors[0]:
             for name, mv in metrics.items():
                 if name.endswith("noise_floor_ratio"):
                     mv.error = f"{m.name} is the noise floor itself"
         comparisons.append(Comparison("base", m.name, m.role, metrics, tables))
-    extra: dict[str, Any] = {}
     if a.umap:
         prog.say("joint UMAP of the concept representations")
         try:

@@ -39,41 +39,58 @@ class DomainProbe:
 
 
 @dataclass
+class RiskProbe:
+    """A risk set: its prompts (read as probe texts) with safe and unsafe continuations."""
+
+    name: str
+    prompts: list[Any]  # metrics.behavior.RiskPrompt
+    info: ProbeInfo
+
+    @property
+    def texts(self) -> list[str]:
+        return [p.prompt for p in self.prompts]
+
+
+@dataclass
 class ConceptProbe:
-    """The concept prompts, plus any domain probe sets captured in the same forward pass."""
+    """The concept prompts, plus any domain and risk probe sets captured in the same pass."""
 
     terms: list[str]
     categories: list[str]
     texts: list[str]
     info: ProbeInfo
     domains: list[DomainProbe] = field(default_factory=list)
+    risk: list[RiskProbe] = field(default_factory=list)
 
     @property
     def all_texts(self) -> list[str]:
-        """Every text one model reads: the concepts first, then each domain in spec order."""
-        return [*self.texts, *(t for d in self.domains for t in d.texts)]
+        """Every text one model reads: the concepts first, then each domain, then each risk
+        set's prompts, in spec order."""
+        return [*self.texts, *(t for d in self.domains for t in d.texts),
+                *(t for r in self.risk for t in r.texts)]
 
     def slices(self) -> dict[str, slice]:
-        """Rows of a capture per probe set: ``concepts`` and ``domains.NAME``."""
+        """Rows of a capture per probe set: ``concepts``, ``domains.NAME``, ``risk.NAME``."""
         out = {"concepts": slice(0, len(self.texts))}
         at = len(self.texts)
-        for d in self.domains:
-            out[f"domains.{d.name}"] = slice(at, at + len(d.texts))
-            at += len(d.texts)
+        for prefix, sets in (("domains", self.domains), ("risk", self.risk)):
+            for d in sets:
+                out[f"{prefix}.{d.name}"] = slice(at, at + len(d.texts))
+                at += len(d.texts)
         return out
 
     @property
     def capture_digest(self) -> str:
         """Keys the capture cache: the concept digest alone, else the digest of all sets."""
-        if not self.domains:
+        if not self.domains and not self.risk:
             return self.info.digest
         from .probes import probe_digest
 
-        return probe_digest("capture", [self.info.digest, *(d.info.digest for d in self.domains)])
+        return probe_digest("capture", [i.digest for i in self.infos])
 
     @property
     def infos(self) -> list[ProbeInfo]:
-        return [self.info, *(d.info for d in self.domains)]
+        return [self.info, *(d.info for d in self.domains), *(r.info for r in self.risk)]
 
 
 def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
@@ -169,7 +186,8 @@ def concept_probe(loaded: LoadedSpec) -> ConceptProbe:
     info = ProbeInfo("concepts", "concepts", len(texts), digest,
                      {"template": cp.template, "vocabulary": cp.vocabulary,
                       "categories": sorted(set(cats))})
-    return ConceptProbe([c.term for c in concepts], cats, texts, info, domain_probes(loaded))
+    return ConceptProbe([c.term for c in concepts], cats, texts, info, domain_probes(loaded),
+                        risk_probes(loaded))
 
 
 def domain_probes(loaded: LoadedSpec) -> list[DomainProbe]:
@@ -183,6 +201,22 @@ def domain_probes(loaded: LoadedSpec) -> list[DomainProbe]:
         out.append(DomainProbe(d.name, texts, ProbeInfo(
             f"domains.{d.name}", "domain", len(texts), digest,
             {"texts": d.texts, "representation": "mean over non-padding tokens"})))
+    return out
+
+
+def risk_probes(loaded: LoadedSpec) -> list[RiskProbe]:
+    from .probes import load_risk_prompts, probe_digest
+
+    out = []
+    for i, r in enumerate(loaded.spec.probes.risk):
+        prompts = load_risk_prompts(r.prompts, loaded.base_dir, r.name,
+                                    field=f"probes.risk[{i}].prompts", spec_file=loaded.file)
+        digest = probe_digest("risk", [p.prompt for p in prompts], {
+            "name": r.name, "safe": [list(p.safe) for p in prompts],
+            "unsafe": [list(p.unsafe) for p in prompts]})
+        out.append(RiskProbe(r.name, prompts, ProbeInfo(
+            f"risk.{r.name}", "risk", len(prompts), digest,
+            {"prompts": r.prompts, "representation": "mean over non-padding tokens"})))
     return out
 
 
@@ -221,27 +255,48 @@ def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
 
 
 def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Progress) -> dict:
+    """Each model's capture, base first (a candidate's collectors may depend on the base's
+    capture, e.g. a dictionary trained on it), from the cache when it holds one."""
+    import shutil
+
     from . import cache
     from .capture import CapturePlan
+    from .families import CollectorContext, collectors_for
 
     a = loaded.spec.analysis
-    plan = CapturePlan(None if a.layers == "all" else tuple(a.layers), a.max_length,
-                       a.batch_size)
-    caps = {}
+    caps: dict = {}
     for m in models:
+        collectors = collectors_for(CollectorContext(loaded, probe, m, caps.get("base")))
+        plan = CapturePlan(None if a.layers == "all" else tuple(a.layers), a.max_length,
+                           a.batch_size, tuple((c.name, c.settings()) for c in collectors))
         key = cache.cache_key(m.capture_identity, probe.capture_digest, plan.key())
         cap = cache.load(key)
         if cap is not None:
             prog.say(f"{m.name}: capture found in cache")
         else:
-            cap = _capture_one(m, probe, plan, prog)
-            cache.save(key, cap)
+            work = cache.work_folder(key)
+            try:
+                cap = _capture_one(m, probe, plan, prog, collectors, work)
+                cache.save(key, cap)
+            finally:
+                if cap is None or _files_outside(cap, work):
+                    shutil.rmtree(work, ignore_errors=True)
+                else:  # the cache could not take the files: they live until we exit
+                    import atexit
+
+                    atexit.register(shutil.rmtree, work, True)
         caps[m.name] = cap
     _check_tokenizers(models, caps)
     return caps
 
 
-def _capture_one(m, probe: ConceptProbe, plan, prog: Progress):
+def _files_outside(cap, work: Path) -> bool:
+    """True when every extra file now lives outside ``work`` (the cache took it)."""
+    return all(work not in p.parents for e in cap.extras.values() for p in e.files.values())
+
+
+def _capture_one(m, probe: ConceptProbe, plan, prog: Progress, collectors: list,
+                 work: Path):
     from .capture import capture
     from .loading import load
 
@@ -254,7 +309,7 @@ def _capture_one(m, probe: ConceptProbe, plan, prog: Progress):
             f"analysis.layers: layer {max(plan.layers)} is out of range; "
             f"{m.name} has layers 0..{n_layers}"
         )
-    cap = capture(model, tok, probe.all_texts, plan, prog, m.name)
+    cap = capture(model, tok, probe.all_texts, plan, prog, m.name, collectors, work)
     del model, tok
     gc.collect()
     return cap

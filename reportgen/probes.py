@@ -255,3 +255,18 @@ def _load_texts(ref: str, base_dir: Path) -> list[str]:
     if not out:
         raise InputError(f"{ref}: no texts; expected one text per line (or JSONL with 'text')")
     return out
+
+
+def load_risk_prompts(ref: str, base_dir: Path, name: str, field: str = "probes.risk[0].prompts",
+                      spec_file: str = "") -> list:
+    """A risk pack (JSONL of ``{prompt, safe, unsafe}``), its category the set's name;
+    ``builtin:risk/NAME`` for the shipped packs."""
+    from .metrics.behavior import load_risk_pack
+
+    try:
+        path = (_builtin_text_path(ref[len(BUILTIN):]) if ref.startswith(BUILTIN)
+                else resolve_path(ref, base_dir))
+        return load_risk_pack(path, name)
+    except InputError as e:
+        where = "".join(f"{part}: " for part in (spec_file, field) if part)
+        raise InputError(one_line(f"{where}{e}")) from None

@@ -654,7 +654,10 @@ def figures(data: dict[str, Any]) -> list[Figure]:
     heat = [f for f in rep if f.id.startswith("layer-heatmap-")]
     at = next((i + 1 for i, f in enumerate(out) if f.id == "concept-layers"), len(out))
     out[at:at] = heat
-    return out + [f for f in rep if f not in heat]
+    from .views import views
+
+    plugged = [f for v in views().values() for f in v.figures(data)]
+    return out + [f for f in rep if f not in heat] + plugged
 
 
 def _powers_of_ten(top: int) -> list[int]:

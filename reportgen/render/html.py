@@ -25,7 +25,8 @@ from markupsafe import Markup
 from ..certificate import Certificate
 from ..resources import templates_dir
 from ..summary import summary_lines
-from . import charts
+from . import charts, views
+from .tables import Column, Table
 
 TEMPLATE = "certificate.html.j2"
 NOTEBOOK_TEMPLATE = "notebook.html.j2"
@@ -201,23 +202,6 @@ TOP_N = 20
 
 
 @dataclass
-class Column:
-    key: str
-    label: str
-    kind: str = "text"  # text | code | num | ratio | pct | int
-
-
-@dataclass
-class Table:
-    """A table the template renders generically; ``collapsed`` ones are HTML-only details."""
-
-    caption: str
-    columns: list[Column]
-    rows: list[dict[str, Any]]
-    collapsed: bool = False
-
-
-@dataclass
 class Section:
     id: str
     family: str
@@ -260,22 +244,29 @@ def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Sec
             fam = name.split(".", 1)[0]
             if fam not in seen:
                 seen.append(fam)
-    families = [f for f in FAMILY_TITLES if f in seen] + [f for f in seen if
-                                                          f not in FAMILY_TITLES]
+    known = [*FAMILY_TITLES, *views.views()]
+    families = [f for f in known if f in seen] + [f for f in seen if f not in known]
     out = []
     for fam in families:
+        view = views.views().get(fam)
         names = [n for n in _metric_names(comps) if n.split(".", 1)[0] == fam]
         grouped = _definition_groups(comps, names)
         headline = [n for n in names if fam not in FAMILY_TITLES or not _is_grouped(n, grouped)]
         if fam == "domains":  # one row per domain; per-layer values are in the table below
             headline = [n for n in names if ".layer." not in n]
+        if view is not None:
+            headline = [n for n in names if view.headline(n)]
         section = Section(
             id=f"family-{charts.slug(fam)}", family=fam,
-            title=FAMILY_TITLES.get(fam, fam.replace("_", " ").capitalize() + " metrics"),
-            intro=FAMILY_INTROS.get(fam, ""), metrics=metrics_table(comps, headline),
+            title=view.title if view else FAMILY_TITLES.get(
+                fam, fam.replace("_", " ").capitalize() + " metrics"),
+            intro=view.intro if view else FAMILY_INTROS.get(fam, ""),
+            metrics=metrics_table(comps, headline),
             definitions=grouped, figures=[f for f in figs if f.family == fam],
         )
-        if fam == "concepts":
+        if view is not None:
+            section.tables, section.notes = view.tables(data)
+        elif fam == "concepts":
             section.tables = concept_tables(data)
         elif fam == "embeddings":
             section.tables, section.notes = token_tables(data)

@@ -1,0 +1,58 @@
+"""How a plug-in metric family appears on the page: title, intro, charts and tables.
+
+The built-in representation families are laid out by :mod:`reportgen.render.html` and
+:mod:`reportgen.render.charts` directly; a family added through :mod:`reportgen.families`
+registers a :class:`FamilyView` here instead, so it brings its own section without edits to
+the page code. Everything a view shows comes from the certificate's data alone (``render``
+works without a model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .tables import Table
+
+Data = dict[str, Any]
+
+
+def _all(_: str) -> bool:
+    return True
+
+
+def _no_tables(_: Data) -> tuple[dict[str, list[Table]], list[str]]:
+    return {}, []
+
+
+@dataclass(frozen=True)
+class FamilyView:
+    family: str  # the metric-name prefix, e.g. "probabilities"
+    title: str
+    intro: str
+    #: figures (reportgen.render.charts.Figure, ``family`` set to this family), reading order
+    figures: Callable[[Data], list[Any]] = lambda _: []
+    #: (figure id -> tables shown under it, notes shown under the headline table)
+    tables: Callable[[Data], tuple[dict[str, list[Table]], list[str]]] = _no_tables
+    #: which of the family's metric names go into the headline table
+    headline: Callable[[str], bool] = _all
+
+
+_VIEWS: dict[str, FamilyView] = {}
+
+
+def register_view(view: FamilyView) -> None:
+    if view.family in _VIEWS:
+        raise ValueError(f"view for {view.family!r} registered twice")
+    _VIEWS[view.family] = view
+
+
+def views() -> dict[str, FamilyView]:
+    """Registered views in page order (registration order)."""
+    _import_views()
+    return dict(_VIEWS)
+
+
+def _import_views() -> None:
+    """Views register on import; each lives in its own module under reportgen/render."""
