@@ -31,6 +31,7 @@ from .errors import InputError
 from .modelcard import headline_metrics
 
 INDEX = "index.html"
+INDEX_TEMPLATE = "archive-index.html.j2"
 LOCK = ".archive.lock"
 RELEASES = "releases"
 FILES = ("certificate.json", "certificate.html", "certificate.pdf", "certificate.sig.json",
@@ -276,7 +277,7 @@ def render_index(releases: list[Release]) -> str:
         "csp": content_security_policy([bundle, EMBED_SCRIPT]),
         "counts": _counts, "change_text": _change_text,
     }
-    return environment().from_string(INDEX_TEMPLATE).render(ctx)
+    return environment().get_template(INDEX_TEMPLATE).render(ctx)
 
 
 def _title(releases: list[Release]) -> str:
@@ -394,109 +395,3 @@ def _change_text(m: Move) -> str:
     if m.relative == float("inf"):
         return "from 0"
     return f"{100 * m.relative:+.1f} %"
-
-
-INDEX_TEMPLATE = """{% import "_macros.html.j2" as ui with context %}<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Release archive · {{ title }}</title>
-<style>
-{{ css }}
-</style>
-</head>
-<body class="mode-html">
-<div class="page">
-<header class="masthead">
-<p class="eyebrow">Release archive</p>
-<h1>{{ title }}</h1>
-{% if releases %}
-<p class="lede">{{ releases|length }} release{{ "s" if releases|length != 1 }};
-latest {{ releases[0].name }}: {{ ui.status(releases[0].data.verdict) }}</p>
-{% else %}<p class="lede">No release has been filed yet.</p>{% endif %}
-</header>
-
-<section id="releases">
-<h2>Releases</h2>
-<div class="table-wrap"><table class="data">
-<thead><tr><th>release</th><th>created</th><th>verdict</th><th>checks</th>
-<th>certificate</th><th>JSON SHA-256</th></tr></thead>
-<tbody>
-{% for r in releases %}
-<tr><td>{{ r.name }}</td><td class="nowrap">{{ r.created }}</td>
-<td>{{ ui.status(r.data.verdict) }}</td><td>{{ counts(r.data) }}</td>
-<td class="nowrap">{% for f in r.files %}<a href="releases/{{ r.slug }}/{{ f }}">
-{{- f.split(".", 1)[1] }}</a>{{ " · " if not loop.last }}{% endfor %}</td>
-<td class="k-digest">{{ r.digest|short(16) }}</td></tr>
-{% endfor %}
-</tbody></table></div>
-</section>
-
-<section id="trends">
-<h2>Trends across releases</h2>
-<p class="intro">Each headline metric, release by release (oldest on the left), one line per
-compared model; grey lines are noise-floor variants.</p>
-{% for i, name, definition, rows, spec in trends %}
-<figure class="chart" id="fig-trend-{{ i }}">
-<div class="chart-canvas" id="chart-trend-{{ i }}" role="img"
- aria-label="{{ name }} for each model across releases"></div>
-<noscript><p class="nojs">This chart needs JavaScript; the table below holds the same
-numbers.</p></noscript>
-<script type="application/json" data-chart="chart-trend-{{ i }}" data-metric="{{ name }}">
-{{- spec }}</script>
-{% if definition %}<figcaption><strong>{{ name|dotted }}:</strong> {{ definition }}</figcaption>
-{% endif %}
-<details><summary>Values: <code>{{ name|dotted }}</code></summary>
-<table class="data"><thead><tr><th>release</th><th>model</th><th class="k-num">value</th>
-</tr></thead><tbody>
-{% for row in rows %}<tr><td>{{ row.release }}</td><td>{{ row.candidate }}</td>
-<td class="k-num">{{ row.value|num }}</td></tr>
-{% endfor %}</tbody></table>
-</details>
-</figure>
-{% else %}<p class="note">No headline metric has been measured yet.</p>{% endfor %}
-</section>
-
-<section id="changes">
-<h2>What changed</h2>
-{% for ch in changes %}
-<h3 id="changes-{{ ch.release.slug }}">{{ ch.release.name }}
-{%- if ch.previous %} against {{ ch.previous.name }}{% endif %}</h3>
-{% if not ch.previous %}
-<p class="note">The first release in the archive: nothing to compare with.</p>
-{% else %}
-{% if ch.flips %}
-<div class="table-wrap"><table class="data"><caption>Checks that changed status</caption>
-<thead><tr><th>check</th><th>model</th><th>before</th><th>after</th>
-<th class="k-num">value before</th><th class="k-num">value after</th></tr></thead><tbody>
-{% for f in ch.flips %}<tr><td>{{ f.check }}</td><td>{{ f.candidate }}</td>
-<td>{{ ui.status(f.before) if f.before else "new check" }}</td>
-<td>{{ ui.status(f.after) if f.after else "dropped" }}</td>
-<td class="k-num">{{ f.value_before|num }}</td><td class="k-num">{{ f.value_after|num }}</td>
-</tr>
-{% endfor %}</tbody></table></div>
-{% else %}<p class="note">No check changed status.</p>{% endif %}
-{% if ch.moves %}
-<div class="table-wrap"><table class="data">
-<caption>Metrics that moved most (relative change)</caption>
-<thead><tr><th>metric</th><th>model</th><th class="k-num">before</th>
-<th class="k-num">after</th><th class="k-num">change</th></tr></thead><tbody>
-{% for m in ch.moves %}<tr><td><code>{{ m.metric|dotted }}</code></td><td>{{ m.candidate }}</td>
-<td class="k-num">{{ m.before|num }}</td><td class="k-num">{{ m.after|num }}</td>
-<td class="k-num">{{ change_text(m) }}</td></tr>
-{% endfor %}</tbody></table></div>
-{% else %}<p class="note">No metric value changed.</p>{% endif %}
-{% endif %}
-{% endfor %}
-</section>
-
-<footer class="colophon"><p>Rebuilt by reportgen from the certificate JSON files under
-<code>releases/</code>; each release's folder keeps its certificate as filed.</p></footer>
-</div>
-<script>{{ js_bundle }}</script>
-<script>{{ embed_script }}</script>
-</body>
-</html>
-"""
