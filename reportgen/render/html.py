@@ -25,9 +25,10 @@ from markupsafe import Markup
 from ..certificate import Certificate
 from ..resources import templates_dir
 from ..summary import summary_lines
-from . import charts, views
+from . import charts, explorer, views
 from .family_tables import cand_key, concept_tables, representation_tables, token_tables
 from .filters import FILTERS
+from .glossary import glossary
 from .tables import Column, Table
 
 TEMPLATE = "certificate.html.j2"
@@ -57,16 +58,19 @@ EMBED_SCRIPT = """(function () {
 })();"""
 
 
-def render_html(cert: Certificate) -> str:
-    """The full interactive certificate page."""
-    ctx = page_context(cert, mode="html")
+def render_html(cert: Certificate, page_size: str = "A4") -> str:
+    """The full interactive certificate page (``page_size``: A4 or Letter, for printing)."""
+    ctx = page_context(cert, mode="html", page_size=page_size)
     bundle = js_bundle()
+    scripts = [bundle, EMBED_SCRIPT] + ([explorer.SCRIPT] if ctx["explorer"] else [])
     ctx.update(
         charts={f.id: chart_script(f.spec()) for f in ctx["figures"]},
         images={},
         js_bundle=Markup(bundle),
         embed_script=Markup(EMBED_SCRIPT),
-        csp=content_security_policy([bundle, EMBED_SCRIPT]),
+        explorer_script=Markup(explorer.SCRIPT),
+        explorer_json=chart_script(ctx["explorer"].data) if ctx["explorer"] else "",
+        csp=content_security_policy(scripts),
     )
     return environment().get_template(TEMPLATE).render(ctx)
 
@@ -200,6 +204,16 @@ FAMILY_INTROS = {
     "models; their hidden states are averaged over tokens. Per domain and layer: the mean "
     "cosine distance between base and candidate, and linear CKA over the domain's texts.",
 }
+#: words that tie a limitation to a built-in family's section (plug-ins: FamilyView.keywords)
+FAMILY_KEYWORDS = {
+    "concepts": ("concept", "prompt template"),
+    "embeddings": ("token embedding", "embedding matrix", "tokenizer", "vocabular"),
+    "neighbors": ("neighbour", "neighbor", "umap", "prompt template"),
+    "cka": ("cka", "prompt template"),
+    "weights": ("weight drift", "weight tensor", "safetensors"),
+    "domains": ("domain",),
+}
+PAGE_SIZES = ("A4", "Letter")
 
 
 @dataclass
@@ -213,19 +227,33 @@ class Section:
     figures: list[charts.Figure]
     tables: dict[str, list[Table]] = field(default_factory=dict)  # figure id -> its tables
     notes: list[str] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)  # the certificate's, where they apply
 
 
-def page_context(cert: Certificate | dict[str, Any], mode: str) -> dict[str, Any]:
-    """Everything the template needs, shared by the HTML (mode 'html') and PDF ('pdf')."""
+def page_context(cert: Certificate | dict[str, Any], mode: str,
+                 page_size: str = "A4") -> dict[str, Any]:
+    """Everything the template needs, shared by the HTML (mode 'html') and PDF ('pdf').
+
+    ``page_size`` (A4 or Letter) sets the printed page in both the PDF and browser print.
+    """
+    if page_size not in PAGE_SIZES:
+        raise ValueError(f"unknown page size {page_size!r}; expected one of: "
+                         f"{', '.join(PAGE_SIZES)}")
     cert = cert if isinstance(cert, Certificate) else Certificate(cert)
     data = cert.data
     figs = charts.figures(data)
     sections = family_sections(data, figs)
+    for s in sections:
+        s.limitations = section_limitations(data, s)
+    explore = explorer.explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
     toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
            ("probes", "Probes"), *[(s.id, s.title) for s in sections],
-           ("warnings", "Warnings and limitations"), ("appendix", "Appendix")]
+           *([("explorer", "Concept explorer")] if explore else []),
+           ("warnings", "Warnings and limitations"), ("appendix", "Appendix"),
+           ("glossary", "Glossary")]
     return {
+        "page_size": page_size, "explorer": explore, "glossary": glossary(),
         "mode": mode, "data": data, "audit": data.get("audit") or {},
         "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
         "digest": cert.digest, "summary": summary_lines(data),
@@ -234,6 +262,24 @@ def page_context(cert: Certificate | dict[str, Any], mode: str) -> dict[str, Any
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
                                 ensure_ascii=False, sort_keys=False),
     }
+
+
+def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
+    """The certificate's limitations that concern this section, repeated where they apply.
+
+    A limitation applies when it names one of the family's keywords, or when it is about the
+    noise floor and the section reports noise-floor ratios.
+    """
+    view = views.views().get(section.family)
+    words = tuple(view.keywords) if view is not None and view.keywords else \
+        FAMILY_KEYWORDS.get(section.family, (section.family.rstrip("s").replace("_", " "),))
+    has_floor = any("noise_floor" in str(r.get("metric", "")) for r in section.metrics.rows)
+    out = []
+    for text in data.get("limitations") or []:
+        low = str(text).lower()
+        if any(w.lower() in low for w in words) or (has_floor and "noise floor" in low):
+            out.append(str(text))
+    return out
 
 
 def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Section]:
