@@ -164,3 +164,12 @@ def test_page_size_letter_and_unknown_sizes(data):
     assert "size: Letter;" in html and "size: A4" not in html
     with pytest.raises(ValueError, match="unknown page size 'A5'; expected one of: A4, Letter"):
         page_context(data, mode="pdf", page_size="A5")
+
+
+def test_render_command_takes_a_page_size(data, tmp_path):
+    from reportgen.cli import main
+
+    (tmp_path / "certificate.json").write_text(Certificate(data).to_json())
+    assert main(["render", str(tmp_path / "certificate.json"), "--out", str(tmp_path / "out"),
+                 "--formats", "html", "--page-size", "Letter"]) == 0
+    assert "@page { size: Letter; }" in (tmp_path / "out" / "certificate.html").read_text()

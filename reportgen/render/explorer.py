@@ -104,9 +104,9 @@ SCRIPT = r"""(function () {
     var t = Number(v).toPrecision(d);
     return t.indexOf("e") < 0 && t.indexOf(".") >= 0 ? t.replace(/\.?0+$/, "") : t;
   }
-  function niceMax(v) {  // the axis top: 1, 2 or 5 times a power of ten, at least v
+  function niceMax(v) {  // the axis top: a round number just above v
     var p = Math.pow(10, Math.floor(Math.log10(v)));
-    return [1, 2, 5, 10].map(function (m) { return m * p; })
+    return [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map(function (m) { return m * p; })
       .filter(function (m) { return m >= v; })[0];
   }
   function ratio(v) {
