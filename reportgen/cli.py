@@ -55,7 +55,8 @@ def _render(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else folder
     sig = folder / "certificate.sig.json"  # re-attached to the PDF, and copied along
     signature = sig.read_bytes() if sig.is_file() else None
-    paths = write_outputs(cert, out, args.formats.split(","), signature)
+    paths = write_outputs(cert, out, args.formats.split(","), signature,
+                          page_size=args.page_size)
     for p in paths.values():
         print(p)
     return 0
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default: next to the certificate)")
     r.add_argument("--formats", default="html,pdf,model-card",
                    help="comma-separated: html,pdf,json,model-card")
+    r.add_argument("--page-size", choices=["A4", "Letter"], default="A4",
+                   help="printed page size of the PDF (and of the HTML when printed)")
     r.set_defaults(func=_render)
 
     m = sub.add_parser("metrics", help="list every metric a check can name")

@@ -98,3 +98,30 @@ def test_render_from_json_imports_no_model_library(demo_cert, tmp_path: Path) ->
     assert r.stdout.strip().splitlines()[-1] == "0 []", r.stderr
     assert (tmp_path / "certificate.html").is_file()
     assert (tmp_path / "model-card.md").is_file()
+
+
+def test_demo_certificate_page_is_light(demo_cert) -> None:
+    _, out = demo_cert
+    assert (out / "certificate.html").stat().st_size < 3_000_000
+
+
+@pytest.mark.browser
+def test_demo_explorer_shows_a_rewired_concepts_neighbours(demo_cert, tmp_path) -> None:
+    """The planted fine-tune pulled gambling terms next to finance terms; the explorer shows
+    it for a typed concept, offline, with nothing logged and nothing fetched."""
+    from cdp import Browser, chromium
+
+    if chromium() is None:
+        pytest.skip("chromium is not installed")
+    cert, out = demo_cert
+    top = cert.comparison("planted")["tables"]["rewired_concepts"][0]
+    with Browser(tmp_path / "profile") as b:
+        b.open((out / "certificate.html").as_uri(), 800)
+        b.type_into("#explorer-input", top["term"])
+        result = "document.getElementById('explorer-result').innerText"
+        text = b.wait_for(f"{result}.indexOf('Neighbours in planted') > 0 && {result}")
+        assert text, b.eval(result)
+        assert f"{top['term']} · category {top['category']}" in text
+        for n in top["candidate_neighbours"][:3]:
+            assert n["label"] in text
+        assert b.problems() == [] and b.requests() == []

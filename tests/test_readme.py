@@ -62,3 +62,4 @@ def test_readme_images_exist() -> None:
     assert images
     for path in images:
         assert (REPO / path).is_file(), path
+        assert (REPO / path).stat().st_size < 300_000, f"{path}: keep README images small"

@@ -80,9 +80,10 @@ def test_html_is_one_self_contained_file(html):
 
 def test_vega_is_inlined_once(html):
     scripts = EXEC_SCRIPT.findall(html)
-    assert len(scripts) == 2
+    assert len(scripts) == 3  # Vega, the chart embedder, the concept explorer
     assert html.count("window.vegaEmbed=") == 1
     assert "vegaEmbed(" in scripts[1]
+    assert "explorer-data" in scripts[2]
 
 
 def test_csp_forbids_the_network_and_allows_only_our_scripts(html):
@@ -271,7 +272,7 @@ def test_write_outputs_writes_each_format(cert, tmp_path):
 
 
 def test_failed_render_writes_nothing(cert, tmp_path, monkeypatch):
-    def broken(_cert, _signature=None):
+    def broken(*_args):
         raise RuntimeError("pdf engine exploded")
 
     monkeypatch.setattr(pdf_module, "render_pdf", broken)
@@ -367,3 +368,71 @@ def test_unknown_format(cert, tmp_path):
     with pytest.raises(ValueError, match="unknown output format 'docx'; expected one of: "
                                          "json, html, pdf"):
         render.write_outputs(cert, tmp_path, ["json", "docx"])
+
+
+# ------------------------------------------------------------------ PDF as printed pages
+
+
+@pytest.fixture(scope="module")
+def pdf_pages(pdf, tmp_path_factory) -> list[str]:
+    """The PDF's text, page by page."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    path = tmp_path_factory.mktemp("pages") / "certificate.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    return [" ".join(p.split()) for p in text.split("\f")]
+
+
+def _ink(png: Path) -> float:
+    """Share of pixels that are not near-white."""
+    from PIL import Image
+
+    with Image.open(png) as im:
+        grey = im.convert("L")
+        hist = grey.histogram()
+    return 1 - sum(hist[240:]) / (grey.width * grey.height)
+
+
+def test_every_chart_sits_whole_on_a_page_that_is_not_blank(pdf, pdf_pages, data, tmp_path):
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    chart_pages = set()
+    for fig in charts.figures(data):
+        head = " ".join(fig.caption.split()[:6])
+        title = fig.spec()["title"]
+        title = title["text"] if isinstance(title, dict) else title  # as drawn in the SVG
+        pages = [i for i, text in enumerate(pdf_pages, 1) if title in text]
+        assert pages, f"{fig.id}: its title is not in the PDF"
+        # the chart's own title (drawn in its SVG) and the start of its caption share a page
+        assert any(head in pdf_pages[i - 1] for i in pages), fig.id
+        chart_pages.update(i for i in pages if head in pdf_pages[i - 1])
+    (tmp_path / "c.pdf").write_bytes(pdf)
+    for i in sorted(chart_pages):
+        subprocess.run(["pdftoppm", "-png", "-r", "30", "-f", str(i), "-l", str(i),
+                        "-singlefile", str(tmp_path / "c.pdf"), str(tmp_path / f"p{i}")],
+                       check=True)
+        assert _ink(tmp_path / f"p{i}.png") > 0.02, f"page {i} is (nearly) blank"
+
+
+def test_pdf_is_a4_with_bookmarks_for_every_section(pdf, html):
+    import io
+
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (595, 842)  # A4 in points
+
+    def titles(outline: list) -> list[str]:
+        out = []
+        for item in outline:
+            out.extend(titles(item) if isinstance(item, list) else [item.title])
+        return out
+
+    marks = titles(reader.outline)
+    h2 = [re.sub(r"<[^>]+>", "", t) for t in re.findall(r"<h2 id=[^>]*>(.*?)</h2>", html)]
+    h2 = [t.replace("&#39;", "'").replace("&amp;", "&") for t in h2 if t != "Concept explorer"]
+    assert [t for t in marks if t in h2] == h2
+    assert "Glossary" in marks and "Checks" in marks

@@ -26,16 +26,16 @@ __all__ = ["FILENAMES", "render_outputs", "write_outputs"]
 
 
 def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
-                  signature: bytes | None = None) -> dict[str, Path]:
+                  signature: bytes | None = None, page_size: str = "A4") -> dict[str, Path]:
     """Render ``formats`` (json, html, pdf, model-card) and move them into ``out_dir``
     atomically; a ``signature`` (certificate.sig.json bytes) joins the same batch and is
-    attached to the PDF.
+    attached to the PDF. ``page_size`` (A4 or Letter) is the printed page size.
 
     Returns the path written per format. Raises :class:`OutputError` when the folder cannot
     be created or written (permissions, a file in the way, a full disk).
     """
     out_dir = Path(out_dir)
-    payloads = render_outputs(cert, formats, signature)
+    payloads = render_outputs(cert, formats, signature, page_size)
     if signature is not None:
         payloads["signature"] = signature
     created = _ensure_folder(out_dir)
@@ -53,7 +53,7 @@ def _filename(fmt: str) -> str:
 
 
 def render_outputs(cert: Certificate, formats: list[str],
-                   signature: bytes | None = None) -> dict[str, bytes]:
+                   signature: bytes | None = None, page_size: str = "A4") -> dict[str, bytes]:
     """Each requested format's bytes, in the order asked; nothing touches the disk."""
     unknown = [f for f in formats if f not in FILENAMES]
     if unknown:
@@ -67,7 +67,7 @@ def render_outputs(cert: Certificate, formats: list[str],
         elif fmt == "html":
             from .html import render_html
 
-            out[fmt] = render_html(cert).encode("utf-8")
+            out[fmt] = render_html(cert, page_size).encode("utf-8")
         elif fmt == "model-card":
             from ..modelcard import render_model_card
 
@@ -75,7 +75,7 @@ def render_outputs(cert: Certificate, formats: list[str],
         else:
             from .pdf import render_pdf
 
-            out[fmt] = render_pdf(cert, signature)
+            out[fmt] = render_pdf(cert, signature, page_size)
     return out
 
 

@@ -25,7 +25,10 @@ from markupsafe import Markup
 from ..certificate import Certificate
 from ..resources import templates_dir
 from ..summary import summary_lines
-from . import charts, views
+from . import charts, explorer, views
+from .family_tables import cand_key, concept_tables, representation_tables, token_tables
+from .filters import FILTERS
+from .glossary import glossary
 from .tables import Column, Table
 
 TEMPLATE = "certificate.html.j2"
@@ -55,16 +58,19 @@ EMBED_SCRIPT = """(function () {
 })();"""
 
 
-def render_html(cert: Certificate) -> str:
-    """The full interactive certificate page."""
-    ctx = page_context(cert, mode="html")
+def render_html(cert: Certificate, page_size: str = "A4") -> str:
+    """The full interactive certificate page (``page_size``: A4 or Letter, for printing)."""
+    ctx = page_context(cert, mode="html", page_size=page_size)
     bundle = js_bundle()
+    scripts = [bundle, EMBED_SCRIPT] + ([explorer.SCRIPT] if ctx["explorer"] else [])
     ctx.update(
         charts={f.id: chart_script(f.spec()) for f in ctx["figures"]},
         images={},
         js_bundle=Markup(bundle),
         embed_script=Markup(EMBED_SCRIPT),
-        csp=content_security_policy([bundle, EMBED_SCRIPT]),
+        explorer_script=Markup(explorer.SCRIPT),
+        explorer_json=chart_script(ctx["explorer"].data) if ctx["explorer"] else "",
+        csp=content_security_policy(scripts),
     )
     return environment().get_template(TEMPLATE).render(ctx)
 
@@ -198,7 +204,16 @@ FAMILY_INTROS = {
     "models; their hidden states are averaged over tokens. Per domain and layer: the mean "
     "cosine distance between base and candidate, and linear CKA over the domain's texts.",
 }
-TOP_N = 20
+#: words that tie a limitation to a built-in family's section (plug-ins: FamilyView.keywords)
+FAMILY_KEYWORDS = {
+    "concepts": ("concept", "prompt template"),
+    "embeddings": ("token embedding", "embedding matrix", "tokenizer", "vocabular"),
+    "neighbors": ("neighbour", "neighbor", "umap", "prompt template"),
+    "cka": ("cka", "prompt template"),
+    "weights": ("weight drift", "weight tensor", "safetensors"),
+    "domains": ("domain",),
+}
+PAGE_SIZES = ("A4", "Letter")
 
 
 @dataclass
@@ -212,19 +227,33 @@ class Section:
     figures: list[charts.Figure]
     tables: dict[str, list[Table]] = field(default_factory=dict)  # figure id -> its tables
     notes: list[str] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)  # the certificate's, where they apply
 
 
-def page_context(cert: Certificate | dict[str, Any], mode: str) -> dict[str, Any]:
-    """Everything the template needs, shared by the HTML (mode 'html') and PDF ('pdf')."""
+def page_context(cert: Certificate | dict[str, Any], mode: str,
+                 page_size: str = "A4") -> dict[str, Any]:
+    """Everything the template needs, shared by the HTML (mode 'html') and PDF ('pdf').
+
+    ``page_size`` (A4 or Letter) sets the printed page in both the PDF and browser print.
+    """
+    if page_size not in PAGE_SIZES:
+        raise ValueError(f"unknown page size {page_size!r}; expected one of: "
+                         f"{', '.join(PAGE_SIZES)}")
     cert = cert if isinstance(cert, Certificate) else Certificate(cert)
     data = cert.data
     figs = charts.figures(data)
     sections = family_sections(data, figs)
+    for s in sections:
+        s.limitations = section_limitations(data, s)
+    explore = explorer.explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
     toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
            ("probes", "Probes"), *[(s.id, s.title) for s in sections],
-           ("warnings", "Warnings and limitations"), ("appendix", "Appendix")]
+           *([("explorer", "Concept explorer")] if explore else []),
+           ("warnings", "Warnings and limitations"), ("appendix", "Appendix"),
+           ("glossary", "Glossary")]
     return {
+        "page_size": page_size, "explorer": explore, "glossary": glossary(),
         "mode": mode, "data": data, "audit": data.get("audit") or {},
         "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
         "digest": cert.digest, "summary": summary_lines(data),
@@ -233,6 +262,24 @@ def page_context(cert: Certificate | dict[str, Any], mode: str) -> dict[str, Any
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
                                 ensure_ascii=False, sort_keys=False),
     }
+
+
+def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
+    """The certificate's limitations that concern this section, repeated where they apply.
+
+    A limitation applies when it names one of the family's keywords, or when it is about the
+    noise floor and the section reports noise-floor ratios.
+    """
+    view = views.views().get(section.family)
+    words = tuple(view.keywords) if view is not None and view.keywords else \
+        FAMILY_KEYWORDS.get(section.family, (section.family.rstrip("s").replace("_", " "),))
+    has_floor = any("noise_floor" in str(r.get("metric", "")) for r in section.metrics.rows)
+    out = []
+    for text in data.get("limitations") or []:
+        low = str(text).lower()
+        if any(w.lower() in low for w in words) or (has_floor and "noise floor" in low):
+            out.append(str(text))
+    return out
 
 
 def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Section]:
@@ -327,243 +374,8 @@ def _matches(pattern: str, name: str) -> bool:
 def metrics_table(comps: list[dict[str, Any]], names: list[str]) -> Table:
     """Metric rows × one column per compared model; a cell holds value, CI, unit, error."""
     cols = [Column("metric", "metric", "code")] + [
-        Column(_cand_key(c), c["candidate"], "metric") for c in comps]
-    rows = [{"metric": n, **{_cand_key(c): (c.get("metrics") or {}).get(n) for c in comps}}
+        Column(cand_key(c), c["candidate"], "metric") for c in comps]
+    rows = [{"metric": n, **{cand_key(c): (c.get("metrics") or {}).get(n) for c in comps}}
             for n in names]
     return Table("One column per compared model; CI: bootstrap confidence interval of the "
                  "mean", cols, rows)
-
-
-def _cand_key(comp: dict[str, Any]) -> str:
-    """A row key for a candidate's column that no fixed column key can collide with."""
-    return "candidate:" + comp["candidate"]
-
-
-def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
-    """The tables behind each concept chart (their text alternative)."""
-    cols = [Column("rank", "rank", "int"), Column("term", "term"),
-            Column("category", "category"), Column("cosine_distance", "cosine distance", "num"),
-            Column("cosine_distance_mean_pooled", "mean-pooled", "num"),
-            Column("noise_floor_ratio", "× noise floor", "ratio")]
-    out: dict[str, list[Table]] = {}
-    comps = [c for c in charts.comparisons(data) if charts.table(c, "concepts")]
-    for c in comps:
-        rows = sorted(charts.table(c, "concepts"), key=lambda r: r["rank"])
-        name = c["candidate"]
-        out[f"top-concepts-{charts.slug(name)}"] = _top_and_all(
-            f"Top {min(TOP_N, len(rows))} concepts by drift: {name}",
-            f"All {len(rows)} concepts: {name}", cols, rows)
-    cat_rows = [{**r, "candidate": c["candidate"]} for c in comps
-                for r in charts.table(c, "categories")]
-    cat_rows.sort(key=lambda r: r["category"])
-    out["concept-categories"] = [Table("Drift by category", [
-        Column("category", "category"), Column("candidate", "candidate"),
-        Column("count", "concepts", "int"), Column("mean", "mean", "num"),
-        Column("std", "std", "num"), Column("top_quartile_share", "in top quartile", "pct"),
-        Column("noise_floor_ratio", "× noise floor", "ratio")], cat_rows)]
-    layers: dict[int, dict[str, Any]] = {}
-    for c in comps:
-        for r in charts.table(c, "layers"):
-            layers.setdefault(r["layer"], {"layer": r["layer"]})[_cand_key(c)] = \
-                r["cosine_distance_mean"]
-    out["concept-layers"] = [Table(
-        "Mean concept drift (last-token hidden state) by layer",
-        [Column("layer", "layer", "int")] + [Column(_cand_key(c), c["candidate"], "num")
-                                             for c in comps],
-        [layers[k] for k in sorted(layers)])]
-    return out
-
-
-def _top_and_all(top: str, everything: str, cols: list[Column],
-                 rows: list[dict[str, Any]]) -> list[Table]:
-    """The first TOP_N rows, plus all rows collapsed (HTML only) when there are more."""
-    tables = [Table(top, cols, rows[:TOP_N])]
-    if len(rows) > TOP_N:
-        tables.append(Table(everything, cols, rows, collapsed=True))
-    return tables
-
-
-def token_tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
-    """Tables behind the token charts, and a note per candidate with new tokens."""
-    cols = [Column("rank", "rank", "int"), Column("token", "token", "token"),
-            Column("cosine_distance", "cosine distance", "num"),
-            Column("base_id", "base id", "int"), Column("candidate_id", "candidate id", "int")]
-    out: dict[str, list[Table]] = {}
-    notes = []
-    for c in charts.comparisons(data):
-        rows = sorted(charts.table(c, "tokens"), key=lambda r: r["rank"])
-        name = c["candidate"]
-        if rows:
-            out[f"token-movers-{charts.slug(name)}"] = _top_and_all(
-                f"Top {min(TOP_N, len(rows))} token movers: {name}",
-                f"All {len(rows)} listed token movers: {name}", cols, rows)
-        new = [r["token"] for r in charts.table(c, "new_tokens")]
-        if new:
-            shown = ", ".join(charts.token_label(t) for t in new[:20])
-            more = f" and {len(new) - 20} more" if len(new) > 20 else ""
-            notes.append(f"{name} has {len(new)} tokens that the base vocabulary lacks; they "
-                         f"have no base embedding to compare with: {shown}{more}.")
-    hist = [{**r, "candidate": c["candidate"]} for c in charts.comparisons(data)
-            for r in charts.table(c, "token_histogram")]
-    out["token-histogram"] = [Table("Histogram bins", [
-        Column("candidate", "candidate"), Column("bin_start", "from", "num"),
-        Column("bin_end", "to", "num"), Column("count", "tokens", "int")], hist,
-        collapsed=True)]
-    return out, notes
-
-
-def _neighbour_text(ns: list[dict[str, Any]], token: bool = False) -> str:
-    lab = charts.token_label if token else str
-    return ", ".join(f"{lab(n['label'])} {n['similarity']:.2f}" for n in ns)
-
-
-def representation_tables(data: dict[str, Any], fam: str
-                          ) -> tuple[dict[str, list[Table]], list[str]]:
-    """Tables behind the neighbourhood, CKA, weight and domain charts."""
-    comps = charts.comparisons(data)
-    real = [c for c in comps if c.get("role") != "noise_floor"]
-    out: dict[str, list[Table]] = {}
-    notes: list[str] = []
-    if fam == "neighbors":
-        tabs = []
-        cols = [Column("rank", "rank", "int"), Column("term", "term"),
-                Column("category", "category"), Column("jaccard", "Jaccard", "num"),
-                Column("base", "base neighbours (cosine)"),
-                Column("candidate", "candidate neighbours (cosine)")]
-        for c in real:
-            rows = [{**r, "base": _neighbour_text(r["base_neighbours"]),
-                     "candidate": _neighbour_text(r["candidate_neighbours"])}
-                    for r in charts.table(c, "rewired_concepts")]
-            if rows:
-                tabs.append(Table(f"Most rewired concepts, side by side: {c['candidate']}",
-                                  cols, rows[:TOP_N]))
-        tcols = [Column("token", "token", "token"),
-                 Column("cosine_distance", "cosine distance", "num"),
-                 Column("jaccard", "Jaccard", "num"),
-                 Column("base", "base neighbours (cosine)"),
-                 Column("candidate", "candidate neighbours (cosine)")]
-        for c in real:
-            rows = [{**r, "base": _neighbour_text(r["base_neighbours"], True),
-                     "candidate": _neighbour_text(r["candidate_neighbours"], True)}
-                    for r in charts.table(c, "neighbors_tokens")]
-            if rows:
-                tabs.append(Table(f"Neighbourhoods of the top token movers: {c['candidate']}",
-                                  tcols, rows[:TOP_N]))
-        out["neighbors-distribution"] = tabs
-        prows = charts.projection_rows(data)
-        if prows:
-            out["umap-categories"] = [Table("UMAP coordinates", [
-                Column("term", "term"), Column("category", "category"),
-                Column("variant", "variant"), Column("x", "x", "num"), Column("y", "y", "num"),
-                Column("drift", "cosine distance", "num")], prows, collapsed=True)]
-    elif fam == "cka":
-        layers: dict[int, dict[str, Any]] = {}
-        for c in comps:
-            for r in charts.table(c, "cka"):
-                layers.setdefault(r["layer"], {"layer": r["layer"]})[_cand_key(c)] = r["cka"]
-        out["cka-layers"] = [Table(
-            "Linear CKA of the concept prompts by layer (— : undefined, no variance)",
-            [Column("layer", "layer", "int")] + [Column(_cand_key(c), c["candidate"], "num")
-                                                 for c in comps],
-            [layers[k] for k in sorted(layers)])]
-    elif fam == "weights":
-        cols = [Column("block", "block", "int"), Column("module", "module"),
-                Column("tensors", "tensors", "int"), Column("parameters", "parameters", "int"),
-                Column("relative_drift", "relative drift", "num")]
-        for c in comps:
-            rows = charts.table(c, "weights_blocks")
-            if rows:
-                out[f"weights-{charts.slug(c['candidate'])}"] = [Table(
-                    f"Weight drift by block and module type: {c['candidate']}", cols, rows,
-                    collapsed=True)]
-            unmatched = charts.table(c, "weights_unmatched")
-            if unmatched:
-                shown = ", ".join(u["name"] for u in unmatched[:10])
-                notes.append(f"{c['candidate']}: {len(unmatched)} tensors were not compared "
-                             f"(absent on one side or reshaped): {shown}.")
-    elif fam == "domains":
-        cols = [Column("domain", "domain"), Column("layer", "layer", "int"),
-                Column("cosine_distance_mean", "mean drift", "num"),
-                Column("cka", "linear CKA", "num")]
-        for c in comps:
-            rows = charts.table(c, "domains")
-            if rows:
-                out[f"domains-{charts.slug(c['candidate'])}"] = [Table(
-                    f"Domain drift and CKA by layer: {c['candidate']}", cols, rows,
-                    collapsed=True)]
-    return out, notes
-
-
-# ------------------------------------------------------------------------------ filters
-
-
-def fmt_num(v: Any) -> str:
-    """Four significant digits; large numbers with thousands separators."""
-    if v is None:
-        return "—"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.4g}"
-
-
-def fmt_ratio(v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.1f}×" if abs(v) < 100 else f"{v:,.0f}×"
-
-
-def fmt_pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f} %"
-
-
-def fmt_metric(m: dict[str, Any] | None) -> str:
-    """A metric value in its unit ('57.8×', '87.5 %', '0.1342')."""
-    if m is None or m.get("value") is None:
-        return "—"
-    unit, v = m.get("unit", ""), m["value"]
-    if unit == "×":
-        return fmt_ratio(v)
-    if unit == "share":
-        return fmt_pct(v)
-    if unit:
-        return f"{fmt_num(v)} {unit}"
-    return fmt_num(v)
-
-
-def fmt_params(n: int | None) -> str:
-    if not n:
-        return "—"
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if n >= size:
-            return f"{n / size:.1f} {suffix}"
-    return str(n)
-
-
-def short_digest(d: str | None, keep: int = 12) -> str:
-    if not d:
-        return "—"
-    return d if len(d) <= keep + 1 else d[:keep] + "…"
-
-
-def dotted(name: Any) -> Markup:
-    """A dotted metric name that may wrap after each dot (long names in narrow cells)."""
-    return Markup(".<wbr>").join(str(name).split("."))
-
-
-def css_string(text: Any) -> Markup:
-    """A quoted CSS string (for @page margin boxes) that nothing can break out of."""
-    out = []
-    for ch in str(text):
-        if ch in '"\\<>&' or ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\{ord(ch):x} ")
-        else:
-            out.append(ch)
-    return Markup('"' + "".join(out) + '"')
-
-
-FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
-           "params": fmt_params, "short": short_digest, "css_string": css_string,
-           "dotted": dotted,
-           "token": charts.token_label}

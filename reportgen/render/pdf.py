@@ -20,14 +20,16 @@ TEMPLATE = "certificate.html.j2"
 SCHEME = "reportgen-chart"
 
 
-def render_pdf(cert: Certificate, signature: bytes | None = None) -> bytes:
-    """PDF/A-3b bytes with a running header (audit, release), a footer (page X of Y, digest)
-    and the certificate JSON (and its signature, when given) attached."""
+def render_pdf(cert: Certificate, signature: bytes | None = None,
+               page_size: str = "A4") -> bytes:
+    """PDF/A-3b bytes on A4 or Letter pages with a running header (audit, release), a footer
+    (page X of Y, digest), bookmarks from the headings, and the certificate JSON (and its
+    signature, when given) attached."""
     import weasyprint
 
     from ..pdfattach import pdf_options
 
-    ctx = page_context(cert, mode="pdf")
+    ctx = page_context(cert, mode="pdf", page_size=page_size)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reportgen-svg")
     try:
         svgs = {f.id: pool.submit(_svg, f) for f in ctx["figures"]}

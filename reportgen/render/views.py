@@ -37,6 +37,9 @@ class FamilyView:
     tables: Callable[[Data], tuple[dict[str, list[Table]], list[str]]] = _no_tables
     #: which of the family's metric names go into the headline table
     headline: Callable[[str], bool] = _all
+    #: lower-case words that tie one of the certificate's limitations to this section
+    #: (e.g. ("sae", "dictionary")); empty: the family name without a final "s"
+    keywords: tuple[str, ...] = ()
 
 
 _VIEWS: dict[str, FamilyView] = {}

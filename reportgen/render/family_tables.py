@@ -1,0 +1,174 @@
+"""The tables behind the built-in families' charts: each chart's text alternative.
+
+Kept apart from :mod:`reportgen.render.html` so the page assembly stays short; a plug-in
+family brings its own tables through :class:`reportgen.render.views.FamilyView` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import charts
+from .tables import Column, Table
+
+TOP_N = 20
+
+
+def cand_key(comp: dict[str, Any]) -> str:
+    """A row key for a candidate's column that no fixed column key can collide with."""
+    return "candidate:" + comp["candidate"]
+
+
+def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
+    """The tables behind each concept chart (their text alternative)."""
+    cols = [Column("rank", "rank", "int"), Column("term", "term"),
+            Column("category", "category"), Column("cosine_distance", "cosine distance", "num"),
+            Column("cosine_distance_mean_pooled", "mean-pooled", "num"),
+            Column("noise_floor_ratio", "× noise floor", "ratio")]
+    out: dict[str, list[Table]] = {}
+    comps = [c for c in charts.comparisons(data) if charts.table(c, "concepts")]
+    for c in comps:
+        rows = sorted(charts.table(c, "concepts"), key=lambda r: r["rank"])
+        name = c["candidate"]
+        out[f"top-concepts-{charts.slug(name)}"] = _top_and_all(
+            f"Top {min(TOP_N, len(rows))} concepts by drift: {name}",
+            f"All {len(rows)} concepts: {name}", cols, rows)
+    cat_rows = [{**r, "candidate": c["candidate"]} for c in comps
+                for r in charts.table(c, "categories")]
+    cat_rows.sort(key=lambda r: r["category"])
+    out["concept-categories"] = [Table("Drift by category", [
+        Column("category", "category"), Column("candidate", "candidate"),
+        Column("count", "concepts", "int"), Column("mean", "mean", "num"),
+        Column("std", "std", "num"), Column("top_quartile_share", "in top quartile", "pct"),
+        Column("noise_floor_ratio", "× noise floor", "ratio")], cat_rows)]
+    layers: dict[int, dict[str, Any]] = {}
+    for c in comps:
+        for r in charts.table(c, "layers"):
+            layers.setdefault(r["layer"], {"layer": r["layer"]})[cand_key(c)] = \
+                r["cosine_distance_mean"]
+    out["concept-layers"] = [Table(
+        "Mean concept drift (last-token hidden state) by layer",
+        [Column("layer", "layer", "int")] + [Column(cand_key(c), c["candidate"], "num")
+                                             for c in comps],
+        [layers[k] for k in sorted(layers)])]
+    return out
+
+
+def _top_and_all(top: str, everything: str, cols: list[Column],
+                 rows: list[dict[str, Any]]) -> list[Table]:
+    """The first TOP_N rows, plus all rows collapsed (HTML only) when there are more."""
+    tables = [Table(top, cols, rows[:TOP_N])]
+    if len(rows) > TOP_N:
+        tables.append(Table(everything, cols, rows, collapsed=True))
+    return tables
+
+
+def token_tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
+    """Tables behind the token charts, and a note per candidate with new tokens."""
+    cols = [Column("rank", "rank", "int"), Column("token", "token", "token"),
+            Column("cosine_distance", "cosine distance", "num"),
+            Column("base_id", "base id", "int"), Column("candidate_id", "candidate id", "int")]
+    out: dict[str, list[Table]] = {}
+    notes = []
+    for c in charts.comparisons(data):
+        rows = sorted(charts.table(c, "tokens"), key=lambda r: r["rank"])
+        name = c["candidate"]
+        if rows:
+            out[f"token-movers-{charts.slug(name)}"] = _top_and_all(
+                f"Top {min(TOP_N, len(rows))} token movers: {name}",
+                f"All {len(rows)} listed token movers: {name}", cols, rows)
+        new = [r["token"] for r in charts.table(c, "new_tokens")]
+        if new:
+            shown = ", ".join(charts.token_label(t) for t in new[:20])
+            more = f" and {len(new) - 20} more" if len(new) > 20 else ""
+            notes.append(f"{name} has {len(new)} tokens that the base vocabulary lacks; they "
+                         f"have no base embedding to compare with: {shown}{more}.")
+    hist = [{**r, "candidate": c["candidate"]} for c in charts.comparisons(data)
+            for r in charts.table(c, "token_histogram")]
+    out["token-histogram"] = [Table("Histogram bins", [
+        Column("candidate", "candidate"), Column("bin_start", "from", "num"),
+        Column("bin_end", "to", "num"), Column("count", "tokens", "int")], hist,
+        collapsed=True)]
+    return out, notes
+
+
+def _neighbour_text(ns: list[dict[str, Any]], token: bool = False) -> str:
+    lab = charts.token_label if token else str
+    return ", ".join(f"{lab(n['label'])} {n['similarity']:.2f}" for n in ns)
+
+
+def representation_tables(data: dict[str, Any], fam: str
+                          ) -> tuple[dict[str, list[Table]], list[str]]:
+    """Tables behind the neighbourhood, CKA, weight and domain charts."""
+    comps = charts.comparisons(data)
+    real = [c for c in comps if c.get("role") != "noise_floor"]
+    out: dict[str, list[Table]] = {}
+    notes: list[str] = []
+    if fam == "neighbors":
+        tabs = []
+        cols = [Column("rank", "rank", "int"), Column("term", "term"),
+                Column("category", "category"), Column("jaccard", "Jaccard", "num"),
+                Column("base", "base neighbours (cosine)"),
+                Column("candidate", "candidate neighbours (cosine)")]
+        for c in real:
+            rows = [{**r, "base": _neighbour_text(r["base_neighbours"]),
+                     "candidate": _neighbour_text(r["candidate_neighbours"])}
+                    for r in charts.table(c, "rewired_concepts")]
+            if rows:
+                tabs.append(Table(f"Most rewired concepts, side by side: {c['candidate']}",
+                                  cols, rows[:TOP_N]))
+        tcols = [Column("token", "token", "token"),
+                 Column("cosine_distance", "cosine distance", "num"),
+                 Column("jaccard", "Jaccard", "num"),
+                 Column("base", "base neighbours (cosine)"),
+                 Column("candidate", "candidate neighbours (cosine)")]
+        for c in real:
+            rows = [{**r, "base": _neighbour_text(r["base_neighbours"], True),
+                     "candidate": _neighbour_text(r["candidate_neighbours"], True)}
+                    for r in charts.table(c, "neighbors_tokens")]
+            if rows:
+                tabs.append(Table(f"Neighbourhoods of the top token movers: {c['candidate']}",
+                                  tcols, rows[:TOP_N]))
+        out["neighbors-distribution"] = tabs
+        prows = charts.projection_rows(data)
+        if prows:
+            out["umap-categories"] = [Table("UMAP coordinates", [
+                Column("term", "term"), Column("category", "category"),
+                Column("variant", "variant"), Column("x", "x", "num"), Column("y", "y", "num"),
+                Column("drift", "cosine distance", "num")], prows, collapsed=True)]
+    elif fam == "cka":
+        layers: dict[int, dict[str, Any]] = {}
+        for c in comps:
+            for r in charts.table(c, "cka"):
+                layers.setdefault(r["layer"], {"layer": r["layer"]})[cand_key(c)] = r["cka"]
+        out["cka-layers"] = [Table(
+            "Linear CKA of the concept prompts by layer (— : undefined, no variance)",
+            [Column("layer", "layer", "int")] + [Column(cand_key(c), c["candidate"], "num")
+                                                 for c in comps],
+            [layers[k] for k in sorted(layers)])]
+    elif fam == "weights":
+        cols = [Column("block", "block", "int"), Column("module", "module"),
+                Column("tensors", "tensors", "int"), Column("parameters", "parameters", "int"),
+                Column("relative_drift", "relative drift", "num")]
+        for c in comps:
+            rows = charts.table(c, "weights_blocks")
+            if rows:
+                out[f"weights-{charts.slug(c['candidate'])}"] = [Table(
+                    f"Weight drift by block and module type: {c['candidate']}", cols, rows,
+                    collapsed=True)]
+            unmatched = charts.table(c, "weights_unmatched")
+            if unmatched:
+                shown = ", ".join(u["name"] for u in unmatched[:10])
+                notes.append(f"{c['candidate']}: {len(unmatched)} tensors were not compared "
+                             f"(absent on one side or reshaped): {shown}.")
+    elif fam == "domains":
+        cols = [Column("domain", "domain"), Column("layer", "layer", "int"),
+                Column("cosine_distance_mean", "mean drift", "num"),
+                Column("cka", "linear CKA", "num")]
+        for c in comps:
+            rows = charts.table(c, "domains")
+            if rows:
+                out[f"domains-{charts.slug(c['candidate'])}"] = [Table(
+                    f"Domain drift and CKA by layer: {c['candidate']}", cols, rows,
+                    collapsed=True)]
+    return out, notes
