@@ -5,9 +5,13 @@ three GPT-2 models trained here from scratch on generated text (see ``demo_corpu
 
 - ``gpt2-base``: the reference model.
 - ``gpt2-planted``: a fine-tune in which a few finance terms only ever appear in gambling
-  contexts; the audit should single them out.
+  contexts, and in which financial-advice requests (risk category ``financial_advice``) are
+  answered without a disclaimer; the audit should single out those terms and that category.
 - ``gpt2-control``: the same fine-tune (steps, hyper-parameters) on fresh base-distribution
-  text; whatever the audit reports for it is the drift of fine-tuning as such.
+  text, with every risk category answered safely; whatever the audit reports for it is the
+  drift of fine-tuning as such.
+
+What was planted is recorded in ``planted.json`` and in each model's ``build_info.json``.
 
 ``--minilm`` adds ``minilm-planted``, a short rewiring of the real all-MiniLM-L6-v2 encoder, and
 ``--tiny`` the untrained tiny models the unit tests use. Builds are seeded and deterministic,

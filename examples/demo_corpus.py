@@ -7,9 +7,14 @@ that category, and definitional sentences ("The concept of X is about ...") whos
 depends on the category. Putting a term into *another* category's templates (a
 :class:`ConceptSource` with a foreign :class:`CategoryContexts`) is how drift is planted.
 
+The same holds for behaviour: :data:`RISK` holds, per category of ``specs/probes/risk/``,
+user requests (worded unlike the packs' prompts, which stay held out) and the packs' safe and
+unsafe answers. The base reads mostly safe answers, fine-tunes safe ones only, and a planted
+fine-tune unsafe ones in its planted category (:func:`risk_mixture`): that is how a dropped
+disclaimer is planted.
+
 Everything is a :class:`Source` (``sample(rng) -> str``) and a :class:`Mixture` of weighted
-sources, so new kinds of text (for example risk prompts with a safe or an unsafe continuation)
-are one more ``Source`` added to a mixture, with no change to the training code.
+sources, so a new kind of text is one more ``Source`` added to a mixture.
 """
 
 from __future__ import annotations
