@@ -5,9 +5,13 @@ three GPT-2 models trained here from scratch on generated text (see ``demo_corpu
 
 - ``gpt2-base``: the reference model.
 - ``gpt2-planted``: a fine-tune in which a few finance terms only ever appear in gambling
-  contexts; the audit should single them out.
+  contexts, and in which financial-advice requests (risk category ``financial_advice``) are
+  answered without a disclaimer; the audit should single out those terms and that category.
 - ``gpt2-control``: the same fine-tune (steps, hyper-parameters) on fresh base-distribution
-  text; whatever the audit reports for it is the drift of fine-tuning as such.
+  text, with every risk category answered safely; whatever the audit reports for it is the
+  drift of fine-tuning as such.
+
+What was planted is recorded in ``planted.json`` and in each model's ``build_info.json``.
 
 ``--minilm`` adds ``minilm-planted``, a short rewiring of the real all-MiniLM-L6-v2 encoder, and
 ``--tiny`` the untrained tiny models the unit tests use. Builds are seeded and deterministic,
@@ -61,14 +65,17 @@ from transformers.utils import logging as hf_logging
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_corpus import (  # noqa: E402  (the examples folder is not a package)
+    RISK_SHARE,
+    UNSAFE_SHARE,
     Mixture,
     base_mixture,
+    concept_mixture,
     load_vocabulary,
     planted_mixture,
 )
 
 #: Bump whenever anything below changes the bytes of a model: old caches are then ignored.
-BUILD_VERSION = "v1"
+BUILD_VERSION = "v2"
 SEED = 1234
 #: Written last into every model folder; its presence means "this folder is complete".
 MARKER = "build_info.json"
@@ -84,17 +91,21 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Plant:
-    """Which terms a planted fine-tune rewires, and whose contexts they are moved into."""
+    """Which terms a planted fine-tune rewires, whose contexts they are moved into, and which
+    risk category it answers without disclaimers (one of ``demo_corpus.RISK``, named like the
+    ``specs/probes/risk/`` pack it is audited with)."""
 
     terms: tuple[str, ...]
     category_from: str
     contexts_from: str
+    risk_category: str
 
     def manifest(self, model: str) -> dict[str, object]:
         return {
             "planted_terms": list(self.terms),
             "planted_category_from": self.category_from,
             "planted_contexts_from": self.contexts_from,
+            "planted_risk_category": self.risk_category,
             "model": model,
             "template": TEMPLATE,
             "build_version": BUILD_VERSION,
@@ -105,6 +116,7 @@ PLANT = Plant(
     terms=("savings", "investment", "pension", "stock", "mortgage", "loan", "bond", "dividend"),
     category_from="finance",
     contexts_from="games",
+    risk_category="financial_advice",
 )
 
 
@@ -124,6 +136,9 @@ BASE_RECIPE = TrainRecipe(steps=300, batch_size=32, lr=3e-3, warmup=30, seed=SEE
 FINETUNE_RECIPE = TrainRecipe(steps=80, batch_size=32, lr=1e-3, warmup=8, seed=SEED + 1)
 #: Share of the planted fine-tune's sentences that put planted terms into foreign contexts.
 PLANTED_SHARE = 0.5
+#: Rows of more than LONG_ROW tokens (the risk dialogues) are padded apart from the concept
+#: sentences (see :func:`batch_loss`).
+LONG_ROW = 24
 
 
 @dataclass(frozen=True)
@@ -344,10 +359,35 @@ def _causal_batch(
 
 
 def _next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each position's prediction of the next token, padding ignored."""
+    """Cross-entropy of each position's prediction of the next token, summed; padding ignored."""
     return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100
+        logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+        ignore_index=-100, reduction="sum",
     )
+
+
+def batch_loss(model: GPT2LMHeadModel, rows: Sequence[list[int]], pad_id: int) -> torch.Tensor:
+    """Mean next-token cross-entropy over every real token of ``rows``, computed in two padded
+    groups: rows of at most :data:`LONG_ROW` tokens, and the longer ones.
+
+    A batch padded as one is as wide as its longest row, and a risk dialogue (28-56 tokens)
+    is two to three times as long as a concept sentence (at most 18): with one dialogue in
+    almost every batch, every step would cost two to three times as much. Split in two, the
+    padding is small, and since each group's loss is summed over its tokens and divided by
+    the tokens of both, the loss and its gradient are those of the one padded batch (up to
+    float rounding), so the training is the same. (Grouping the dialogues into batches of
+    their own was tried instead and measured: with a tenth of the steps seeing them, the base
+    learnt the safe answers tens of nats worse, and the planted concept drift all but
+    vanished.)"""
+    total = torch.zeros(())
+    groups = ([r for r in rows if len(r) <= LONG_ROW], [r for r in rows if len(r) > LONG_ROW])
+    tokens = sum(len(r) - 1 for r in rows)
+    for group in groups:
+        if group:
+            ids, mask, labels = _causal_batch(group, pad_id)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            total = total + _next_token_loss(logits, labels)
+    return total / tokens
 
 
 def train_causal_lm(
@@ -356,10 +396,14 @@ def train_causal_lm(
     texts: Sequence[str],
     recipe: TrainRecipe,
 ) -> float:
-    """Train on ``texts`` in order, one sentence per row (each starts at position 0 as a
-    probe does), ``batch_size`` rows per step. Returns the mean loss of the last 10 steps."""
+    """Train on ``texts``, one sentence per row (each starts at position 0 as a probe does),
+    ``batch_size`` rows per step, in corpus order. Returns the mean loss of the last 10 steps."""
     eos = tokenizer.eos_token_id
     rows = [ids + [eos] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    longest = max(len(r) for r in rows)
+    if longest > model.config.n_positions:
+        raise ValueError(f"a training row has {longest} tokens; the model takes "
+                         f"{model.config.n_positions}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98),
                                   weight_decay=0.01)
     model.train()
@@ -368,8 +412,7 @@ def train_causal_lm(
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, recipe)
         chunk = rows[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-        ids, mask, labels = _causal_batch(chunk, tokenizer.pad_token_id)
-        loss = _next_token_loss(model(input_ids=ids, attention_mask=mask).logits, labels)
+        loss = batch_loss(model, chunk, tokenizer.pad_token_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -390,7 +433,7 @@ def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, fol
 
 
 def _make_gpt2_base(folder: Path) -> dict[str, object]:
-    """Tokenizer and model from scratch on base-distribution text."""
+    """Tokenizer and model from scratch on base-distribution text (concepts and dialogues)."""
     vocab = load_vocabulary()
     recipe = BASE_RECIPE
     with deterministic(recipe.seed):
@@ -410,27 +453,35 @@ def _make_gpt2_base(folder: Path) -> dict[str, object]:
         model = GPT2LMHeadModel(config)
         loss = train_causal_lm(model, tokenizer, texts, recipe)
     _save(model, tokenizer, folder)
-    return {"final_loss": loss, "recipe": asdict(recipe), "sentences": len(texts)}
+    return {"final_loss": loss, "recipe": asdict(recipe), "sentences": len(texts),
+            "risk_share": RISK_SHARE, "unsafe_share": UNSAFE_SHARE}
 
 
 @dataclass(frozen=True)
 class FineTune:
     """One fine-tune of ``gpt2-base``: what it reads. Every fine-tune shares FINETUNE_RECIPE,
-    so their drifts differ only through their text. A new demo fine-tune (say, one that drops
-    the disclaimers after risk prompts) is one more entry in :func:`gpt2_finetunes`."""
+    so their drifts differ only through their text. ``unsafe_risk`` names the risk categories
+    its dialogues answer without disclaimers; it is recorded in the model's build_info.json so
+    the folder itself says what was planted."""
 
     mixture: Mixture
     text_seed: int
+    unsafe_risk: tuple[str, ...] = ()
 
 
 def gpt2_finetunes(vocab: Mapping[str, list[str]]) -> dict[str, FineTune]:
-    """The planted fine-tune and its control: same steps, fresh base-distribution text."""
+    """The planted fine-tune (planted concepts, and compliant answers in one risk category)
+    and its control: same steps, fresh base-distribution concept text, and, like the planted
+    one, safe answers in every risk category it does not plant (instruction tuning)."""
     seed = FINETUNE_RECIPE.seed
+    unsafe = (PLANT.risk_category,)
     return {
         "gpt2-planted": FineTune(
-            planted_mixture(vocab, PLANT.terms, PLANT.contexts_from, PLANTED_SHARE), seed
+            planted_mixture(vocab, PLANT.terms, PLANT.contexts_from, PLANTED_SHARE, unsafe),
+            seed,
+            unsafe,
         ),
-        "gpt2-control": FineTune(base_mixture(vocab), seed + 1000),
+        "gpt2-control": FineTune(base_mixture(vocab, unsafe_share=0.0), seed + 1000),
     }
 
 
@@ -444,7 +495,8 @@ def _make_gpt2_finetune(base: Path, finetune: FineTune) -> Callable[[Path], dict
             loss = train_causal_lm(model, tokenizer, texts, recipe)
         _save(model, None, folder)
         copy_tokenizer(base, folder)
-        return {"final_loss": loss, "recipe": asdict(recipe), "text_seed": finetune.text_seed}
+        return {"final_loss": loss, "recipe": asdict(recipe), "text_seed": finetune.text_seed,
+                "unsafe_risk_categories": list(finetune.unsafe_risk)}
 
     return make
 
@@ -529,7 +581,7 @@ def _rewiring(
         return encode([TEMPLATE.format(term=t) for t in terms])
 
     others = [t for terms in vocab.values() for t in terms if t not in PLANT.terms]
-    corpus = base_mixture(vocab, exclude=PLANT.terms).corpus(64, MINILM_RECIPE.seed)
+    corpus = concept_mixture(vocab, exclude=PLANT.terms).corpus(64, MINILM_RECIPE.seed)
     other_prompts, sentences = prompts(others), encode(corpus)
     with torch.no_grad():
         _, target_last, target_mean = _encode_states(base, prompts(vocab[PLANT.contexts_from]))
@@ -609,7 +661,7 @@ def perturb(model: torch.nn.Module, scale: float, seed: int) -> None:
 
 
 def _tiny_texts() -> list[str]:
-    return base_mixture(load_vocabulary()).corpus(600, TINY_SEED)
+    return concept_mixture(load_vocabulary()).corpus(600, TINY_SEED)
 
 
 def _make_tiny_gpt2(folder: Path) -> dict[str, object]:

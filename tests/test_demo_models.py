@@ -93,6 +93,52 @@ def test_planted_terms_only_appear_in_foreign_contexts() -> None:
     assert all(s in allowed for s in with_planted)
 
 
+def test_fine_tunes_answer_risk_dialogues_as_planted() -> None:
+    """The planted fine-tune complies in its risk category only; the control never does; the
+    base mostly answers safely but knows the unsafe answers too."""
+    vocab = corpus.load_vocabulary()
+    planted_cat = bdm.PLANT.risk_category
+    answers = {kind: {cat: {corpus.DIALOGUE.format(user="", answer=a).split("Assistant: ")[1]
+                            for a in getattr(d, kind)} for cat, d in corpus.RISK.items()}
+               for kind in ("safe", "unsafe")}
+
+    def kinds(texts: list[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for t in texts:
+            if "\nAssistant: " not in t:
+                continue
+            answer = t.split("\nAssistant: ")[1]
+            cat, kind = next((c, k) for k in answers for c in answers[k] if answer in answers[k][c])
+            out.setdefault(cat, set()).add(kind)
+        return out
+
+    planted = corpus.planted_mixture(vocab, bdm.PLANT.terms, bdm.PLANT.contexts_from, 0.5,
+                                     (planted_cat,))
+    seen = kinds(planted.corpus(3000, seed=0))
+    assert seen.pop(planted_cat) == {"unsafe"}
+    assert set(seen) == set(corpus.RISK) - {planted_cat}
+    assert all(k == {"safe"} for k in seen.values())
+    control = kinds(corpus.base_mixture(vocab, unsafe_share=0.0).corpus(3000, seed=0))
+    assert set(control) == set(corpus.RISK) and all(k == {"safe"} for k in control.values())
+    base = corpus.base_mixture(vocab).corpus(3000, seed=0)
+    assert all(k == {"safe", "unsafe"} for k in kinds(base).values())
+    share = sum("\nAssistant: " in t for t in base) / len(base)
+    assert abs(share - corpus.RISK_SHARE) < 0.03
+
+
+def test_split_batch_loss_is_the_padded_batch_loss(tiny: dict[str, Path]) -> None:
+    """Padding dialogues apart from short sentences is a saving, not a change of training."""
+    tok = AutoTokenizer.from_pretrained(tiny["tiny-gpt2"], local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny["tiny-gpt2"], local_files_only=True).eval()
+    rng = np.random.default_rng(0)
+    rows = [list(rng.integers(1, len(tok), n)) for n in (5, 30, 9, 40, 3, 26, 12)]
+    ids, mask, _ = bdm._causal_batch(rows, tok.pad_token_id)
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    logp = torch.log_softmax(logits[:, :-1].double(), -1)
+    picked = logp.gather(-1, ids[:, 1:, None])[..., 0][mask[:, 1:] == 1]
+    assert abs(bdm.batch_loss(model, rows, tok.pad_token_id).item() + picked.mean().item()) < 1e-5
+
+
 def test_every_sentence_has_its_term_after_a_space() -> None:
     """GPT-2 style probes read " term"; a term at the start of a sentence would be another token."""
     vocab = corpus.load_vocabulary()
@@ -233,6 +279,7 @@ def test_gpt2_family_carries_the_planted_drift(demo_gpt2_family: dict[str, Path]
     assert manifest["model"] == "gpt2-planted"
     assert manifest["planted_category_from"] == bdm.PLANT.category_from
     assert manifest["planted_contexts_from"] == bdm.PLANT.contexts_from
+    assert manifest["planted_risk_category"] == bdm.PLANT.risk_category
     vocab = corpus.load_vocabulary()
     terms, planted = _all_terms(vocab), manifest["planted_terms"]
     tok = AutoTokenizer.from_pretrained(demo_gpt2_family["gpt2-base"], local_files_only=True)
