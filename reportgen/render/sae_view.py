@@ -130,7 +130,8 @@ def _tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
         ce = (f"; CE recovered on {li['ce_texts']} {li['ce_sample']}"
               if li.get("ce_texts") else "; CE recovered not available")
         notes.append(f"Layer {key}: dictionary {src}, digest {li['dictionary_digest'][:16]}…; "
-                     f"activations stored as {li['stored_activations']}{ce}.")
+                     f"FVU on {li['fvu_on']}; activations stored as "
+                     f"{li['stored_activations']}{ce}.")
     if info.get("risky_note"):
         notes.append(info["risky_note"])
     return out, notes

@@ -35,6 +35,12 @@ from .splice import ce_layer_ok, ce_recovered_pass
 #: Texts read by the cross-entropy-recovered pass: a sample spread over the domain texts.
 CE_MAX_TEXTS = 64
 TRAIN_BATCH = 1024
+#: A trained dictionary never sees every HOLD_OUT-th probe text; FVU is measured on those (in
+#: both models), so the base's fit is not flattered by the training data.
+HOLD_OUT = 5
+FVU_ALL = "all probe tokens"
+FVU_HELD_OUT = (f"held-out probe texts (every {HOLD_OUT}th text, not used to train the "
+                "dictionary)")
 FLOAT16_MAX = 6.0e4
 
 
@@ -59,8 +65,9 @@ class SAECollector:
 
     def settings(self) -> str:
         return json.dumps({
-            "v": 1, "layers": [[s.layer, s.digest, s.train] for s in self.sources],
+            "v": 2, "layers": [[s.layer, s.digest, s.train] for s in self.sources],
             "ce": self.causal and [self.ce_rows, CE_MAX_TEXTS], "train_batch": TRAIN_BATCH,
+            "hold_out": HOLD_OUT,
             "labels": [sorted(s.labels.items()) for s in self.sources]}, sort_keys=True)
 
     def start(self, model: Any, tokenizer: Any, texts: list[str], workdir: Path) -> None:
@@ -90,10 +97,11 @@ class SAECollector:
         layers: dict[str, Any] = {}
         for s in self.sources:
             acts = np.concatenate(self.acts[s.layer])[order]
+            held = held_out(arrays["text_rows"]) if s.origin == "trained" else None
             if s.sae is None:
-                self._train(s, acts, progress, extra)
-            fit: dict[str, float] = {}
-            arrays.update(_encode(s.sae, s.layer, acts, fit))
+                self._train(s, acts[~held], progress, extra)
+            fit: dict[str, Any] = {"fvu_on": FVU_ALL if held is None else FVU_HELD_OUT}
+            arrays.update(_encode(s.sae, s.layer, acts, fit, held))
             small = np.abs(acts).max() < FLOAT16_MAX
             arrays[f"acts.{s.layer}"] = acts.astype(np.float16 if small else np.float32)
             layers[str(s.layer)] = {
@@ -172,9 +180,15 @@ class SAECollector:
         return np.concatenate(out)
 
 
-def _encode(sae: Any, layer: int, acts: np.ndarray, fit: dict[str, float],
-            chunk: int = 4096) -> dict[str, np.ndarray]:
-    """The dictionary's codes of float32 activations as CSR arrays; FVU and L0 into ``fit``."""
+def held_out(text_rows: np.ndarray) -> np.ndarray:
+    """Tokens of the probe texts a trained dictionary is not trained on."""
+    return text_rows % HOLD_OUT == HOLD_OUT - 1
+
+
+def _encode(sae: Any, layer: int, acts: np.ndarray, fit: dict[str, Any],
+            held: np.ndarray | None = None, chunk: int = 4096) -> dict[str, np.ndarray]:
+    """The dictionary's codes of float32 activations as CSR arrays; FVU (on the ``held``
+    tokens when given) and L0 into ``fit``."""
     from scipy import sparse
 
     from .fit import fvu
@@ -186,7 +200,9 @@ def _encode(sae: Any, layer: int, acts: np.ndarray, fit: dict[str, float],
         recon.append(sae.decode(f, x).numpy())
         parts.append(sparse.csr_matrix(f.numpy()))
     codes = sparse.vstack(parts).tocsr()
-    fit["fvu"] = fvu(acts, np.concatenate(recon))
+    recon_all = np.concatenate(recon)
+    sel = slice(None) if held is None or not held.any() else held
+    fit["fvu"] = fvu(acts[sel], recon_all[sel])
     fit["l0"] = float(np.diff(codes.indptr).mean())
     return {f"codes.{layer}.indptr": codes.indptr.astype(np.int64),
             f"codes.{layer}.indices": codes.indices.astype(np.int32),

@@ -61,7 +61,7 @@ def sae_pair(ctx: PairContext) -> PairResult | None:
             "dictionary_digest": info["digest"], "origin": info["origin"],
             "architecture": info["architecture"], "d_in": info["d_in"], "d_sae": info["d_sae"],
             "train": info["train"], "stored_activations": info["stored_dtype"],
-            "ce_sample": info.get("ce", {}).get("sample"),
+            "ce_sample": info.get("ce", {}).get("sample"), "fvu_on": info.get("fvu_on"),
             "ce_texts": info.get("ce", {}).get("texts")}
     res.analysis["low_confidence_fvu_ratio"] = m.LOW_CONFIDENCE_FVU_RATIO
     if not any(k.startswith("risk.") for k in sets):
@@ -115,7 +115,8 @@ def _layer(res: PairResult, layer: int, bi: dict, ci: dict, be: Any, ce: Any,
         res.warnings.append(
             f"{ctx.model.name}: SAE findings at layer {layer} are low-confidence: the base "
             f"dictionary's FVU on the candidate is {ratio:.2f}x its FVU on the base (above "
-            f"{m.LOW_CONFIDENCE_FVU_RATIO}), so moved features may be reconstruction error.")
+            f"{m.LOW_CONFIDENCE_FVU_RATIO}; FVU on {bi['fvu_on']}), so moved features may be "
+            "reconstruction error rather than change.")
     _fit_rows(res, layer, bi, ci, ratio, low)
     res.tables.setdefault("sae_dense_sparse", []).append({
         "layer": layer, "dense_cosine": float(cos.mean()), "jaccard": float(jac.mean()),

@@ -53,13 +53,22 @@ def _moved(cert, cand: str) -> list[dict]:
     return cert.comparison(cand)["tables"]["sae_moved"][:TOP]
 
 
+def _specific(row: dict) -> float:
+    """How much more a feature changed on the planted terms' prompts than on other terms'
+    prompts in the same template (the template's own tokens cancel out)."""
+    ch = row["change_by_probe"]
+    return abs(ch["domains.planted"] - ch["domains.others"])
+
+
 def test_planted_top_features_fire_on_planted_contexts(demo_sae) -> None:
-    """The two most-moved features change on the finance texts (the planted terms'
-    contexts) and not on the other concepts' prompts."""
-    for r in _moved(demo_sae, "planted")[:2]:
-        ch = r["change_by_probe"]
-        on_planted = max(abs(ch["domains.finance"]), abs(ch["domains.planted"]))
-        assert on_planted > 3 * abs(ch["domains.others"]) + 0.1, r
+    """Among the planted fine-tune's most-moved features are ones that change on the planted
+    terms' prompts specifically, and ones that change on finance texts (where the planted
+    terms live) but not on other concepts' prompts; the control's top features show far less
+    of the first kind."""
+    planted, control = _moved(demo_sae, "planted"), _moved(demo_sae, "control")
+    assert max(map(_specific, planted)) > 2 * max(map(_specific, control))
+    assert any(abs(r["change_by_probe"]["domains.finance"])
+               > 3 * abs(r["change_by_probe"]["domains.others"]) + 0.1 for r in planted)
 
 
 def test_control_top_moves_are_smaller(demo_sae) -> None:
@@ -67,8 +76,5 @@ def test_control_top_moves_are_smaller(demo_sae) -> None:
     control = [r["mean_abs_change"] for r in _moved(demo_sae, "control")]
     assert all(p > c for p, c in zip(planted[:3], control[:3], strict=True))
     assert sum(control) < 0.9 * sum(planted)
-    fin = [abs(demo_sae.comparison(c)["tables"]["sae_moved"][0]["change_by_probe"]
-               ["domains.finance"]) for c in ("planted", "control")]
-    assert fin[1] < fin[0]
     m = "sae.layer.2.jaccard.mean"
     assert demo_sae.metric("planted", m) < demo_sae.metric("control", m)
