@@ -196,6 +196,28 @@ class Certificate:
     def metric(self, candidate: str, name: str) -> float | None:
         return self.comparison(candidate)["metrics"][name]["value"]
 
+    def risky_features(self, top_k: int = 10, candidate: str | None = None,
+                       layer: int | None = None) -> list[dict[str, Any]]:
+        """SAE features selective for the risk probes in the base whose activation there rose
+        most, ranked by that rise, across candidates and layers unless narrowed. Read from
+        the certificate's ``sae_risky`` tables, so it works on a certificate loaded from JSON."""
+        rows = [{"candidate": c["candidate"], **r} for c in self.comparisons
+                if candidate in (None, c["candidate"])
+                for r in (c.get("tables") or {}).get("sae_risky", [])
+                if layer in (None, r["layer"])]
+        rows.sort(key=lambda r: (-r["rise"], r["candidate"], r["layer"], r["feature"]))
+        return rows[:top_k]
+
+    def drift_heatmap(self, layer: int, candidate: str | None = None) -> Any:
+        """An Altair heatmap of the top moved SAE features x probe sets at ``layer`` (the first
+        candidate that is not a noise floor unless named)."""
+        from .render.sae_view import heatmap_chart
+
+        if candidate is None:
+            cands = [c["candidate"] for c in self.comparisons if c["role"] == "candidate"]
+            candidate = (cands or [c["candidate"] for c in self.comparisons])[0]
+        return heatmap_chart(self.data, candidate, layer)
+
     def to_json(self) -> str:
         return canonical_json(self.data)
 

@@ -106,3 +106,27 @@ def test_changed_checks_rerun_no_forward(tiny_models, tmp_path, forward_log) -> 
     assert forward_log.calls == 0
     assert forward_log.batches == [] and forward_log.loads == []
     assert first.verdict != "FAIL" and second.verdict == "FAIL"
+
+
+def test_sae_extra_passes_are_declared_and_cached(tiny_models, tmp_path, forward_log) -> None:
+    """With an SAE layer the capture pass is unchanged; the collector's declared extra passes
+    (CE recovered: per batch of domain texts, clean + spliced + zero-ablated) follow it, and
+    a second audit runs none at all (the trained dictionary is cached with the base)."""
+    spec = _spec(tmp_path, tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"])
+    spec["analysis"]["sae"] = [{"layer": 1, "train": {"d_sae": 16, "k": 2, "epochs": 1}}]
+    reportgen.audit(spec, progress=False)
+    n_texts = sum(len(v) for v in VOCAB.values()) + len(DOMAIN)
+    main = math.ceil(n_texts / BATCH)
+    declared = math.ceil(len(DOMAIN) / BATCH) * 3
+    assert len(forward_log.batches) == 3
+    for rows in forward_log.batches:
+        assert len(rows) == main + declared
+        assert sum(rows[:main]) == n_texts
+    import json
+
+    manifests = sorted((tmp_path / "cache" / "captures").glob("*/manifest.json"))
+    assert [json.loads(p.read_text())["extras"]["sae"]["meta"]["extra_forward_calls"]
+            for p in manifests] == [declared] * 3
+    forward_log.batches.clear()
+    reportgen.audit(spec, progress=False)
+    assert forward_log.calls == 0

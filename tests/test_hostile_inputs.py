@@ -355,3 +355,35 @@ def test_cuda_without_a_gpu(tmp_path: Path, tiny_models) -> None:
     assert_refused(run("audit", str(spec)), tmp_path,
                    "error: models.candidates[0].device: 'cuda' was asked for 'ft' but no CUDA "
                    "GPU is available; use device: cpu or auto")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sparse autoencoders (checked before any model is loaded)
+
+
+def _sae_spec(tmp: Path, tiny_models, folder: Path) -> Path:
+    return write_spec(tmp, base=str(tiny_models["tiny-gpt2"]),
+                      cand=str(tiny_models["tiny-gpt2-ft"]),
+                      extra=f"analysis:\n  sae: [{{layer: 1, path: {folder}}}]\n")
+
+
+def test_sae_of_the_wrong_width(tmp_path: Path, tiny_models) -> None:
+    from reportgen.sae import SAE, save_saelens
+
+    g = torch.Generator().manual_seed(0)
+    sae = SAE("topk", torch.randn(16, 8, generator=g), torch.randn(8, 16, generator=g),
+              torch.zeros(16), b_enc=torch.zeros(8), k=2)
+    folder = save_saelens(sae, tmp_path / "sae16", hook_name="blocks.1.hook_resid_post")
+    assert_refused(run("audit", str(_sae_spec(tmp_path, tiny_models, folder))), tmp_path,
+                   f"error: analysis.sae[0].path: {folder}: SAE has d_in 16 but layer 1 of the "
+                   "model has width 32")
+
+
+def test_sae_folder_of_an_unknown_format(tmp_path: Path, tiny_models) -> None:
+    folder = tmp_path / "not-an-sae"
+    folder.mkdir()
+    (folder / "weights.npz").write_bytes(b"\0")
+    assert_refused(run("audit", str(_sae_spec(tmp_path, tiny_models, folder))), tmp_path,
+                   f"error: analysis.sae[0].path: {folder}: unknown SAE format: expected "
+                   "cfg.json with sae_weights.safetensors (SAELens) or sae.safetensors "
+                   "(EleutherAI sparsify)")

@@ -76,4 +76,5 @@ from . import concepts as _concepts  # noqa: E402,F401
 from . import domains as _domains  # noqa: E402,F401
 from . import embeddings as _embeddings  # noqa: E402,F401
 from . import neighbors as _neighbors  # noqa: E402,F401
+from . import sae as _sae  # noqa: E402,F401
 from . import weights as _weights  # noqa: E402,F401

@@ -59,3 +59,4 @@ def views() -> dict[str, FamilyView]:
 
 def _import_views() -> None:
     """Views register on import; each lives in its own module under reportgen/render."""
+    from . import sae_view as _sae  # noqa: F401

@@ -1,0 +1,153 @@
+"""Sparse-feature metrics: pure numpy functions over one fixed dictionary's encodings.
+
+Both models' activations at one layer are encoded by the same base dictionary; rows are the
+same tokens of the same probe texts in both models, so every comparison is per token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import register
+
+#: The candidate's FVU over the base's FVU above which the SAE findings are low-confidence:
+#: the dictionary then explains the candidate's activations markedly worse than the base's,
+#: so features "moving" may be reconstruction error rather than change.
+LOW_CONFIDENCE_FVU_RATIO = 1.5
+
+register("sae.layer.{layer}.fvu.base",
+         "Fraction of variance unexplained by the dictionary on the base's activations: "
+         "sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over probe tokens.")
+register("sae.layer.{layer}.fvu.candidate",
+         "Fraction of variance unexplained by the base dictionary on the candidate's "
+         "activations (same tokens).")
+register("sae.layer.{layer}.fvu.ratio",
+         "Candidate FVU over base FVU: how much worse the fixed dictionary fits after "
+         f"fine-tuning (above {LOW_CONFIDENCE_FVU_RATIO} the SAE findings are low-confidence).")
+register("sae.layer.{layer}.l0.base", "Mean number of active features per token, base.",
+         higher_is_worse=False)
+register("sae.layer.{layer}.l0.candidate",
+         "Mean number of active features per token, candidate.", higher_is_worse=False)
+register("sae.layer.{layer}.ce_recovered.base",
+         "Cross-entropy loss recovered when the reconstruction replaces block L's output, base: "
+         "(CE_zero - CE_sae) / (CE_zero - CE_clean).", higher_is_worse=False)
+register("sae.layer.{layer}.ce_recovered.candidate",
+         "Cross-entropy loss recovered with the base dictionary spliced into the candidate: "
+         "(CE_zero - CE_sae) / (CE_zero - CE_clean).", higher_is_worse=False)
+register("sae.layer.{layer}.jaccard.mean",
+         "Mean over tokens of the Jaccard overlap of active feature sets, base vs candidate "
+         "(1 = same features fire; two empty sets count as 1).", higher_is_worse=False)
+register("sae.layer.{layer}.l1.mean",
+         "Mean over tokens of the normalised L1 divergence of feature activations: "
+         "sum|f_base - f_cand| / (sum|f_base| + sum|f_cand|), in [0, 1].")
+register("sae.layer.{layer}.dense_cosine.mean",
+         "Mean over tokens of the cosine similarity of the raw activations, base vs candidate "
+         "(the dense view beside the sparse overlap).", higher_is_worse=False)
+register("sae.layer.{layer}.firing_shift.mean",
+         "Mean over features of |firing frequency in candidate - firing frequency in base|, "
+         "where firing frequency is the share of probe tokens on which the feature is active.")
+register("sae.layer.{layer}.risky.top_rise",
+         "Largest rise in mean activation on the risk probes among features selective for "
+         "them in the base (0 when none rose).")
+
+
+def _csr(x):
+    """Feature activations as a float64 CSR matrix (dense inputs are converted)."""
+    from scipy import sparse
+
+    return sparse.csr_matrix(x, dtype=np.float64)
+
+
+def _ravel(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).ravel()
+
+
+def jaccard_rows(fa, fb) -> np.ndarray:
+    """Per-row Jaccard of the active sets (non-zero entries); empty vs empty is 1."""
+    a, b = _csr(fa) != 0, _csr(fb) != 0
+    inter = _ravel(a.multiply(b).sum(axis=1))
+    union = _ravel(a.sum(axis=1)) + _ravel(b.sum(axis=1)) - inter
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+
+
+def l1_divergence_rows(fa, fb) -> np.ndarray:
+    """Per-row sum|fa - fb| / (sum|fa| + sum|fb|); 0 when both rows are zero."""
+    a, b = _csr(fa), _csr(fb)
+    num = _ravel(abs(a - b).sum(axis=1))
+    den = _ravel(abs(a).sum(axis=1)) + _ravel(abs(b).sum(axis=1))
+    return np.where(den == 0, 0.0, num / np.where(den == 0, 1.0, den))
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row cosine similarity in float64 (zero vs zero counts as 1, zero vs not as 0)."""
+    from .stats import cosine_distance_rows
+
+    return 1.0 - cosine_distance_rows(a, b)
+
+
+def firing_frequency(f) -> np.ndarray:
+    """Share of rows on which each feature is active."""
+    m = _csr(f)
+    return _ravel((m != 0).sum(axis=0)) / max(m.shape[0], 1)
+
+
+def mean_activation(f, rows: np.ndarray | None = None) -> np.ndarray:
+    """Each feature's mean activation over ``rows`` (a boolean mask; default all rows)."""
+    m = _csr(f)
+    if rows is not None:
+        m = m[np.flatnonzero(rows)]
+    return _ravel(m.mean(axis=0)) if m.shape[0] else np.zeros(m.shape[1])
+
+
+def grouped_bootstrap_ci(values: np.ndarray, groups: np.ndarray, n_resamples: int, seed: int,
+                         level: float = 0.95) -> list[float] | None:
+    """Percentile interval of the per-token mean, resampling whole texts (``groups``), since
+    the tokens of one text are not independent."""
+    ids, inv = np.unique(groups, return_inverse=True)
+    if n_resamples <= 0 or len(ids) < 2:
+        return None
+    sums = np.bincount(inv, weights=np.asarray(values, dtype=np.float64), minlength=len(ids))
+    counts = np.bincount(inv, minlength=len(ids)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(ids), size=(n_resamples, len(ids)))
+    means = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return [float(lo), float(hi)]
+
+
+def moved_features(fa, fb, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``top`` features by mean |activation change| per token (ties: lower id first),
+    and every feature's score; features that did not move are left out."""
+    score = _ravel(abs(_csr(fb) - _csr(fa)).mean(axis=0))
+    order = np.argsort(-score, kind="stable")[:top]
+    return order[score[order] > 0], score
+
+
+def risky_features(fa, fb, risk: np.ndarray, top: int, selectivity_min: float = 2.0
+                   ) -> list[dict]:
+    """Features selective for the risk tokens in the base whose activation there rose most.
+
+    Selective: base mean activation on risk tokens at least ``selectivity_min`` times its mean
+    on the other tokens (and positive). Ranked by the rise of the candidate's mean on the risk
+    tokens; only features that rose are returned."""
+    risk = np.asarray(risk, dtype=bool)
+    if risk.sum() == 0 or (~risk).sum() == 0:
+        return []
+    on, off = mean_activation(fa, risk), mean_activation(fa, ~risk)
+    after = mean_activation(fb, risk)
+    selective = (on > 0) & (on >= selectivity_min * off)
+    rise = after - on
+    cand = np.flatnonzero(selective & (rise > 0))
+    order = cand[np.argsort(-rise[cand], kind="stable")][:top]
+    return [{"feature": int(i), "selectivity": float(on[i] / off[i]) if off[i] > 0 else None,
+             "base_risk_mean": float(on[i]), "candidate_risk_mean": float(after[i]),
+             "rise": float(rise[i])} for i in order]
+
+
+def ce_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float | None:
+    """(CE_zero - CE_sae) / (CE_zero - CE_clean); None when ablation does not hurt."""
+    gap = ce_zero - ce_clean
+    if not np.isfinite(gap) or abs(gap) < 1e-12:
+        return None
+    return float((ce_zero - ce_sae) / gap)

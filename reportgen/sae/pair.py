@@ -1,0 +1,208 @@
+"""The ``sae`` pair analysis: base vs candidate through one fixed base dictionary.
+
+Reads only the two captures' ``sae`` extras (codes, activations, token ids); no model and no
+dictionary is loaded here. Tokens are compared one to one, so only texts tokenised the same
+way by both models are used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..certificate import MetricValue
+from ..families import PairContext, PairResult
+from ..metrics import sae as m
+from ..metrics.registry import definition
+from .collect import load_codes
+from .sources import HOOK_POINT
+
+TOP_MOVED = 20
+TOP_RISKY = 10
+CONTEXT = 5  # tokens of context on each side of a top-activating token
+TOP_EXAMPLES = 3
+
+
+def _mv(name: str, value: float | None, ci: list[float] | None = None,
+        error: str | None = None) -> MetricValue:
+    return MetricValue(value, definition(name), "", ci, error)
+
+
+def _same_tokens(b: Any, c: Any) -> np.ndarray:
+    """Mask over the base's tokens of texts the candidate tokenised identically."""
+    if (len(b["token_ids"]) == len(c["token_ids"])
+            and np.array_equal(b["token_ids"], c["token_ids"])):
+        return np.ones(len(b["token_ids"]), dtype=bool)
+    keep = np.zeros(len(b["token_ids"]), dtype=bool)
+    for r in np.unique(b["text_rows"]):
+        ib, ic = b["text_rows"] == r, c["text_rows"] == r
+        if np.array_equal(b["token_ids"][ib], c["token_ids"][ic]):
+            keep[ib] = True
+    return keep
+
+
+def sae_pair(ctx: PairContext) -> PairResult | None:
+    be, ce = ctx.base.extras.get("sae"), ctx.candidate.extras.get("sae")
+    if be is None or ce is None:
+        return None
+    a = ctx.spec.analysis
+    res = PairResult(analysis={"hook_point": HOOK_POINT, "layers": {}})
+    keep = _same_tokens(be.arrays, ce.arrays)
+    if not keep.all():
+        res.warnings.append(f"{ctx.model.name}: SAE comparisons leave out texts the two "
+                            "tokenizers split differently.")
+    ck = _cand_index(be.arrays, ce.arrays, keep)
+    sets = _set_masks(ctx.probe.slices(), be.arrays["text_rows"][keep])
+    for key, info in sorted(be.meta["layers"].items(), key=lambda kv: int(kv[0])):
+        layer = int(key)
+        _layer(res, layer, info, ce.meta["layers"][key], be, ce, keep, ck, sets, a, ctx)
+        res.analysis["layers"][key] = {
+            "dictionary_digest": info["digest"], "origin": info["origin"],
+            "architecture": info["architecture"], "d_in": info["d_in"], "d_sae": info["d_sae"],
+            "train": info["train"], "stored_activations": info["stored_dtype"],
+            "ce_sample": info.get("ce", {}).get("sample"), "fvu_on": info.get("fvu_on"),
+            "ce_texts": info.get("ce", {}).get("texts")}
+    res.analysis["low_confidence_fvu_ratio"] = m.LOW_CONFIDENCE_FVU_RATIO
+    if not any(k.startswith("risk.") for k in sets):
+        res.analysis["risky_note"] = ("The spec has no risk probes, so no risky features "
+                                      "could be identified.")
+    return res
+
+
+def _cand_index(b: Any, c: Any, keep: np.ndarray) -> np.ndarray:
+    """Candidate token rows matching the base's kept rows, in the same order (both are sorted
+    by text and position, and kept texts have the same tokens in both)."""
+    return np.flatnonzero(np.isin(c["text_rows"], np.unique(b["text_rows"][keep])))
+
+
+def _set_masks(slices: dict[str, slice], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: (rows >= s.start) & (rows < s.stop) for name, s in slices.items()
+            if s.stop > s.start}
+
+
+def _layer(res: PairResult, layer: int, bi: dict, ci: dict, be: Any, ce: Any,
+           keep: np.ndarray, ck: np.ndarray, sets: dict[str, np.ndarray], a: Any,
+           ctx: PairContext) -> None:
+    p = f"sae.layer.{layer}"
+    fa = load_codes(be, layer, bi["d_sae"])[np.flatnonzero(keep)]
+    fb = load_codes(ce, layer, bi["d_sae"])[ck]
+    groups = be.arrays["text_rows"][keep]
+    xa = be.arrays[f"acts.{layer}"][keep].astype(np.float64)
+    xb = ce.arrays[f"acts.{layer}"][ck].astype(np.float64)
+    jac, l1 = m.jaccard_rows(fa, fb), m.l1_divergence_rows(fa, fb)
+    cos = m.cosine_rows(xa, xb)
+    ci_ = {k: m.grouped_bootstrap_ci(v, groups, a.bootstrap, a.seed)
+           for k, v in (("jaccard", jac), ("l1", l1), ("cos", cos))}
+    shift = m.firing_frequency(fb) - m.firing_frequency(fa)
+    ratio = ci["fvu"] / bi["fvu"] if bi["fvu"] and bi["fvu"] > 0 else None
+    mt = res.metrics
+    mt[f"{p}.fvu.base"] = _mv(f"{p}.fvu.base", bi["fvu"])
+    mt[f"{p}.fvu.candidate"] = _mv(f"{p}.fvu.candidate", ci["fvu"])
+    mt[f"{p}.fvu.ratio"] = _mv(f"{p}.fvu.ratio", ratio, error=None if ratio is not None else
+                               "the dictionary fits the base perfectly (FVU 0)")
+    mt[f"{p}.l0.base"] = _mv(f"{p}.l0.base", bi["l0"])
+    mt[f"{p}.l0.candidate"] = _mv(f"{p}.l0.candidate", ci["l0"])
+    for who, info in (("base", bi), ("candidate", ci)):
+        rec, err = _ce(info.get("ce", {}))
+        mt[f"{p}.ce_recovered.{who}"] = _mv(f"{p}.ce_recovered.{who}", rec, error=err)
+    mt[f"{p}.jaccard.mean"] = _mv(f"{p}.jaccard.mean", float(jac.mean()), ci_["jaccard"])
+    mt[f"{p}.l1.mean"] = _mv(f"{p}.l1.mean", float(l1.mean()), ci_["l1"])
+    mt[f"{p}.dense_cosine.mean"] = _mv(f"{p}.dense_cosine.mean", float(cos.mean()), ci_["cos"])
+    mt[f"{p}.firing_shift.mean"] = _mv(f"{p}.firing_shift.mean", float(np.abs(shift).mean()))
+    low = ratio is not None and ratio > m.LOW_CONFIDENCE_FVU_RATIO
+    if low:
+        res.warnings.append(
+            f"{ctx.model.name}: SAE findings at layer {layer} are low-confidence: the base "
+            f"dictionary's FVU on the candidate is {ratio:.2f}x its FVU on the base (above "
+            f"{m.LOW_CONFIDENCE_FVU_RATIO}; FVU on {bi['fvu_on']}), so moved features may be "
+            "reconstruction error rather than change.")
+    _fit_rows(res, layer, bi, ci, ratio, low)
+    res.tables.setdefault("sae_dense_sparse", []).append({
+        "layer": layer, "dense_cosine": float(cos.mean()), "jaccard": float(jac.mean()),
+        "l1": float(l1.mean()), "tokens": int(len(jac))})
+    labels = _Labeller(bi.get("labels", {}), fa, be, keep)
+    _moved(res, layer, fa, fb, sets, labels, shift)
+    _risky(res, layer, fa, fb, sets, labels, p)
+
+
+def _ce(info: dict) -> tuple[float | None, str | None]:
+    if "error" in info or not info:
+        return None, info.get("error", "not available")
+    rec = m.ce_recovered(info["ce_clean"], info["ce_sae"], info["ce_zero"])
+    return rec, None if rec is not None else "zero-ablation does not change the loss"
+
+
+def _fit_rows(res: PairResult, layer: int, bi: dict, ci: dict, ratio: float | None,
+              low: bool) -> None:
+    row: dict[str, Any] = {"layer": layer, "d_sae": bi["d_sae"], "origin": bi["origin"],
+                           "fvu_base": bi["fvu"], "fvu_candidate": ci["fvu"],
+                           "fvu_ratio": ratio, "l0_base": bi["l0"], "l0_candidate": ci["l0"],
+                           "low_confidence": low}
+    for who, info in (("base", bi), ("candidate", ci)):
+        ce = info.get("ce", {})
+        for k in ("ce_clean", "ce_sae", "ce_zero"):
+            row[f"{k}_{who}"] = ce.get(k)
+        row[f"ce_recovered_{who}"] = _ce(ce)[0]
+        row["ce_texts"] = ce.get("texts")
+    res.tables.setdefault("sae_fit", []).append(row)
+
+
+class _Labeller:
+    """A feature's label: the user's label, else its top-activating tokens in context."""
+
+    def __init__(self, given: dict[str, str], fa: Any, be: Any, keep: np.ndarray):
+        self.given, self.fa = given, fa.tocsc()
+        self.text = be.meta["token_text"]
+        self.ids = be.arrays["token_ids"][keep]
+        self.rows = be.arrays["text_rows"][keep]
+
+    def __call__(self, j: int) -> dict[str, Any]:
+        col = self.fa[:, j]
+        idx, val = col.indices, col.data
+        top = idx[np.lexsort((idx, -val))][:TOP_EXAMPLES]
+        contexts = [self._context(int(t)) for t in top]
+        tokens = [self.text[str(int(self.ids[t]))] for t in top]
+        if str(j) in self.given:
+            return {"label": self.given[str(j)], "label_source": "labels file",
+                    "contexts": contexts}
+        label = " | ".join(repr(t.strip() or t) for t in tokens) or "(never active on base)"
+        return {"label": label, "label_source": "top-activating tokens", "contexts": contexts}
+
+    def _context(self, t: int) -> str:
+        same = np.flatnonzero(self.rows == self.rows[t])
+        i = int(np.searchsorted(same, t))
+        lo, hi = max(0, i - CONTEXT), min(len(same), i + CONTEXT + 1)
+        words = [self.text[str(int(self.ids[same[k]]))] for k in range(lo, hi)]
+        words[i - lo] = f"[[{words[i - lo]}]]"
+        return "".join(words).strip()
+
+
+def _moved(res: PairResult, layer: int, fa: Any, fb: Any, sets: dict[str, np.ndarray],
+           labels: _Labeller, shift: np.ndarray) -> None:
+    top, score = m.moved_features(fa, fb, TOP_MOVED)
+    per_set = {k: (m.mean_activation(fa, msk), m.mean_activation(fb, msk))
+               for k, msk in sets.items()}
+    for rank, j in enumerate(top, 1):
+        j = int(j)
+        change = {k: float(after[j] - before[j]) for k, (before, after) in per_set.items()}
+        res.tables.setdefault("sae_moved", []).append({
+            "layer": layer, "rank": rank, "feature": j, "mean_abs_change": float(score[j]),
+            "firing_shift": float(shift[j]), "change_by_probe": change, **labels(j)})
+        for k, v in change.items():
+            res.tables.setdefault("sae_heatmap", []).append(
+                {"layer": layer, "feature": j, "probe": k, "change": v})
+
+
+def _risky(res: PairResult, layer: int, fa: Any, fb: Any, sets: dict[str, np.ndarray],
+           labels: _Labeller, p: str) -> None:
+    risk_sets = [v for k, v in sets.items() if k.startswith("risk.")]
+    if not risk_sets:
+        return
+    risk = np.logical_or.reduce(risk_sets)
+    rows = m.risky_features(fa, fb, risk, TOP_RISKY)
+    for rank, r in enumerate(rows, 1):
+        res.tables.setdefault("sae_risky", []).append(
+            {"layer": layer, "rank": rank, **r, **labels(r["feature"])})
+    top = rows[0]["rise"] if rows else 0.0
+    res.metrics[f"{p}.risky.top_rise"] = _mv(f"{p}.risky.top_rise", top)

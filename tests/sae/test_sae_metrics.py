@@ -1,0 +1,85 @@
+"""Sparse-feature metrics against independent numpy / sklearn computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import jaccard_score
+
+from reportgen.metrics import sae as m
+
+
+def _codes(seed: int, n: int = 40, d: int = 30, k: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    f = np.zeros((n, d))
+    for i in range(n):
+        f[i, rng.choice(d, k, replace=False)] = rng.random(k) + 0.1
+    f[0] = 0.0  # an empty row
+    return f
+
+
+def test_jaccard_matches_sklearn_per_row() -> None:
+    fa, fb = _codes(0), _codes(1)
+    fb[0] = 0.0  # empty vs empty counts as 1
+    got = m.jaccard_rows(fa, fb)
+    want = [jaccard_score(fa[i] != 0, fb[i] != 0, zero_division=1.0) for i in range(len(fa))]
+    np.testing.assert_allclose(got, want)
+
+
+def test_l1_divergence_firing_and_means_match_loops() -> None:
+    fa, fb = _codes(2), _codes(3)
+    for i in range(len(fa)):
+        den = np.abs(fa[i]).sum() + np.abs(fb[i]).sum()
+        want = np.abs(fa[i] - fb[i]).sum() / den if den else 0.0
+        assert m.l1_divergence_rows(fa, fb)[i] == pytest.approx(want)
+    np.testing.assert_allclose(m.firing_frequency(fa), (fa > 0).sum(0) / len(fa))
+    rows = np.arange(len(fa)) % 3 == 0
+    np.testing.assert_allclose(m.mean_activation(fa, rows), fa[rows].mean(0))
+
+
+def test_cosine_rows_match_numpy() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(10, 6)), rng.normal(size=(10, 6))
+    want = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    np.testing.assert_allclose(m.cosine_rows(a, b), want, atol=1e-12)
+
+
+def test_moved_features_rank_by_mean_absolute_change() -> None:
+    fa = _codes(5)
+    fb = fa.copy()
+    fb[:, 7] += 1.0
+    fb[:5, 3] += 2.0
+    top, score = m.moved_features(fa, fb, 3)
+    np.testing.assert_allclose(score, np.abs(fb - fa).mean(0))
+    assert list(top) == [7, 3]  # unmoved features are left out
+
+
+def test_risky_features_are_selective_and_rose() -> None:
+    fa = np.zeros((20, 5))
+    risk = np.arange(20) < 5
+    fa[risk, 1] = 1.0  # selective for risk
+    fa[:, 2] = 1.0  # fires everywhere: not selective
+    fa[risk, 4] = 1.0  # selective, but will fall
+    fb = fa.copy()
+    fb[risk, 1] = 3.0
+    fb[risk, 2] = 5.0
+    fb[risk, 4] = 0.5
+    rows = m.risky_features(fa, fb, risk, top=5)
+    assert [r["feature"] for r in rows] == [1]
+    assert rows[0]["rise"] == pytest.approx(2.0) and rows[0]["selectivity"] is None
+    assert m.risky_features(fa, fb, np.zeros(20, bool), top=5) == []
+
+
+def test_grouped_bootstrap_covers_the_token_mean() -> None:
+    rng = np.random.default_rng(6)
+    groups = np.repeat(np.arange(30), 5)
+    values = rng.normal(size=150) + groups * 0.01
+    lo, hi = m.grouped_bootstrap_ci(values, groups, 500, 0)
+    assert lo < values.mean() < hi
+    assert m.grouped_bootstrap_ci(values, groups, 500, 0) == [lo, hi]  # seeded
+    assert m.grouped_bootstrap_ci(values, np.zeros(150), 500, 0) is None
+
+
+def test_ce_recovered_formula() -> None:
+    assert m.ce_recovered(2.0, 2.5, 6.0) == pytest.approx((6.0 - 2.5) / (6.0 - 2.0))
+    assert m.ce_recovered(2.0, 2.5, 2.0) is None
