@@ -88,3 +88,4 @@ def pair_analyses() -> dict[str, PairAnalysis]:
 
 def _import_families() -> None:
     """Families register on import (lazy: importing a family may import torch)."""
+    from . import probfamily  # noqa: F401  (probabilities, behaviour)
