@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .capture import Batch, Extra, backbone
+from .capture import Batch, Extra
 from .logprobs import LogProbReader, LogProbWriter, StoreError, header_path
 from .metrics.probabilities import ShiftAccumulator
 from .progress import Progress
@@ -207,7 +207,8 @@ class ProbabilityCollector:
 
 def _count_calls(model: Any, calls: dict[str, int]) -> Any:
     """Count the extra forward passes of ``finish`` (declared in the capture's facts)."""
-    body = backbone(model)
+    body = getattr(model, "base_model", None)  # as capture.backbone (not the hooked name)
+    body = model if body is None else body
 
     def hook(*_: Any) -> None:
         calls["_running"] = calls.get("_running", 0) + 1
