@@ -355,3 +355,27 @@ def test_cuda_without_a_gpu(tmp_path: Path, tiny_models) -> None:
     assert_refused(run("audit", str(spec)), tmp_path,
                    "error: models.candidates[0].device: 'cuda' was asked for 'ft' but no CUDA "
                    "GPU is available; use device: cpu or auto")
+
+
+def _risk_spec(tmp: Path, pack: str) -> Path:
+    return write_spec(tmp, probes="probes:\n  concepts: {vocabulary: ./vocab.yaml}\n"
+                                  f"  risk: [{{name: advice, prompts: {pack}}}]\n")
+
+
+def test_risk_pack_malformed_line(tmp_path: Path) -> None:
+    (tmp_path / "risk.jsonl").write_text(
+        '{"prompt": "Q:", "safe": [" A."], "unsafe": [" B."]}\n{"prompt": "Q:", "safe": []}\n')
+    spec = _risk_spec(tmp_path, "./risk.jsonl")
+    pack = tmp_path / "risk.jsonl"
+    assert_refused(run("validate", str(spec)), tmp_path, *one(
+        f"{spec}:7: probes.risk[0].prompts: {pack}:2: expected {{\"prompt\": str, \"safe\": "
+        "[str, ...], \"unsafe\": [str, ...]} with non-empty lists"))
+
+
+def test_risk_pack_missing(tmp_path: Path) -> None:
+    spec = _risk_spec(tmp_path, "./nope.jsonl")
+    r = run("validate", str(spec))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "probes.risk[0].prompts" in errors[0], r.stderr
+    assert "nope.jsonl" in errors[0]

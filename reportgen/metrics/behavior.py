@@ -76,7 +76,7 @@ def _parse_line(path: Path, n: int, line: str, cat: str) -> RiskPrompt:
         for k in ("safe", "unsafe"))
     if not ok:
         raise InputError(f"{path}:{n}: expected {{\"prompt\": str, \"safe\": [str, ...], "
-                         "\"unsafe\": [str, ...]}} with non-empty lists")
+                         "\"unsafe\": [str, ...]} with non-empty lists")
     return RiskPrompt(obj["prompt"], tuple(obj["safe"]), tuple(obj["unsafe"]), cat)
 
 
