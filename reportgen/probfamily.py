@@ -118,9 +118,10 @@ def _context_row(t: TopPosition, where: np.ndarray, tok: Any, texts: list[str],
 
 
 def _reason(ctx: PairContext) -> str | None:
-    for who, cap, m in (("base", ctx.base, None), (ctx.model.name, ctx.candidate, ctx.model)):
-        if m is not None and m.kind not in ("causal-lm", "masked-lm"):
-            return f"{who} is loaded as an encoder without a language-model head"
+    if ctx.model.kind not in ("causal-lm", "masked-lm"):  # base and candidates share a kind
+        return (f"the models are {ctx.model.kind}s without a language-model head, so there are "
+                "no token probabilities to compare")
+    for who, cap in (("base", ctx.base), (ctx.model.name, ctx.candidate)):
         e = cap.extras.get(NAME)
         if e is None:
             return f"{who} was not scored (no language-model head)"

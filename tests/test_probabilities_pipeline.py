@@ -155,3 +155,24 @@ def test_risk_spec_end_to_end(audited) -> None:
     assert comp["tables"]["probabilities_tokens_gained"][0]["token"]
     again = reportgen.audit(spec, progress=False)  # from the cache: same bytes
     assert again.to_json() == cert.to_json()
+
+
+def test_model_without_lm_head_is_reported_not_available(tiny_models, tmp_path) -> None:
+    src = tiny_models["tiny-distilbert"]
+    for name, noise in (("enc-base", 0.0), ("enc-ft", 0.01)):
+        model = tf.AutoModel.from_pretrained(src)  # DistilBertModel: no LM head
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(noise * torch.ones_like(p))
+        model.save_pretrained(tmp_path / name)
+        tf.AutoTokenizer.from_pretrained(src).save_pretrained(tmp_path / name)
+    spec = risk_spec(tmp_path, tmp_path / "enc-base", tmp_path / "enc-ft")
+    cert = reportgen.audit(spec, progress=False)
+    assert [m["kind"] for m in cert.data["models"]][:2] == ["encoder", "encoder"]
+    m = cert.comparison("ft")["metrics"]
+    for name in ("probabilities.kl_base_candidate.mean", "behavior.misalignment_score"):
+        assert m[name]["value"] is None
+        assert m[name]["error"].startswith(
+            "not available: the models are encoders without a language-model head")
+    assert any("probabilities not available" in w for w in cert.data["warnings"])
+    assert cert.checks[0]["status"] == "ERROR"
