@@ -85,6 +85,10 @@ def pseudo_loglik(model: Any, tok: Any, pairs: list[tuple[str, str]], batch_size
     Why: a masked LM scores a continuation by its pseudo-log-likelihood (Salazar et al. 2020),
     masking the continuation's tokens one at a time in ``prompt + continuation``; a token that
     straddles the boundary counts as the continuation's (character offsets decide)."""
+    from .metrics.behavior import context_limit
+
+    limit = context_limit(model)
+    max_length = min(max_length, limit) if limit else max_length
     copies: list[MaskedCopy] = []
     for k, (prompt, cont) in enumerate(pairs):
         enc = tok(prompt + cont, truncation=True, max_length=max_length,

@@ -56,3 +56,4 @@ def views() -> dict[str, FamilyView]:
 
 def _import_views() -> None:
     """Views register on import; each lives in its own module under reportgen/render."""
+    from . import behavior_view, probabilities_view  # noqa: F401
