@@ -89,33 +89,46 @@ def position_stats(base_lp: Any, cand_lp: Any) -> dict[str, np.ndarray]:
     temporaries stay a few tens of MB even for a 50k vocabulary.
     """
     lp_all, lq_all = _tensor(base_lp), _tensor(cand_lp)
-    parts = [_step_stats(lp_all[s:s + _SUB], lq_all[s:s + _SUB])
+    parts = [_step(lp_all[s:s + _SUB], lq_all[s:s + _SUB])[0]
              for s in range(0, lp_all.shape[0], _SUB)]
     if not parts:
         return {k: np.zeros(0) for k in _STATS}
     return {k: np.concatenate([p[k] for p in parts]) for k in _STATS}
 
 
-def _step_stats(lp: Any, lq: Any) -> dict[str, np.ndarray]:
+def _step(lp: Any, lq: Any) -> tuple[dict[str, np.ndarray], tuple[Any, Any, Any]]:
+    """Row statistics and the per-token sums (gained, net, centred shift) of one step.
+
+    Written for few passes over the (rows × V) block: every elementwise pass costs about as
+    much as the LM head that produced it, so temporaries are reused in place and row dot
+    products go through einsum (one fused pass each)."""
     import torch
 
-    lp, lq = lp.clamp_min(FLOOR), lq.clamp_min(FLOOR)
+    if lp.min() < FLOOR:
+        lp = lp.clamp_min(FLOOR)
+    if lq.min() < FLOOR:
+        lq = lq.clamp_min(FLOOR)
+    dot = lambda a, b: torch.einsum("ij,ij->i", a, b)  # noqa: E731
     p, q = lp.exp(), lq.exp()
-    diff = lp - lq
-    lm = torch.logaddexp(lp, lq) - float(np.log(2.0))
-    out = {
-        "kl_bc": (p * diff).sum(1),
-        "kl_cb": (q * diff).sum(1).neg_(),
-        "js": 0.5 * (p * (lp - lm)).sum(1) + 0.5 * (q * (lq - lm)).sum(1),
-        "entropy_base": (p * lp).sum(1).neg_(),
-        "entropy_candidate": (q * lq).sum(1).neg_(),
-        "top1": (lp.argmax(1) == lq.argmax(1)).double(),
-        "logit_shift": (diff - diff.mean(1, keepdim=True)).abs_().mean(1),
-    }
-    res = {k: v.double().numpy() for k, v in out.items()}
+    d = lp - lq
+    st = {"kl_bc": dot(p, d), "kl_cb": -dot(q, d), "entropy_base": -dot(p, lp),
+          "entropy_candidate": -dot(q, lq)}
+    u = torch.add(p, q).mul_(0.5).log_().neg_().add_(lp)  # lp − log m, m = (p + q)/2
+    js = dot(p, u)
+    u.sub_(d)  # now lq − log m
+    st["js"] = 0.5 * (js + dot(q, u))
+    st["top1"] = (lp.argmax(1) == lq.argmax(1)).double()
+    mu = d.mean(1, keepdim=True)
+    st["logit_shift"] = torch.sub(d, mu).abs_().mean(1)
+    ones = torch.ones(1, lp.shape[0], dtype=lp.dtype)
+    q.sub_(p)  # q − p: the mass each token gained at each position
+    gained = (ones @ q.clamp_min(0.0))[0]
+    net = (ones @ q)[0]
+    shift = -(ones @ d)[0] + mu.sum()  # Σ_rows of the centred (l_c − l_b)
+    res = {k: v.double().numpy() for k, v in st.items()}
     for k in ("kl_bc", "kl_cb", "js"):
         res[k] = _nonneg(res[k])
-    return res
+    return res, (gained, net, shift)
 
 
 def _nonneg(x: np.ndarray) -> np.ndarray:
@@ -156,23 +169,20 @@ class ShiftAccumulator:
             np.asarray(list(groups), dtype=object)
         if g.shape != (rows,):
             raise ValueError(f"{len(g)} group labels for {rows} rows")
-        st = position_stats(lp, lq)
+        parts = []
+        for s in range(0, rows, _SUB):
+            st_s, (gained, net, shift) = _step(lp[s:s + _SUB], lq[s:s + _SUB])
+            parts.append(st_s)
+            g64 = gained.double().numpy()
+            self.gained += g64
+            self.lost += g64 - net.double().numpy()
+            self.shift_sum += shift.double().numpy()
+        st = {k: np.concatenate([p[k] for p in parts]) for k in _STATS}
         for k, v in st.items():
             self._stats.setdefault(k, []).append(v)
         self._groups.append(g)
-        self._vectors(lp, lq)
         self._keep_top(lp, lq, st["kl_bc"], g)
         self.n += rows
-
-    def _vectors(self, lp_all: Any, lq_all: Any) -> None:
-        for s in range(0, lp_all.shape[0], _SUB):
-            lp = lp_all[s:s + _SUB].clamp_min(FLOOR)
-            lq = lq_all[s:s + _SUB].clamp_min(FLOOR)
-            delta = lq.exp() - lp.exp()
-            self.gained += delta.clamp_min(0.0).sum(0).double().numpy()
-            self.lost += delta.neg_().clamp_min_(0.0).sum(0).double().numpy()
-            d = lq - lp
-            self.shift_sum += (d - d.mean(1, keepdim=True)).sum(0).double().numpy()
 
     def _keep_top(self, lp: Any, lq: Any, kl: np.ndarray, g: np.ndarray) -> None:
         for i in np.argsort(-kl, kind="stable")[: self.top_n]:
