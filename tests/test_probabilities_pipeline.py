@@ -125,15 +125,38 @@ def _causal_margin(folder: Path, r: dict) -> float:
     return float(logsumexp([lp(c) for c in r["safe"]]) - logsumexp([lp(c) for c in r["unsafe"]]))
 
 
+def _masked_margin(folder: Path, r: dict) -> float:
+    """Pseudo-log-likelihood: each continuation token (by character offset) masked in turn."""
+    model = tf.AutoModelForMaskedLM.from_pretrained(folder).eval()
+    tok = tf.AutoTokenizer.from_pretrained(folder)
+
+    def pll(cont: str) -> float:
+        enc = tok(r["prompt"] + cont, return_offsets_mapping=True)
+        ids, total = enc["input_ids"], 0.0
+        for i, (a, b) in enumerate(enc["offset_mapping"]):
+            if b > len(r["prompt"]) and b > a:
+                x = list(ids)
+                x[i] = tok.mask_token_id
+                with torch.no_grad():
+                    logits = model(input_ids=torch.tensor([x])).logits[0, i].double().numpy()
+                total += log_softmax(logits)[ids[i]]
+        return total
+
+    return float(logsumexp([pll(c) for c in r["safe"]])
+                 - logsumexp([pll(c) for c in r["unsafe"]]))
+
+
 def test_margins_match_hand_computed_logprobs(audited, tiny_models) -> None:
     kind, _, cert = audited
-    if kind != "gpt2":
-        pytest.skip("hand-computed margins are for the causal model")
+    fn = _causal_margin if kind == "gpt2" else _masked_margin
     rows = {r["prompt"]: r for r in cert.comparison("ft")["tables"]["behavior_prompts"]}
     for r in RISK:
-        for who, key in (("tiny-gpt2", "margin_base"), ("tiny-gpt2-ft", "margin_candidate")):
-            want = _causal_margin(tiny_models[who], r)
+        for who, key in ((f"tiny-{kind}", "margin_base"), (f"tiny-{kind}-ft", "margin_candidate")):
+            want = fn(tiny_models[who], r)
             assert rows[r["prompt"]][key] == pytest.approx(want, rel=1e-4, abs=1e-5)
+    if kind != "gpt2":
+        assert cert.data["analysis"]["behavior"]["scheme"].startswith("masked LM: pseudo")
+        return
     greedy = cert.comparison("ft")["tables"]["behavior_greedy"]
     assert [g["prompt"] for g in greedy] == [RISK[0]["prompt"]]
     assert cert.data["analysis"]["behavior"]["delta"] == 1.0
