@@ -173,17 +173,24 @@ def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
                   _rows(c, "tokens_gained")[:20]),
             Table(f"Tokens that lost most probability: {name}", tok_cols,
                   _rows(c, "tokens_lost")[:20]),
-            _positions_table(c)]
+            _positions_table(c, _masked(data))]
     return out, []
 
 
-def _positions_table(comp: dict[str, Any]) -> Table:
+def _masked(data: Data) -> bool:
+    scheme = ((data.get("analysis") or {}).get("probabilities") or {}).get("scheme", "")
+    return str(scheme).startswith("masked")
+
+
+def _positions_table(comp: dict[str, Any], masked: bool) -> Table:
     rows = [{"probe_set": r["probe_set"], "kl": r["kl"],
              "context": f"…{r['before']}⟦{ch.token_label(r['token'])}⟧{r['after']}…",
              "base": _top5(r["base_top5"]), "candidate": _top5(r["candidate_top5"])}
             for r in _rows(comp, "top_positions")]
-    return Table(f"Most affected positions in context (⟦token⟧ = the position; the models "
-                 f"predict what follows it): {comp['candidate']}", [
+    what = ("the masked token; the models predict it" if masked
+            else "the position; the models predict the token that follows it")
+    return Table(f"Most affected positions in context (⟦token⟧ = {what}): "
+                 f"{comp['candidate']}", [
                      Column("probe_set", "probe set", "code"), Column("kl", "KL", "num"),
                      Column("context", "text"), Column("base", "base top-5 (p)"),
                      Column("candidate", "candidate top-5 (p)")], rows)
