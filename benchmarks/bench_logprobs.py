@@ -1,14 +1,16 @@
-"""Peak memory and time of streaming log-probability capture at a 50k vocabulary.
+"""Peak memory and time of the probabilities capture at a 50k vocabulary, from one run.
 
-A randomly initialised GPT-2 (50,257 tokens, small width) reads 20,000 positions. The base
-model's per-position log-probabilities stream to a disk store; a perturbed candidate is then
-run and compared block by block (KL, JS, entropy, top-1, logit shift, mass moved). Printed:
-peak RSS of that whole path (VmHWM) next to the model's own size and the size of one full
-(positions × vocab) float32 matrix, and the capture time next to a bare forward pass over the
-same tokens (same batches, logits computed, nothing kept). All from one run; the bare pass
-runs last so its full-batch logits do not inflate the peak that is reported.
+A randomly initialised GPT-2 (50,257 tokens, 2 layers × 128) reads 20,000 positions through
+the real ``probabilities`` collector, batch by batch as ``reportgen.capture`` drives it (the
+backbone's forward with hidden states, then the collector's LM head on the scored rows): the
+base streams its log-probabilities to a disk store, then a perturbed candidate's pass reads
+the store back and keeps only the statistics. Printed: peak RSS (VmHWM) of both captures
+next to the model's own size and one full (positions × vocab) float32 matrix, and each
+capture's time next to a bare forward pass of the model with its LM head over the same
+tokens (same batches, logits computed, nothing kept). The bare pass runs last so its
+full-batch logits do not inflate the peak that is reported.
 
-    .venv/bin/python benchmarks/bench_logprobs.py [--texts 40] [--length 500] [--dtype float32]
+    .venv/bin/python benchmarks/bench_logprobs.py [--texts 40] [--length 500]
 """
 
 from __future__ import annotations
@@ -19,18 +21,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout without install
-from reportgen.logprobs import (  # noqa: E402
-    LogProbReader,
-    LogProbWriter,
-    model_logprob_blocks,
-    paired_blocks,
-)
-from reportgen.metrics.probabilities import ShiftAccumulator  # noqa: E402
+from reportgen.capture import Extra  # noqa: E402
+from reportgen.probcollect import BLOCK_ROWS  # noqa: E402
 
 VOCAB = 50_257
 
@@ -80,13 +78,49 @@ def model_bytes(model: torch.nn.Module) -> int:
     return sum(seen.values())
 
 
+class IdTokenizer:
+    """Texts are token ids written out ("17 4 999"): the benchmark feeds random ids, so the
+    collector's re-tokenization (alignment check, positions in context) is the identity."""
+
+    all_special_ids: list[int] = []
+
+    def __call__(self, text: str, **_: object) -> dict[str, list[int]]:
+        return {"input_ids": [int(t) for t in text.split()]}
+
+    def decode(self, ids: list[int], **_: object) -> str:
+        return " ".join(str(i) for i in ids)
+
+
+def run_capture(model: torch.nn.Module, data: list, collector: Any, workdir: Path) -> Extra:
+    """What reportgen.capture.capture does per batch, minus pooling: backbone, collector."""
+    from reportgen.capture import Batch, backbone
+    from reportgen.progress import Progress
+
+    texts = [" ".join(str(int(t)) for t in row) for ids, _ in data for row in ids]
+    workdir.mkdir(parents=True, exist_ok=True)
+    collector.start(model, IdTokenizer(), texts, workdir)
+    body, row = backbone(model), 0
+    for ids, mask in data:
+        out = body(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        collector.batch(Batch(list(range(row, row + len(ids))), ids, mask, out))
+        row += len(ids)
+    return collector.finish(Progress(False))
+
+
+def collector_for(n_texts: int, length: int, base: Extra | None) -> Any:
+    from reportgen.probcollect import ProbabilityCollector
+
+    settings = {"max_length": length, "batch_size": 4, "seed": 0, "masked_positions": 8,
+                "top_positions": 20, "greedy_prompts": 0, "max_new_tokens": 1}
+    return ProbabilityCollector("causal-lm", dict.fromkeys(range(n_texts), "bench"), settings,
+                                [], base)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--texts", type=int, default=40)
     ap.add_argument("--length", type=int, default=500)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--block-rows", type=int, default=256)
-    ap.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     ap.add_argument("--dir", type=Path, default=None, help="where the store goes (default: tmp)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -94,46 +128,42 @@ def main() -> int:
     n_pos = args.texts * args.length
     rss_start = peak_rss_bytes()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        store = Path(tmp) / "base.logprobs"
         base = make_model(0)
         size = model_bytes(base)
         t0 = time.perf_counter()
-        with LogProbWriter(store, VOCAB, dtype=np.dtype(args.dtype)) as w:
-            for block in model_logprob_blocks(base, data, args.block_rows):
-                w.append(block)
+        extra = run_capture(base, data, collector_for(args.texts, args.length, None),
+                            Path(tmp) / "base")
         t_capture = time.perf_counter() - t0
+        disk = extra.files["logprobs"].stat().st_size
         del base
         gc.collect()
         cand = make_model(0, noise=0.05)
         t0 = time.perf_counter()
-        acc = ShiftAccumulator(VOCAB, top_n=20)
-        for b, c in paired_blocks(LogProbReader(store),
-                                  model_logprob_blocks(cand, data, args.block_rows)):
-            acc.update(b, c, "bench")
-        res = acc.result()
+        res = run_capture(cand, data, collector_for(args.texts, args.length, extra),
+                          Path(tmp) / "cand")
         t_compare = time.perf_counter() - t0
-        disk = store.stat().st_size
         peak = peak_rss_bytes()
         t0 = time.perf_counter()
         for ids, mask in data:  # the bare floor: the same tokens through the full model
             cand(input_ids=ids, attention_mask=mask).logits.sum()
         t_bare = time.perf_counter() - t0
     mb = 1 / 2**20
-    print(f"positions {n_pos:,} × vocab {VOCAB:,}; store dtype {args.dtype}, "
-          f"block {args.block_rows} rows; torch {torch.__version__}, "
+    print(f"positions {n_pos:,} × vocab {VOCAB:,}; store float32, "
+          f"block {BLOCK_ROWS} rows; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print(f"model size (parameters)          {size * mb:10.1f} MiB")
     print(f"one full float32 matrix          {n_pos * VOCAB * 4 * mb:10.1f} MiB")
     print(f"store on disk                    {disk * mb:10.1f} MiB")
     print(f"peak RSS before models           {rss_start * mb:10.1f} MiB")
     print(f"peak RSS capture + compare       {peak * mb:10.1f} MiB")
-    print(f"capture (base → disk)            {t_capture:10.2f} s")
-    print(f"bare forward pass, same tokens   {t_bare:10.2f} s   "
-          f"(capture / bare = {t_capture / t_bare:.2f}×)")
-    print(f"compare (candidate pass + stats) {t_compare:10.2f} s")
-    st = res.stats
-    print(f"check: {res.n_positions:,} positions; mean KL(base‖cand) {st['kl_bc'].mean():.4f}, "
-          f"JS {st['js'].mean():.4f}, top-1 agreement {st['top1'].mean():.3f}")
+    print(f"bare forward + LM head, same tokens {t_bare:7.2f} s")
+    print(f"capture base (→ disk store)      {t_capture:10.2f} s   "
+          f"({t_capture / t_bare:.2f}× the bare forward)")
+    print(f"capture candidate (+ comparison) {t_compare:10.2f} s   "
+          f"({t_compare / t_bare:.2f}× the bare forward)")
+    kl, top1 = res.arrays["stat_kl_bc"], res.arrays["stat_top1"]
+    print(f"check: {kl.size:,} positions; mean KL(base‖cand) {kl.mean():.4f}, "
+          f"JS {res.arrays['stat_js'].mean():.4f}, top-1 agreement {top1.mean():.3f}")
     return 0
 
 

@@ -88,4 +88,5 @@ def pair_analyses() -> dict[str, PairAnalysis]:
 
 def _import_families() -> None:
     """Families register on import (lazy: importing a family may import torch)."""
+    from . import probfamily  # noqa: F401  (probabilities, behaviour)
     from .sae import family as _sae  # noqa: F401

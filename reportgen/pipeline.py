@@ -121,7 +121,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         comparisons=comparisons,
         checks=checks,
         warnings=warnings + _spec_warnings(loaded),
-        limitations=limitations(models, probe),
+        limitations=limitations(models, probe, loaded.spec.analysis),
         analysis={**analysis_info(loaded, captures[models[0].name]), **extra},
     ).build())
     if out_dir is not None:
@@ -417,7 +417,7 @@ def _spec_warnings(loaded: LoadedSpec) -> list[str]:
     return w
 
 
-def limitations(models: list, probe: ConceptProbe) -> list[str]:
+def limitations(models: list, probe: ConceptProbe, analysis: Any = None) -> list[str]:
     template = probe.info.details["template"]
     out = [f"Concept drift is measured in one prompt template ({template!r}); "
            "other phrasings may move differently."]
@@ -427,4 +427,8 @@ def limitations(models: list, probe: ConceptProbe) -> list[str]:
     if any(m.recipe for m in models):
         out.append("The noise floor is a weight round-trip through int8/int4, not a runtime "
                    "quantized kernel; it measures weight-rounding noise only.")
+    if analysis is not None:
+        from .probfamily import limitations as prob_limitations
+
+        out += prob_limitations(models, probe, analysis)
     return out

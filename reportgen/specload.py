@@ -561,6 +561,7 @@ def _semantic_problems(raw: dict, ctx: _Ctx) -> list[Problem]:
     _check_checks(raw.get("checks"), candidates, ctx, out)
     _check_layers(raw.get("analysis"), ctx, out)
     _check_vocabulary(raw.get("probes"), ctx, out)
+    _check_risk_packs(raw.get("probes"), ctx, out)
     return out
 
 
@@ -726,3 +727,21 @@ def _check_vocabulary(probes: Any, ctx: _Ctx, out: list[Problem]) -> None:
         load_vocabulary(ref, ctx.base_dir, field="")
     except InputError as e:
         out.append(ctx.problem(("probes", "concepts", "vocabulary"), str(e)))
+
+
+def _check_risk_packs(probes: Any, ctx: _Ctx, out: list[Problem]) -> None:
+    """Risk packs load now too: a bad line is named before any model is hashed."""
+    risk = probes.get("risk") if isinstance(probes, dict) else None
+    if not isinstance(risk, list):
+        return
+    from .probes import load_risk_prompts
+
+    for i, r in enumerate(risk):
+        ref = r.get("prompts") if isinstance(r, dict) else None
+        if not isinstance(ref, str):
+            continue
+        name = r.get("name") if isinstance(r.get("name"), str) else "risk"
+        try:
+            load_risk_prompts(ref, ctx.base_dir, name, field="")
+        except InputError as e:
+            out.append(ctx.problem(("probes", "risk", i, "prompts"), str(e)))

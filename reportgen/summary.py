@@ -7,6 +7,7 @@ more than one category to compare.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 MAX_CHECK_LINES = 5
@@ -48,7 +49,8 @@ def verdict_line(data: dict[str, Any]) -> str:
 
 def candidate_line(comp: dict[str, Any]) -> str:
     """'finetuned: concept drift 0.134 (57.8× the noise floor); …' from what was measured."""
-    parts = [p for p in (_concept_part(comp), _token_part(comp)) if p]
+    parts = [p for p in (_concept_part(comp), _token_part(comp), _probability_part(comp),
+                         _behavior_part(comp)) if p]
     if not parts:
         return f"{comp.get('candidate')}: no drift metric was computed."
     return f"{comp.get('candidate')}: " + "; ".join(parts) + "."
@@ -112,6 +114,42 @@ def _token_part(comp: dict[str, Any]) -> str:
     new = _value(comp, "embeddings.new_tokens")
     if new:
         text += f"; {_plural(int(new), 'new token')} not in the base vocabulary"
+    return text
+
+
+def _probability_part(comp: dict[str, Any]) -> str:
+    """'next-token KL 0.012 nats, top-1 agreement 95%, 0.31 nats less entropy'."""
+    kl = _value(comp, "probabilities.kl_base_candidate.mean")
+    if kl is None:
+        return ""
+    text = f"next-token KL(base‖candidate) {_num(kl)} nats"
+    top1 = _value(comp, "probabilities.top1_agreement")
+    if top1 is not None:
+        text += f", top-1 agreement {top1:.0%}"
+    comp_h = _value(comp, "probabilities.entropy_compression")
+    if comp_h is not None and abs(comp_h) >= 0.01:  # smaller is noise to a reader
+        text += (f", {_num(abs(comp_h))} nats {'less' if comp_h > 0 else 'more'} entropy "
+                 f"({'more' if comp_h > 0 else 'less'} confident)")
+    return text
+
+
+def _behavior_part(comp: dict[str, Any]) -> str:
+    """Misalignment score, and the category whose margins fell most as an odds ratio:
+    a mean margin change of −Δ nats makes the safe answers e^Δ× less likely against the
+    unsafe ones."""
+    score = _value(comp, "behavior.misalignment_score")
+    if score is None:
+        return ""
+    text = f"misalignment score {score:.0%} on risk prompts"
+    cats = (comp.get("tables") or {}).get("behavior_categories") or []
+    if cats:
+        worst = min(cats, key=lambda r: r["margin_change_mean"])
+        d = worst["margin_change_mean"]
+        if abs(d) >= 0.05:
+            way = "less" if d < 0 else "more"
+            text += (f"; on {worst['category']} prompts the safe continuations became "
+                     f"{_ratio(math.exp(abs(d)))} {way} likely against "
+                     f"the unsafe ones (mean margin change {d:+.2f} nats)")
     return text
 
 

@@ -387,3 +387,27 @@ def test_sae_folder_of_an_unknown_format(tmp_path: Path, tiny_models) -> None:
                    f"error: analysis.sae[0].path: {folder}: unknown SAE format: expected "
                    "cfg.json with sae_weights.safetensors (SAELens) or sae.safetensors "
                    "(EleutherAI sparsify)")
+
+
+def _risk_spec(tmp: Path, pack: str) -> Path:
+    return write_spec(tmp, probes="probes:\n  concepts: {vocabulary: ./vocab.yaml}\n"
+                                  f"  risk: [{{name: advice, prompts: {pack}}}]\n")
+
+
+def test_risk_pack_malformed_line(tmp_path: Path) -> None:
+    (tmp_path / "risk.jsonl").write_text(
+        '{"prompt": "Q:", "safe": [" A."], "unsafe": [" B."]}\n{"prompt": "Q:", "safe": []}\n')
+    spec = _risk_spec(tmp_path, "./risk.jsonl")
+    pack = tmp_path / "risk.jsonl"
+    assert_refused(run("validate", str(spec)), tmp_path, *one(
+        f"{spec}:7: probes.risk[0].prompts: {pack}:2: expected {{\"prompt\": str, \"safe\": "
+        "[str, ...], \"unsafe\": [str, ...]} with non-empty lists"))
+
+
+def test_risk_pack_missing(tmp_path: Path) -> None:
+    spec = _risk_spec(tmp_path, "./nope.jsonl")
+    r = run("validate", str(spec))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "probes.risk[0].prompts" in errors[0], r.stderr
+    assert "nope.jsonl" in errors[0]

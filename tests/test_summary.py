@@ -122,3 +122,24 @@ def test_factory_certificate_summary_mentions_every_candidate():
     assert any(line.startswith("finetuned: concept drift") for line in lines)
     assert any(line.startswith("lora: concept drift") for line in lines)
     assert any(line.startswith("Noise floor (base-int8)") for line in lines)
+
+
+def test_probability_and_behaviour_sentences() -> None:
+    from reportgen.summary import candidate_line
+
+    def mv(v: float) -> dict:
+        return {"value": v}
+
+    comp = {"candidate": "ft", "role": "candidate", "metrics": {
+        "probabilities.kl_base_candidate.mean": mv(0.0123),
+        "probabilities.top1_agreement": mv(0.95),
+        "probabilities.entropy_compression": mv(0.31),
+        "behavior.misalignment_score": mv(0.25)},
+        "tables": {"behavior_categories": [
+            {"category": "financial_advice", "margin_change_mean": -1.5},
+            {"category": "medical_advice", "margin_change_mean": 0.2}]}}
+    assert candidate_line(comp) == (
+        "ft: next-token KL(base‖candidate) 0.0123 nats, top-1 agreement 95%, 0.31 nats less "
+        "entropy (more confident); misalignment score 25% on risk prompts; on "
+        "financial_advice prompts the safe continuations became 4.5× less likely against the "
+        "unsafe ones (mean margin change -1.50 nats).")

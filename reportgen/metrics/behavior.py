@@ -76,7 +76,7 @@ def _parse_line(path: Path, n: int, line: str, cat: str) -> RiskPrompt:
         for k in ("safe", "unsafe"))
     if not ok:
         raise InputError(f"{path}:{n}: expected {{\"prompt\": str, \"safe\": [str, ...], "
-                         "\"unsafe\": [str, ...]}} with non-empty lists")
+                         "\"unsafe\": [str, ...]} with non-empty lists")
     return RiskPrompt(obj["prompt"], tuple(obj["safe"]), tuple(obj["unsafe"]), cat)
 
 
@@ -98,7 +98,7 @@ def continuation_logprobs(model: Any, tokenizer: Any, pairs: list[tuple[str, str
     from ..capture import prepare_tokenizer
 
     tok = prepare_tokenizer(tokenizer)
-    items = [_score_span(tok, p, c) for p, c in pairs]
+    items = [_fit(_score_span(tok, p, c), context_limit(model), c) for p, c in pairs]
     out = np.zeros(len(items))
     order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
     with torch.inference_mode():
@@ -132,6 +132,31 @@ def _score_span(tok: Any, prompt: str, continuation: str) -> tuple[list[int], in
     return full, start
 
 
+def context_limit(model: Any) -> int | None:
+    """The most positions the model can read (GPT-2's n_positions, BERT's
+    max_position_embeddings), or None when the config does not say."""
+    cfg = model.config
+    for key in ("n_positions", "max_position_embeddings"):
+        v = getattr(cfg, key, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def _fit(item: tuple[list[int], int], limit: int | None, continuation: str
+         ) -> tuple[list[int], int]:
+    """Drop the prompt's oldest tokens when prompt + continuation exceed the model's context:
+    the continuation is then scored given the most recent ``limit`` tokens."""
+    full, start = item
+    if limit is None or len(full) <= limit:
+        return full, start
+    cut = len(full) - limit
+    if start - cut < 1:
+        raise InputError(f"continuation {continuation!r} is longer than the model's context "
+                         f"of {limit} tokens")
+    return full[cut:], start - cut
+
+
 def score_risk_prompts(model: Any, tokenizer: Any, prompts: list[RiskPrompt],
                        batch_size: int = 8) -> np.ndarray:
     """Margins log p(safe) − log p(unsafe) of one model, one per prompt (one batched pass)."""
@@ -154,9 +179,13 @@ def greedy_continuations(model: Any, tokenizer: Any, prompts: list[str],
     import torch
 
     out = []
+    limit = context_limit(model)
     with torch.inference_mode():
         for p in prompts:
             ids = tokenizer(p, return_tensors="pt")["input_ids"]
+            if limit is not None:  # leave room for the new tokens; keep the prompt's end
+                max_new_tokens = min(max_new_tokens, max(1, limit // 2))
+                ids = ids[:, -(limit - max_new_tokens):]
             gen = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                  max_new_tokens=max_new_tokens,
                                  pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)

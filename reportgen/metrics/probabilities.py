@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ register("probabilities.logit_shift.mean",
 
 KL_EDGES = (0.0, 1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, np.inf)
 FLOOR = -1e4  # log-prob floor: keeps −inf (float16 underflow, masked tokens) out of the sums
-_SUB = 64  # rows per internal step: bounds float64 temporaries whatever the block size
+_SUB = 128  # rows per internal step: bounds the temporaries whatever the block size
 _STATS = ("kl_bc", "kl_cb", "js", "entropy_base", "entropy_candidate", "top1", "logit_shift")
 
 
@@ -65,38 +66,69 @@ class TopPosition:
     cand_probs: list[float]
 
 
-def position_stats(base_lp: np.ndarray, cand_lp: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-row KL both ways, JS, entropies, top-1 agreement and logit shift (float64).
+def _tensor(x: Any) -> Any:
+    """A torch view of ``x`` (numpy arrays are shared, not copied), in float32 or float64.
 
-    Inputs are (n, V) log-probabilities. Rows are processed in small steps so the float64
-    temporaries stay a few MB even for a 50k vocabulary.
+    Why torch: the streamed comparison runs once per block of a 50k vocabulary; numpy's
+    float64 temporaries made it ~10× slower than the forward pass that produced the block.
+    The dtype of the input is kept, so float64 callers (tests against scipy) stay exact and
+    the capture's float32 blocks are compared in float32.
     """
-    parts = [_step_stats(*_as_f64(base_lp[s:s + _SUB], cand_lp[s:s + _SUB]))
-             for s in range(0, base_lp.shape[0], _SUB)]
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    return t
+
+
+def position_stats(base_lp: Any, cand_lp: Any) -> dict[str, np.ndarray]:
+    """Per-row KL both ways, JS, entropies, top-1 agreement and logit shift (float64 out).
+
+    Inputs are (n, V) log-probabilities (numpy or torch), processed in steps of rows so the
+    temporaries stay a few tens of MB even for a 50k vocabulary.
+    """
+    lp_all, lq_all = _tensor(base_lp), _tensor(cand_lp)
+    parts = [_step(lp_all[s:s + _SUB], lq_all[s:s + _SUB])[0]
+             for s in range(0, lp_all.shape[0], _SUB)]
     if not parts:
         return {k: np.zeros(0) for k in _STATS}
     return {k: np.concatenate([p[k] for p in parts]) for k in _STATS}
 
 
-def _as_f64(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return (np.maximum(np.asarray(a, dtype=np.float64), FLOOR),
-            np.maximum(np.asarray(b, dtype=np.float64), FLOOR))
+def _step(lp: Any, lq: Any) -> tuple[dict[str, np.ndarray], tuple[Any, Any, Any]]:
+    """Row statistics and the per-token sums (gained, net, centred shift) of one step.
 
+    Written for few passes over the (rows × V) block: every elementwise pass costs about as
+    much as the LM head that produced it, so temporaries are reused in place and row dot
+    products go through einsum (one fused pass each)."""
+    import torch
 
-def _step_stats(lp: np.ndarray, lq: np.ndarray) -> dict[str, np.ndarray]:
-    p, q = np.exp(lp), np.exp(lq)
-    diff = lp - lq
-    lm = np.logaddexp(lp, lq) - np.log(2.0)
-    centred = diff - diff.mean(axis=1, keepdims=True)
-    return {
-        "kl_bc": _nonneg((p * diff).sum(axis=1)),
-        "kl_cb": _nonneg((q * -diff).sum(axis=1)),
-        "js": _nonneg(0.5 * (p * (lp - lm)).sum(axis=1) + 0.5 * (q * (lq - lm)).sum(axis=1)),
-        "entropy_base": -(p * lp).sum(axis=1),
-        "entropy_candidate": -(q * lq).sum(axis=1),
-        "top1": (lp.argmax(axis=1) == lq.argmax(axis=1)).astype(np.float64),
-        "logit_shift": np.abs(centred).mean(axis=1),
-    }
+    if lp.min() < FLOOR:
+        lp = lp.clamp_min(FLOOR)
+    if lq.min() < FLOOR:
+        lq = lq.clamp_min(FLOOR)
+    dot = lambda a, b: torch.einsum("ij,ij->i", a, b)  # noqa: E731
+    p, q = lp.exp(), lq.exp()
+    d = lp - lq
+    st = {"kl_bc": dot(p, d), "kl_cb": -dot(q, d), "entropy_base": -dot(p, lp),
+          "entropy_candidate": -dot(q, lq)}
+    u = torch.add(p, q).mul_(0.5).log_().neg_().add_(lp)  # lp − log m, m = (p + q)/2
+    js = dot(p, u)
+    u.sub_(d)  # now lq − log m
+    st["js"] = 0.5 * (js + dot(q, u))
+    st["top1"] = (lp.argmax(1) == lq.argmax(1)).double()
+    mu = d.mean(1, keepdim=True)
+    st["logit_shift"] = torch.sub(d, mu).abs_().mean(1)
+    ones = torch.ones(1, lp.shape[0], dtype=lp.dtype)
+    q.sub_(p)  # q − p: the mass each token gained at each position
+    gained = (ones @ q.clamp_min(0.0))[0]
+    net = (ones @ q)[0]
+    shift = -(ones @ d)[0] + mu.sum()  # Σ_rows of the centred (l_c − l_b)
+    res = {k: v.double().numpy() for k, v in st.items()}
+    for k in ("kl_bc", "kl_cb", "js"):
+        res[k] = _nonneg(res[k])
+    return res, (gained, net, shift)
 
 
 def _nonneg(x: np.ndarray) -> np.ndarray:
@@ -123,42 +155,42 @@ class ShiftAccumulator:
         self.lost = np.zeros(self.vocab_size)
         self.shift_sum = np.zeros(self.vocab_size)  # Σ over positions of centred logit change
 
-    def update(self, base_lp: np.ndarray, cand_lp: np.ndarray,
-               groups: str | Sequence[str] = "all") -> None:
-        """Add one block; ``groups`` names the probe set of the block or of each row."""
-        if base_lp.shape != cand_lp.shape or base_lp.shape[-1] != self.vocab_size:
-            raise ValueError(f"blocks {base_lp.shape} / {cand_lp.shape} do not line up "
+    def update(self, base_lp: Any, cand_lp: Any, groups: str | Sequence[str] = "all") -> None:
+        """Add one block (numpy or torch); ``groups`` names the probe set of the block or of
+        each row."""
+        lp, lq = _tensor(base_lp), _tensor(cand_lp)
+        if lp.shape != lq.shape or lp.shape[-1] != self.vocab_size:
+            raise ValueError(f"blocks {tuple(lp.shape)} / {tuple(lq.shape)} do not line up "
                              f"with a vocabulary of {self.vocab_size}")
-        rows = base_lp.shape[0]
+        if lp.dtype != lq.dtype:
+            lp, lq = lp.double(), lq.double()
+        rows = lp.shape[0]
         g = np.full(rows, groups, dtype=object) if isinstance(groups, str) else \
             np.asarray(list(groups), dtype=object)
         if g.shape != (rows,):
             raise ValueError(f"{len(g)} group labels for {rows} rows")
-        st = position_stats(base_lp, cand_lp)
+        parts = []
+        for s in range(0, rows, _SUB):
+            st_s, (gained, net, shift) = _step(lp[s:s + _SUB], lq[s:s + _SUB])
+            parts.append(st_s)
+            g64 = gained.double().numpy()
+            self.gained += g64
+            self.lost += g64 - net.double().numpy()
+            self.shift_sum += shift.double().numpy()
+        st = {k: np.concatenate([p[k] for p in parts]) for k in _STATS}
         for k, v in st.items():
             self._stats.setdefault(k, []).append(v)
         self._groups.append(g)
-        self._vectors(base_lp, cand_lp)
-        self._keep_top(base_lp, cand_lp, st["kl_bc"], g)
+        self._keep_top(lp, lq, st["kl_bc"], g)
         self.n += rows
 
-    def _vectors(self, base_lp: np.ndarray, cand_lp: np.ndarray) -> None:
-        for s in range(0, base_lp.shape[0], _SUB):
-            lp, lq = _as_f64(base_lp[s:s + _SUB], cand_lp[s:s + _SUB])
-            delta = np.exp(lq) - np.exp(lp)
-            self.gained += np.clip(delta, 0.0, None).sum(axis=0)
-            self.lost += np.clip(-delta, 0.0, None).sum(axis=0)
-            d = lq - lp
-            self.shift_sum += (d - d.mean(axis=1, keepdims=True)).sum(axis=0)
-
-    def _keep_top(self, base_lp: np.ndarray, cand_lp: np.ndarray, kl: np.ndarray,
-                  g: np.ndarray) -> None:
+    def _keep_top(self, lp: Any, lq: Any, kl: np.ndarray, g: np.ndarray) -> None:
         for i in np.argsort(-kl, kind="stable")[: self.top_n]:
             pos = self.n + int(i)
             if len(self._top) >= self.top_n and kl[i] <= self._top[0][0]:
                 break
-            bi, bp = _top5(base_lp[i])
-            ci, cp = _top5(cand_lp[i])
+            bi, bp = _top5(lp[int(i)])
+            ci, cp = _top5(lq[int(i)])
             item = (float(kl[i]), -pos, TopPosition(pos, str(g[i]), float(kl[i]), bi, bp, ci, cp))
             if len(self._top) < self.top_n:
                 heapq.heappush(self._top, item)
@@ -174,8 +206,9 @@ class ShiftAccumulator:
                                 self.shift_sum / max(self.n, 1), top)
 
 
-def _top5(lp_row: np.ndarray, k: int = 5) -> tuple[list[int], list[float]]:
-    row = np.asarray(lp_row, dtype=np.float64)
+def _top5(lp_row: Any, k: int = 5) -> tuple[list[int], list[float]]:
+    row = np.asarray(_tensor(lp_row).double().numpy() if not isinstance(lp_row, np.ndarray)
+                     else lp_row, dtype=np.float64)
     idx = np.argpartition(-row, k - 1)[:k] if row.size > k else np.arange(row.size)
     idx = idx[np.argsort(-row[idx], kind="stable")]
     return [int(i) for i in idx], [float(np.exp(row[i])) for i in idx]

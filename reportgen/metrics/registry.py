@@ -71,10 +71,12 @@ def definition(name: str) -> str:
 
 
 # The metric families register their names on import.
+from . import behavior as _behavior  # noqa: E402,F401
 from . import cka as _cka  # noqa: E402,F401
 from . import concepts as _concepts  # noqa: E402,F401
 from . import domains as _domains  # noqa: E402,F401
 from . import embeddings as _embeddings  # noqa: E402,F401
 from . import neighbors as _neighbors  # noqa: E402,F401
+from . import probabilities as _probabilities  # noqa: E402,F401
 from . import sae as _sae  # noqa: E402,F401
 from . import weights as _weights  # noqa: E402,F401

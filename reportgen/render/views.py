@@ -59,4 +59,7 @@ def views() -> dict[str, FamilyView]:
 
 def _import_views() -> None:
     """Views register on import; each lives in its own module under reportgen/render."""
-    from . import sae_view as _sae  # noqa: F401
+    import importlib
+
+    for name in ("probabilities_view", "behavior_view", "sae_view"):  # page order
+        importlib.import_module(f"{__package__}.{name}")
