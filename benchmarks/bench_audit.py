@@ -123,7 +123,7 @@ def run_child(spec: dict[str, Any], work: Path, tag: str, cache: Path) -> dict[s
     if proc.returncode not in (0, 1):
         sys.exit(f"audit failed:\n{proc.stderr[-3000:]}")
     for line in proc.stderr.splitlines():
-        if "capture " in line or "cache" in line:
+        if line.lstrip().startswith("["):  # the audit's progress lines: its timeline
             print(f"    [{tag}] {line}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
