@@ -35,8 +35,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check reportgen tests examples benchmarks
 
+# bench_audit.py is issue #8's benchmark (figures in benchmarks/RESULTS.md); the others
+# measure one component each. Each prints its figures from one run.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/python benchmarks/bench_neighbors.py
+	$(BIN)/python benchmarks/bench_logprobs.py
+	$(BIN)/python benchmarks/bench_sae_train.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -123,7 +123,7 @@ def run_child(spec: dict[str, Any], work: Path, tag: str, cache: Path) -> dict[s
     if proc.returncode not in (0, 1):
         sys.exit(f"audit failed:\n{proc.stderr[-3000:]}")
     for line in proc.stderr.splitlines():
-        if "capture " in line or "cache" in line:
+        if line.lstrip().startswith("["):  # the audit's progress lines: its timeline
             print(f"    [{tag}] {line}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -249,7 +249,7 @@ def report(n_texts: int, f: dict[str, Any], first: dict[str, Any], cached: dict[
         f"total / (bare forwards + matmuls) = {first['total']:.2f} / {total_floor:.2f} = "
         f"{r_tot:.2f}x (target <= 1.5) {verdict(r_tot, 1.5)}",
         f"cached re-run (changed threshold): {cached['total']:.2f} s (capture "
-        f"{cached.get('capture', 0.0):.2f} s, analysis {cached['analysis']:.2f} s); ratio "
+        f"{cached.get('capture', 0.0):.2f} s, analysis {cached.get('analysis', 0.0):.2f} s); ratio "
         f"{r_cache:.3f} (target <= 0.10) {verdict(r_cache, 0.10)}",
         f"peak RSS (VmHWM) first run {first['rss'] / 2**30:.2f} GiB, cached "
         f"{cached['rss'] / 2**30:.2f} GiB; largest model {model_bytes / 2**30:.3f} GiB + 2 GiB"

@@ -142,3 +142,49 @@ def _save_extras(tmp: Path, cap: Capture) -> tuple[dict[str, Any], list[tuple[st
 
 def _other_fs(a: Path, b: Path) -> bool:
     return os.stat(a).st_dev != os.stat(b).st_dev
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic one-blob entries (the analysis cache): same discipline as captures, one file each.
+
+
+def save_blob(kind: str, key: str, payload: bytes) -> None:
+    """Store ``payload`` as entry ``kind/key``, atomically (temp folder, then rename).
+
+    Best effort, like :func:`save`: a cache that cannot be written only costs a
+    recomputation next time."""
+    root = cache_root() / kind
+    tmp: Path | None = None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+        (tmp / "payload").write_bytes(payload)
+        (tmp / "manifest.json").write_text(json.dumps({"sha256": _sha(tmp / "payload")}))
+        final = root / key
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except OSError:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_blob(kind: str, key: str) -> bytes | None:
+    """Entry ``kind/key``'s payload, or None; an entry failing its checksum is dropped."""
+    folder = cache_root() / kind / key
+    if not (folder / "manifest.json").is_file():
+        return None
+    try:
+        meta = json.loads((folder / "manifest.json").read_text())
+        payload = (folder / "payload").read_bytes()
+        if hashlib.sha256(payload).hexdigest() != meta["sha256"]:
+            raise ValueError("payload does not match its checksum")
+        return payload
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        drop_blob(kind, key)
+        return None
+
+
+def drop_blob(kind: str, key: str) -> None:
+    """Remove entry ``kind/key`` (e.g. one whose payload no longer decodes)."""
+    shutil.rmtree(cache_root() / kind / key, ignore_errors=True)

@@ -106,11 +106,13 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         ensure_writable(out_dir)
     probe = concept_probe(loaded)
     models = resolve_models(loaded, prog)
-    captures = capture_all(loaded, models, probe, prog)
+    capture_keys: dict[str, str] = {}
+    captures = capture_all(loaded, models, probe, prog, capture_keys)
     prog.say("computing metrics")
-    from .analysis import compare_all
+    from .analysis_cache import compare_all_cached  # analysis.compare_all, cached
 
-    comparisons, warnings, extra = compare_all(loaded.spec, models, captures, probe, prog)
+    comparisons, warnings, extra = compare_all_cached(loaded, models, captures, capture_keys,
+                                                      probe, prog)
     checks = evaluate_checks(loaded, comparisons)
     cert = Certificate(CertificateBuilder(
         audit=audit_meta(loaded),
@@ -254,9 +256,11 @@ def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
     return out
 
 
-def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Progress) -> dict:
+def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Progress,
+                keys: dict[str, str] | None = None) -> dict:
     """Each model's capture, base first (a candidate's collectors may depend on the base's
-    capture, e.g. a dictionary trained on it), from the cache when it holds one."""
+    capture, e.g. a dictionary trained on it), from the cache when it holds one. ``keys``,
+    when given, receives each model's capture-cache key (the analysis cache builds on them)."""
     import shutil
 
     from . import cache
@@ -270,6 +274,8 @@ def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Pro
         plan = CapturePlan(None if a.layers == "all" else tuple(a.layers), a.max_length,
                            a.batch_size, tuple((c.name, c.settings()) for c in collectors))
         key = cache.cache_key(m.capture_identity, probe.capture_digest, plan.key())
+        if keys is not None:
+            keys[m.name] = key
         cap = cache.load(key)
         if cap is not None:
             prog.say(f"{m.name}: capture found in cache")

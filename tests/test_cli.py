@@ -28,6 +28,15 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert r.returncode == 0 and "audit" in r.stdout and "validate" in r.stdout
 
 
+def test_validate_does_not_import_heavy_libraries() -> None:
+    code = ("import sys; from reportgen.cli import main; "
+            f"rc = main(['validate', {str(REPO / 'specs' / 'demo.yaml')!r}]); "
+            "print(rc, [m for m in ('torch', 'transformers', 'umap') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stderr
+
+
 def test_schema_is_json_schema() -> None:
     r = run("schema")
     assert r.returncode == 0

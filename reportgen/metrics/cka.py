@@ -76,18 +76,56 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _hsic_weighted(a: np.ndarray, b: np.ndarray, wa: np.ndarray, wb: np.ndarray,
-                   w: np.ndarray) -> np.ndarray:
+                   w: np.ndarray, wab: np.ndarray | None = None) -> np.ndarray:
     """⟨H A_s H, B_s⟩ for every resample s at once, from item multiplicities ``w`` (R, n).
 
     A resample's Gram matrix is A indexed by its items; with multiplicities the three sums
     of ``⟨HAH, B⟩ = Σ A∘B − (2/n) 1ᵀAB1 + (1ᵀA1)(1ᵀB1)/n²`` become weighted sums over the
-    original items (``wa = w @ A``), so no resampled n × n matrix is ever built.
+    original items (``wa = w @ A``), so no resampled n × n matrix is ever built. ``wab``
+    is ``w @ (A∘B)`` when the caller has it.
     """
     n = a.shape[0]
-    ab = np.einsum("rj,rj->r", w @ (a * b), w)
+    ab = np.einsum("rj,rj->r", w @ (a * b) if wab is None else wab, w)
     cross = np.einsum("rj,rj,rj->r", wa, wb, w)
     sa, sb = np.einsum("rj,rj->r", wa, w), np.einsum("rj,rj->r", wb, w)
     return ab - 2.0 * cross / n + sa * sb / n**2
+
+
+def _weighted_gram(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``w @ (x xᵀ)``: through the (n, d) rows when that is cheaper than the n × n Gram."""
+    if 2 * x.shape[1] < x.shape[0]:
+        return (w @ x) @ x.T
+    return w @ (x @ x.T)
+
+
+#: Per-side terms of the base's resamples, reused by every candidate compared with the same
+#: base rows, resample count and seed (the base side is half of the bootstrap's work).
+_BASE_TERMS: dict[tuple, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+_BASE_TERMS_MAX = 4
+
+
+def _side_terms(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One side's Gram matrix, ``w @ Gram`` and resampled HSIC with itself."""
+    xc = _centred(x)  # centring is exact here (a shift of all items) and avoids cancellation
+    k = xc @ xc.T
+    wk = _weighted_gram(xc, w)
+    return k, wk, _hsic_weighted(k, k, wk, wk, w)
+
+
+def _base_terms(base: np.ndarray, w: np.ndarray, n_resamples: int, seed: int
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    import hashlib
+
+    arr = np.ascontiguousarray(base)
+    key = (hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest(), arr.shape,
+           str(arr.dtype), n_resamples, seed)
+    hit = _BASE_TERMS.get(key)
+    if hit is None:
+        hit = [_side_terms(b, w) for b in arr]
+        while len(_BASE_TERMS) >= _BASE_TERMS_MAX:
+            _BASE_TERMS.pop(next(iter(_BASE_TERMS)))
+        _BASE_TERMS[key] = hit
+    return hit
 
 
 def bootstrap_cka(
@@ -98,24 +136,22 @@ def bootstrap_cka(
     Each resample draws n items with replacement (the same items at every layer); its CKA
     equals :func:`linear_cka` on the resampled rows, computed from the Gram matrices and the
     items' multiplicities. Duplicated items bias CKA slightly upwards, as for any bootstrap
-    of a similarity index; the interval shows sampling spread, not that bias.
+    of a similarity index; the interval shows sampling spread, not that bias. The base's
+    side is memoised, so comparing several candidates with one base computes it once.
     """
     n_layers, n = base.shape[:2]
     if n_resamples <= 0 or n < 3:
         return None, None
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_resamples, n))
-    w = np.zeros((n_resamples, n))
-    np.add.at(w, (np.arange(n_resamples)[:, None], idx), 1.0)
+    flat = (np.arange(n_resamples)[:, None] * n + idx).ravel()  # multiplicities per row
+    w = np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(np.float64)
+    base_terms = _base_terms(base, w, n_resamples, seed)
     vals = np.empty((n_resamples, n_layers))
     for j in range(n_layers):
-        b = np.asarray(base[j], np.float64)
-        c = np.asarray(cand[j], np.float64)
-        k, l_ = b @ b.T, c @ c.T
-        wk, wl = w @ k, w @ l_
+        k, wk, kk = base_terms[j]
+        l_, wl, ll = _side_terms(cand[j], w)
         kl = _hsic_weighted(k, l_, wk, wl, w)
-        kk = _hsic_weighted(k, k, wk, wk, w)
-        ll = _hsic_weighted(l_, l_, wl, wl, w)
         with np.errstate(invalid="ignore", divide="ignore"):
             vals[:, j] = kl / np.sqrt(kk * ll)
     alpha = (1.0 - level) / 2.0

@@ -6,6 +6,7 @@ import numpy as np
 
 # Distances below this are float64 round-off of identical vectors: report them as 0.
 ROUNDOFF = 1e-12
+_BOOT_BLOCK = 1 << 20  # resampled items per block of bootstrap_ci (8 MiB of indices)
 
 
 def cosine_distance_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -28,13 +29,20 @@ def cosine_distance_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def bootstrap_ci(
     values: np.ndarray, n_resamples: int, seed: int, level: float = 0.95
 ) -> list[float] | None:
-    """Percentile bootstrap interval of the mean; None when it cannot be formed."""
+    """Percentile bootstrap interval of the mean; None when it cannot be formed.
+
+    Resamples are drawn in blocks of rows: the generator yields the same stream as one
+    (resamples, n) draw, so the interval is the same, without a resamples × n index array
+    (244 MB for 30,522 tokens × 1000 resamples, several times slower to fill and gather)."""
     x = np.asarray(values, dtype=np.float64)
     if n_resamples <= 0 or x.size < 2:
         return None
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_resamples, x.size))
-    means = x[idx].mean(axis=1)
+    means = np.empty(n_resamples)
+    block = max(1, _BOOT_BLOCK // x.size)
+    for s in range(0, n_resamples, block):
+        idx = rng.integers(0, x.size, size=(min(block, n_resamples - s), x.size))
+        means[s : s + len(idx)] = x[idx].mean(axis=1)
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return [float(lo), float(hi)]
