@@ -156,6 +156,7 @@ def test_sae_extra_passes_are_declared_and_cached(tiny_models, tmp_path, forward
     a second audit runs none at all (the trained dictionary is cached with the base)."""
     spec = _spec(tmp_path, tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"])
     spec["analysis"]["sae"] = [{"layer": 1, "train": {"d_sae": 16, "k": 2, "epochs": 1}}]
+    del spec["probes"]["risk"]  # risk scoring's own extra passes are counted above
     reportgen.audit(spec, progress=False)
     n_texts = sum(len(v) for v in VOCAB.values()) + len(DOMAIN)
     main = math.ceil(n_texts / BATCH)

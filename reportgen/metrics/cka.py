@@ -99,9 +99,11 @@ def _weighted_gram(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 #: Per-side terms of the base's resamples, reused by every candidate compared with the same
-#: base rows, resample count and seed (the base side is half of the bootstrap's work).
+#: base rows, resample count and seed (the base side is half of the bootstrap's work). Kept
+#: as centred rows (not the n × n Gram, recomputed cheaply) and bounded in bytes, so many
+#: probe sets or large ones cannot grow memory without limit.
 _BASE_TERMS: dict[tuple, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-_BASE_TERMS_MAX = 4
+_BASE_TERMS_BYTES = 512 * 2**20
 
 
 def _side_terms(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,11 +123,20 @@ def _base_terms(base: np.ndarray, w: np.ndarray, n_resamples: int, seed: int
            str(arr.dtype), n_resamples, seed)
     hit = _BASE_TERMS.get(key)
     if hit is None:
-        hit = [_side_terms(b, w) for b in arr]
-        while len(_BASE_TERMS) >= _BASE_TERMS_MAX:
-            _BASE_TERMS.pop(next(iter(_BASE_TERMS)))
+        hit = []
+        for b in arr:
+            k, wk, kk = _side_terms(b, w)
+            hit.append((_centred(b), wk, kk))
         _BASE_TERMS[key] = hit
+        while len(_BASE_TERMS) > 1 and _memo_bytes() > _BASE_TERMS_BYTES:
+            _BASE_TERMS.pop(next(iter(_BASE_TERMS)))
+        if _memo_bytes() > _BASE_TERMS_BYTES:
+            _BASE_TERMS.clear()
     return hit
+
+
+def _memo_bytes() -> int:
+    return sum(a.nbytes for terms in _BASE_TERMS.values() for t in terms for a in t)
 
 
 def bootstrap_cka(
@@ -149,7 +160,8 @@ def bootstrap_cka(
     base_terms = _base_terms(base, w, n_resamples, seed)
     vals = np.empty((n_resamples, n_layers))
     for j in range(n_layers):
-        k, wk, kk = base_terms[j]
+        xc, wk, kk = base_terms[j]
+        k = xc @ xc.T
         l_, wl, ll = _side_terms(cand[j], w)
         kl = _hsic_weighted(k, l_, wk, wl, w)
         with np.errstate(invalid="ignore", divide="ignore"):
