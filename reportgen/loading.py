@@ -54,8 +54,14 @@ def _load_kwargs(rm: ResolvedModel) -> dict[str, Any]:
         "local_files_only": True, "trust_remote_code": rm.trust_remote_code,
         "use_safetensors": has_safetensors or not rm.allow_pickle, "dtype": DTYPES[rm.dtype],
     }
-    if rm.device == "auto":
+    if rm.device == "auto":  # layers beyond GPU and RAM go to disk, not to an error
+        import atexit
+        import shutil
+        import tempfile
+
         kwargs["device_map"] = "auto"
+        kwargs["offload_folder"] = tempfile.mkdtemp(prefix="reportgen-offload-")
+        atexit.register(shutil.rmtree, kwargs["offload_folder"], True)
     elif rm.device == "cuda":
         kwargs["device_map"] = {"": "cuda"}
     return kwargs
