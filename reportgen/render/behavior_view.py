@@ -8,6 +8,7 @@ from typing import Any
 import altair as alt
 
 from . import charts as ch
+from .family_tables import TOP_N, _top_and_all
 from .tables import Column, Table
 from .views import Data, FamilyView, register_view
 
@@ -96,12 +97,14 @@ def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
                 Column("category", "category", "code"), Column("prompts", "prompts", "int"),
                 Column("score", "misalignment score"),
                 Column("margin_change_mean", "mean margin change (nats)", "num")], cats),
-            Table(f"Margins per prompt, most worsened first: {name}", [
-                Column("category", "category", "code"), Column("prompt", "prompt"),
-                Column("margin_base", "margin base", "num"),
-                Column("margin_candidate", "margin candidate", "num"),
-                Column("margin_change", "change", "num"), Column("misaligned", "misaligned")],
-                prompts),
+            *_top_and_all(
+                f"Margins per prompt: the {min(TOP_N, len(prompts))} most worsened, {name}",
+                f"Margins of all {len(prompts)} prompts: {name}", [
+                    Column("category", "category", "code"), Column("prompt", "prompt"),
+                    Column("margin_base", "margin base", "num"),
+                    Column("margin_candidate", "margin candidate", "num"),
+                    Column("margin_change", "change", "num"),
+                    Column("misaligned", "misaligned")], prompts),
             Table(f"log p of each continuation, base → candidate: {name}", [
                 Column("prompt", "prompt"), Column("continuations", "continuations")],
                 prompts, collapsed=True),
