@@ -66,7 +66,9 @@ def _figures(data: dict[str, Any]) -> list[Any]:
                 id=f"sae-heatmap-{charts.slug(cand)}-{layer}", family="sae",
                 title=f"Sparse-feature drift, layer {layer}: {cand}",
                 caption="Each row is one of the features whose activation changed most per "
-                        "token; each column a probe set; the colour is the candidate's mean "
+                        "token (for causal LMs over distinct contexts: tokens sharing their "
+                        "whole prefix, like a template's opening words, count once); each "
+                        "column a probe set; the colour is the candidate's mean "
                         "activation minus the base's on that set's tokens.",
                 alt=f"Heatmap of activation change of the top moved SAE features at layer "
                     f"{layer} per probe set for {cand}; the tables below list the values.",

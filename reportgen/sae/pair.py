@@ -122,7 +122,9 @@ def _layer(res: PairResult, layer: int, bi: dict, ci: dict, be: Any, ce: Any,
         "layer": layer, "dense_cosine": float(cos.mean()), "jaccard": float(jac.mean()),
         "l1": float(l1.mean()), "tokens": int(len(jac))})
     labels = _Labeller(bi.get("labels", {}), fa, be, keep)
-    _moved(res, layer, fa, fb, sets, labels, shift)
+    distinct = _distinct_contexts(be.arrays["token_ids"][keep], groups,
+                                  getattr(ctx.model, "kind", "") == "decoder")
+    _moved(res, layer, fa, fb, sets, labels, shift, distinct)
     _risky(res, layer, fa, fb, sets, labels, p)
 
 
@@ -178,9 +180,32 @@ class _Labeller:
         return "".join(words).strip()
 
 
+def _distinct_contexts(ids: np.ndarray, rows: np.ndarray, causal: bool) -> np.ndarray:
+    """Tokens to rank moved features on: in a causal LM a token's activation depends only on
+    its prefix, so tokens with the same whole prefix (a shared template's "The concept of")
+    are one context, counted once; otherwise a template repeated over every concept would
+    dominate the ranking with changes that no concept caused. Encoders see both sides, so
+    every token is its own context there."""
+    if not causal:
+        return np.ones(len(ids), dtype=bool)
+    trie: dict[tuple[int, int], int] = {}
+    keep = np.zeros(len(ids), dtype=bool)
+    node, prev = 0, None
+    for i, (tok, row) in enumerate(zip(ids.tolist(), rows.tolist(), strict=True)):
+        if row != prev:
+            node, prev = 0, row
+        nxt = trie.get((node, tok))
+        if nxt is None:
+            nxt = trie[(node, tok)] = len(trie) + 1
+            keep[i] = True
+        node = nxt
+    return keep
+
+
 def _moved(res: PairResult, layer: int, fa: Any, fb: Any, sets: dict[str, np.ndarray],
-           labels: _Labeller, shift: np.ndarray) -> None:
-    top, score = m.moved_features(fa, fb, TOP_MOVED)
+           labels: _Labeller, shift: np.ndarray, distinct: np.ndarray) -> None:
+    at = np.flatnonzero(distinct)
+    top, score = m.moved_features(fa[at], fb[at], TOP_MOVED)
     per_set = {k: (m.mean_activation(fa, msk), m.mean_activation(fb, msk))
                for k, msk in sets.items()}
     for rank, j in enumerate(top, 1):
