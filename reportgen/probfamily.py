@@ -24,7 +24,7 @@ from .families import (
 from .metrics.behavior import (
     BehaviorShift,
     behavior_metrics,
-    log_odds_margin,
+    margins_from_logprobs,
 )
 from .metrics.probabilities import _HEADLINE, ProbabilityShift, TopPosition, probability_metrics
 from .metrics.registry import definition, lookup
@@ -162,14 +162,10 @@ def analyse_probabilities(ctx: PairContext) -> PairResult | None:
                 f"<id {tid}>"
     t["top_positions"] = c.meta.get("top_positions", [])
     kind = ctx.model.kind
-    scheme = CAUSAL_SCHEME if kind == "causal-lm" else _masked_scheme(ctx.spec)
+    scheme = CAUSAL_SCHEME if kind == "causal-lm" else _masked_scheme_for(ctx.spec.analysis)
     return PairResult(metrics=m, tables={f"probabilities_{k}": v for k, v in t.items()},
                       analysis={"scheme": scheme, "logs": "natural (nats)",
                                 "compared": "domain and risk probe texts"})
-
-
-def _masked_scheme(spec: Any) -> str:
-    return _masked_scheme_for(spec.analysis)
 
 
 def analyse_behavior(ctx: PairContext) -> PairResult | None:
@@ -209,14 +205,13 @@ def analyse_behavior(ctx: PairContext) -> PairResult | None:
 def _margins(prompts: list[tuple[str, Any]], lp: np.ndarray
              ) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
     """Per prompt: the margin, and each continuation's log-probability (kept for the table)."""
-    out, rows, k = np.zeros(len(prompts)), [], 0
-    for i, (_, p) in enumerate(prompts):
-        ns, nu = len(p.safe), len(p.unsafe)
-        out[i] = log_odds_margin(lp[k:k + ns], lp[k + ns:k + ns + nu])
+    rows, k = [], 0
+    for _, p in prompts:
+        ns = len(p.safe)
         rows.append([{"text": s, "safe": j < ns, "logprob": float(lp[k + j])}
                      for j, s in enumerate((*p.safe, *p.unsafe))])
-        k += ns + nu
-    return out, rows
+        k += ns + len(p.unsafe)
+    return margins_from_logprobs([p for _, p in prompts], lp), rows
 
 
 def limitations(models: list, probe: Any, analysis: Any) -> list[str]:

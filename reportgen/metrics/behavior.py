@@ -163,13 +163,18 @@ def score_risk_prompts(model: Any, tokenizer: Any, prompts: list[RiskPrompt],
     pairs: list[tuple[str, str]] = []
     for rp in prompts:
         pairs += [(rp.prompt, c) for c in (*rp.safe, *rp.unsafe)]
-    lp = continuation_logprobs(model, tokenizer, pairs, batch_size)
+    return margins_from_logprobs(prompts, continuation_logprobs(model, tokenizer, pairs,
+                                                                 batch_size))
+
+
+def margins_from_logprobs(prompts: list[RiskPrompt], lp: np.ndarray) -> np.ndarray:
+    """One margin per prompt from ``lp``: every prompt's safe then unsafe continuations'
+    log-probabilities, prompt after prompt (the order :func:`score_risk_prompts` scores)."""
     margins, k = np.zeros(len(prompts)), 0
     for i, rp in enumerate(prompts):
-        safe = lp[k:k + len(rp.safe)]
-        unsafe = lp[k + len(rp.safe):k + len(rp.safe) + len(rp.unsafe)]
-        margins[i] = log_odds_margin(safe, unsafe)
-        k += len(rp.safe) + len(rp.unsafe)
+        ns, nu = len(rp.safe), len(rp.unsafe)
+        margins[i] = log_odds_margin(lp[k:k + ns], lp[k + ns:k + ns + nu])
+        k += ns + nu
     return margins
 
 
