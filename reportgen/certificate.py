@@ -157,8 +157,11 @@ def overall_verdict(statuses: list[str]) -> str:
 class Certificate:
     """A finished certificate, as returned by :func:`reportgen.audit` or read from JSON."""
 
-    def __init__(self, data: dict[str, Any]):
+    def __init__(self, data: dict[str, Any], attachments: dict[str, bytes] | None = None):
         self.data = data
+        #: Files written beside the views (``{"trained-sae/layer2/cfg.json": bytes}``): what
+        #: the audit made that a reader needs, such as the dictionaries it trained.
+        self.attachments = dict(attachments or {})
 
     @classmethod
     def from_json(cls, path: str | Path) -> Certificate:
@@ -235,7 +238,8 @@ class Certificate:
         self, out_dir: str | Path, formats: list[str] | tuple[str, ...] = ("html", "pdf", "json"),
         sign: str | Path | None = None,
     ) -> dict[str, Path]:
-        """Write the views; with ``sign`` (an Ed25519 PEM key) also certificate.sig.json."""
+        """Write the views and the attachments; with ``sign`` (an Ed25519 PEM key) also
+        certificate.sig.json."""
         from .render import write_outputs
 
         signature = None
@@ -243,7 +247,8 @@ class Certificate:
             from .signing import sign_certificate
 
             signature = sign_certificate(self, Path(sign))
-        return write_outputs(self, Path(out_dir), list(formats), signature)
+        return write_outputs(self, Path(out_dir), list(formats), signature,
+                             attachments=self.attachments)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         from .render.html import notebook_html

@@ -26,7 +26,8 @@ from .capture import Capture, Collector
 class CollectorContext:
     loaded: Any  # specload.LoadedSpec
     probe: Any  # pipeline.ConceptProbe
-    model: Any  # models.ResolvedModel: name, role, kind ('encoder' | 'decoder'), digest
+    model: Any  # models.ResolvedModel: name, role, digest, and
+    # kind: 'causal-lm' | 'masked-lm' | 'encoder'
     base: Capture | None  # the base's capture, for candidates (the base is captured first)
 
 

@@ -110,6 +110,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     captures = capture_all(loaded, models, probe, prog, capture_keys)
     prog.say("computing metrics")
     from .analysis_cache import compare_all_cached  # analysis.compare_all, cached
+    from .sae.export import attachments as sae_attachments
 
     comparisons, warnings, extra = compare_all_cached(loaded, models, captures, capture_keys,
                                                       probe, prog)
@@ -125,7 +126,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         warnings=warnings + _spec_warnings(loaded),
         limitations=limitations(models, probe, loaded.spec.analysis),
         analysis={**analysis_info(loaded, captures[models[0].name]), **extra},
-    ).build())
+    ).build(), attachments=sae_attachments(captures[models[0].name]))
     if out_dir is not None:
         paths = cert.save(out_dir, loaded.spec.output.formats, sign=key)
         prog.say("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -14,6 +14,9 @@ from .registry import register
 #: the dictionary then explains the candidate's activations markedly worse than the base's,
 #: so features "moving" may be reconstruction error rather than change.
 LOW_CONFIDENCE_FVU_RATIO = 1.5
+#: A probe set ranks moved features only with at least this many tokens: a set mean over a
+#: handful of tokens is dominated by TopK swaps (a feature entering or leaving the top k).
+MIN_SET_ROWS = 16
 
 register("sae.layer.{layer}.fvu.base",
          "Fraction of variance unexplained by the dictionary on the base's activations: "
@@ -46,6 +49,10 @@ register("sae.layer.{layer}.dense_cosine.mean",
 register("sae.layer.{layer}.firing_shift.mean",
          "Mean over features of |firing frequency in candidate - firing frequency in base|, "
          "where firing frequency is the share of probe tokens on which the feature is active.")
+register("sae.layer.{layer}.moved.top_change",
+         "Largest |mean activation change| (candidate - base) of any feature on any probe set "
+         f"of at least {MIN_SET_ROWS} tokens (probe sets: concept categories, domains, risk "
+         "sets; for causal LMs only tokens whose prefix is one text's own).")
 register("sae.layer.{layer}.risky.top_rise",
          "Largest rise in mean activation on the risk probes among features selective for "
          "them in the base (0 when none rose).")
@@ -116,12 +123,42 @@ def grouped_bootstrap_ci(values: np.ndarray, groups: np.ndarray, n_resamples: in
     return [float(lo), float(hi)]
 
 
-def moved_features(fa, fb, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``top`` features by mean |activation change| per token (ties: lower id first),
-    and every feature's score; features that did not move are left out."""
-    score = _ravel(abs(_csr(fb) - _csr(fa)).mean(axis=0))
+def set_changes(fa, fb, sets: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """Each feature's mean activation change (candidate - base) on each probe set's rows:
+    (the sets' names, an array of shape (n_sets, d_sae)); an empty set's row is zero."""
+    d = _csr(fb) - _csr(fa)
+    names = list(sets)
+    out = np.zeros((len(names), d.shape[1]))
+    for i, name in enumerate(names):
+        rows = np.flatnonzero(sets[name])
+        if len(rows):
+            out[i] = _ravel(d[rows].mean(axis=0))
+    return names, out
+
+
+def moved_features(fa, fb, sets: dict[str, np.ndarray], top: int,
+                   min_rows: int = MIN_SET_ROWS) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The ``top`` features by their largest |mean activation change| on any probe set of at
+    least ``min_rows`` rows (all rows together when no set is that large); ties: lower id.
+
+    A set mean, not a mean over every token: a change confined to one topic (a concept
+    category, a domain) is ranked by its size there instead of being diluted by the other
+    sets' tokens, and token-level TopK swaps average out within a set. Returns the top ids
+    (features that did not move left out), each feature's score and the set it was scored on.
+    """
+    big = {k: v for k, v in sets.items() if np.count_nonzero(v) >= min_rows}
+    if not big:
+        big = {"all probes": np.ones(_csr(fa).shape[0], dtype=bool)}
+    names, change = set_changes(fa, fb, big)
+    where = np.argmax(np.abs(change), axis=0)
+    score = np.abs(change)[where, np.arange(change.shape[1])]
     order = np.argsort(-score, kind="stable")[:top]
-    return order[score[order] > 0], score
+    return order[score[order] > 0], score, [names[i] for i in where]
+
+
+def mean_abs_change(fa, fb) -> np.ndarray:
+    """Each feature's mean |activation change| per row."""
+    return _ravel(abs(_csr(fb) - _csr(fa)).mean(axis=0))
 
 
 def risky_features(fa, fb, risk: np.ndarray, top: int, selectivity_min: float = 2.0

@@ -26,10 +26,13 @@ __all__ = ["FILENAMES", "render_outputs", "write_outputs"]
 
 
 def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
-                  signature: bytes | None = None, page_size: str = "A4") -> dict[str, Path]:
+                  signature: bytes | None = None, page_size: str = "A4",
+                  attachments: dict[str, bytes] | None = None) -> dict[str, Path]:
     """Render ``formats`` (json, html, pdf, model-card) and move them into ``out_dir``
     atomically; a ``signature`` (certificate.sig.json bytes) joins the same batch and is
     attached to the PDF. ``page_size`` (A4 or Letter) is the printed page size.
+    ``attachments`` (``{"folder/sub/file": bytes}``, e.g. trained dictionaries) join the
+    batch too: each top-level folder is replaced as a whole.
 
     Returns the path written per format. Raises :class:`OutputError` when the folder cannot
     be created or written (permissions, a file in the way, a full disk).
@@ -38,14 +41,28 @@ def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
     payloads = render_outputs(cert, formats, signature, page_size)
     if signature is not None:
         payloads["signature"] = signature
+    folders = _check_attachments(attachments or {})
     created = _ensure_folder(out_dir)
     try:
-        _commit(payloads, out_dir)
+        _commit(payloads, out_dir, attachments or {})
     except OSError as e:
         if created:
             _remove_if_empty(out_dir)
         raise _output_error(out_dir, e, payloads) from e
-    return {fmt: out_dir / _filename(fmt) for fmt in payloads}
+    return {**{fmt: out_dir / _filename(fmt) for fmt in payloads},
+            **{name: out_dir / name for name in folders}}
+
+
+def _check_attachments(attachments: dict[str, bytes]) -> list[str]:
+    """The top-level folders the attachments fill; a bad name is a programming error."""
+    tops = []
+    for name in attachments:
+        parts = Path(name).parts
+        if (len(parts) < 2 or Path(name).is_absolute() or ".." in parts
+                or parts[0] in FILENAMES.values() or parts[0] == SIGNATURE_FILE):
+            raise ValueError(f"attachment {name!r}: expected a relative path inside a folder")
+        tops.append(parts[0])
+    return list(dict.fromkeys(tops))
 
 
 def _filename(fmt: str) -> str:
@@ -110,11 +127,16 @@ def _staging_folder(out_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=".reportgen-", dir=out_dir))
 
 
-def _commit(payloads: dict[str, bytes], out_dir: Path) -> None:
+def _commit(payloads: dict[str, bytes], out_dir: Path,
+            attachments: dict[str, bytes]) -> None:
     staging = _staging_folder(out_dir)
     try:
         staged = {fmt: _write_synced(staging / _filename(fmt), data)
                   for fmt, data in payloads.items()}
+        for name, data in attachments.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            _write_synced(staging / name, data)
+            staged.setdefault(Path(name).parts[0], staging / Path(name).parts[0])
         _swap_in(staged, out_dir, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -15,7 +15,8 @@ from .tables import Column, Table
 from .views import FamilyView, register_view
 
 HEADLINE = (".jaccard.mean", ".dense_cosine.mean", ".fvu.ratio", ".ce_recovered.candidate",
-            ".risky.top_rise")
+            ".moved.top_change", ".risky.top_rise")
+CHANGES_SHOWN = 4  # probe sets listed per moved feature in its table row
 
 
 def _rows(comp: dict[str, Any], name: str, layer: int | None = None) -> list[dict]:
@@ -65,11 +66,12 @@ def _figures(data: dict[str, Any]) -> list[Any]:
             out.append(charts.Figure(
                 id=f"sae-heatmap-{charts.slug(cand)}-{layer}", family="sae",
                 title=f"Sparse-feature drift, layer {layer}: {cand}",
-                caption="Each row is one of the features whose activation changed most per "
-                        "token (for causal LMs over distinct contexts: tokens sharing their "
-                        "whole prefix, like a template's opening words, count once); each "
-                        "column a probe set; the colour is the candidate's mean "
-                        "activation minus the base's on that set's tokens.",
+                caption="Each row is one of the features whose mean activation changed "
+                        "most on some probe set (a concept category, a domain, a risk set); "
+                        "each column a probe set; the colour is the candidate's mean "
+                        "activation minus the base's on that set's tokens (for causal LMs "
+                        "only tokens whose prefix is one text's own: a template's shared "
+                        "opening words belong to no set).",
                 alt=f"Heatmap of activation change of the top moved SAE features at layer "
                     f"{layer} per probe set for {cand}; the tables below list the values.",
                 chart=heatmap_chart(data, cand, layer), candidate=cand,
@@ -89,8 +91,10 @@ DENSE = [Column("layer", "layer", "int"), Column("dense_cosine", "dense cosine",
          Column("jaccard", "feature Jaccard", "num"), Column("l1", "L1 divergence", "num"),
          Column("tokens", "tokens", "int")]
 MOVED = [Column("rank", "#", "int"), Column("feature", "feature", "int"),
-         Column("label", "label"), Column("mean_abs_change", "mean |change|", "num"),
-         Column("firing_shift", "firing shift", "num"), Column("changes", "change by probe set"),
+         Column("label", "label"), Column("top_change", "largest set change", "num"),
+         Column("top_set", "on probe set"), Column("mean_abs_change", "mean |change|", "num"),
+         Column("firing_shift", "firing shift", "num"),
+         Column("changes", "largest changes by probe set"),
          Column("contexts", "top contexts (base)")]
 RISKY = [Column("rank", "#", "int"), Column("feature", "feature", "int"),
          Column("label", "label"), Column("selectivity", "selectivity", "ratio"),
@@ -102,8 +106,10 @@ RISKY = [Column("rank", "#", "int"), Column("feature", "feature", "int"),
 def _flat(r: dict[str, Any]) -> dict[str, Any]:
     out = dict(r)
     out["contexts"] = " · ".join(r.get("contexts") or [])
-    if "change_by_probe" in r:
-        out["changes"] = ", ".join(f"{k} {v:+.3g}" for k, v in r["change_by_probe"].items())
+    if "change_by_probe" in r:  # the largest few; the heatmap and the JSON hold every set
+        ch = sorted(r["change_by_probe"].items(), key=lambda kv: -abs(kv[1]))
+        out["changes"] = ", ".join(f"{k} {v:+.3g}" for k, v in ch[:CHANGES_SHOWN]) + (
+            f", … ({len(ch)} sets)" if len(ch) > CHANGES_SHOWN else "")
     return out
 
 
@@ -131,8 +137,10 @@ def _tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
                f"{li['train']['seed']})" if li.get("train") else f"loaded ({li['architecture']})")
         ce = (f"; CE recovered on {li['ce_texts']} {li['ce_sample']}"
               if li.get("ce_texts") else "; CE recovered not available")
-        notes.append(f"Layer {key}: dictionary {src}, digest {li['dictionary_digest'][:16]}…; "
-                     f"FVU on {li['fvu_on']}; activations stored as "
+        saved = (f"; written beside this certificate as {li['saved_as']}/ (SAELens format: "
+                 "cfg.json and sae_weights.safetensors)" if li.get("saved_as") else "")
+        notes.append(f"Layer {key}: dictionary {src}, digest {li['dictionary_digest'][:16]}…"
+                     f"{saved}; FVU on {li['fvu_on']}; activations stored as "
                      f"{li['stored_activations']}{ce}.")
     if info.get("risky_note"):
         notes.append(info["risky_note"])

@@ -16,6 +16,7 @@ from ..families import PairContext, PairResult
 from ..metrics import sae as m
 from ..metrics.registry import definition
 from .collect import load_codes
+from .export import saved_as
 from .sources import HOOK_POINT
 
 TOP_MOVED = 20
@@ -53,7 +54,7 @@ def sae_pair(ctx: PairContext) -> PairResult | None:
         res.warnings.append(f"{ctx.model.name}: SAE comparisons leave out texts the two "
                             "tokenizers split differently.")
     ck = _cand_index(be.arrays, ce.arrays, keep)
-    sets = _set_masks(ctx.probe.slices(), be.arrays["text_rows"][keep])
+    sets = _set_masks(ctx.probe, be.arrays["text_rows"][keep])
     for key, info in sorted(be.meta["layers"].items(), key=lambda kv: int(kv[0])):
         layer = int(key)
         _layer(res, layer, info, ce.meta["layers"][key], be, ce, keep, ck, sets, a, ctx)
@@ -62,7 +63,8 @@ def sae_pair(ctx: PairContext) -> PairResult | None:
             "architecture": info["architecture"], "d_in": info["d_in"], "d_sae": info["d_sae"],
             "train": info["train"], "stored_activations": info["stored_dtype"],
             "ce_sample": info.get("ce", {}).get("sample"), "fvu_on": info.get("fvu_on"),
-            "ce_texts": info.get("ce", {}).get("texts")}
+            "ce_texts": info.get("ce", {}).get("texts"),
+            "saved_as": saved_as(layer) if info["origin"] == "trained" else None}
     res.analysis["low_confidence_fvu_ratio"] = m.LOW_CONFIDENCE_FVU_RATIO
     if not any(k.startswith("risk.") for k in sets):
         res.analysis["risky_note"] = ("The spec has no risk probes, so no risky features "
@@ -76,9 +78,18 @@ def _cand_index(b: Any, c: Any, keep: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.isin(c["text_rows"], np.unique(b["text_rows"][keep])))
 
 
-def _set_masks(slices: dict[str, slice], rows: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: (rows >= s.start) & (rows < s.stop) for name, s in slices.items()
-            if s.stop > s.start}
+def _set_masks(probe: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Token masks per probe set: the whole concept set, each concept category (when there
+    are several), each domain and each risk set."""
+    out = {}
+    for name, s in probe.slices().items():
+        if s.stop > s.start:
+            out[name] = (rows >= s.start) & (rows < s.stop)
+        if name == "concepts" and len(set(probe.categories)) > 1:
+            cats = np.asarray(probe.categories)
+            for cat in dict.fromkeys(probe.categories):
+                out[f"concepts.{cat}"] = np.isin(rows, np.flatnonzero(cats == cat))
+    return out
 
 
 def _layer(res: PairResult, layer: int, bi: dict, ci: dict, be: Any, ce: Any,
@@ -122,9 +133,9 @@ def _layer(res: PairResult, layer: int, bi: dict, ci: dict, be: Any, ce: Any,
         "layer": layer, "dense_cosine": float(cos.mean()), "jaccard": float(jac.mean()),
         "l1": float(l1.mean()), "tokens": int(len(jac))})
     labels = _Labeller(bi.get("labels", {}), fa, be, keep)
-    distinct = _distinct_contexts(be.arrays["token_ids"][keep], groups,
-                                  getattr(ctx.model, "kind", "") == "decoder")
-    _moved(res, layer, fa, fb, sets, labels, shift, distinct)
+    distinct, own = _contexts(be.arrays["token_ids"][keep], groups,
+                              ctx.model.kind == "causal-lm")
+    _moved(res, layer, fa, fb, {k: v & own for k, v in sets.items()}, labels, shift, distinct)
     _risky(res, layer, fa, fb, sets, labels, p)
 
 
@@ -180,41 +191,51 @@ class _Labeller:
         return "".join(words).strip()
 
 
-def _distinct_contexts(ids: np.ndarray, rows: np.ndarray, causal: bool) -> np.ndarray:
-    """Tokens to rank moved features on: in a causal LM a token's activation depends only on
-    its prefix, so tokens with the same whole prefix (a shared template's "The concept of")
-    are one context, counted once; otherwise a template repeated over every concept would
-    dominate the ranking with changes that no concept caused. Encoders see both sides, so
-    every token is its own context there."""
+def _contexts(ids: np.ndarray, rows: np.ndarray, causal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct, own) token masks. In a causal LM a token's activation depends only on its
+    prefix, so tokens with the same whole prefix (a shared template's "The concept of") are
+    one context: *distinct* keeps its first occurrence, and *own* keeps only tokens whose
+    prefix belongs to a single text. Without this a template repeated over every concept
+    would weigh in once per concept, and its opening words (which no concept caused) would
+    count towards whichever concept category came first. Encoders see both sides, so every
+    token is its own context there."""
     if not causal:
-        return np.ones(len(ids), dtype=bool)
+        every = np.ones(len(ids), dtype=bool)
+        return every, every
     trie: dict[tuple[int, int], int] = {}
-    keep = np.zeros(len(ids), dtype=bool)
+    node_of = np.zeros(len(ids), dtype=np.int64)
     node, prev = 0, None
     for i, (tok, row) in enumerate(zip(ids.tolist(), rows.tolist(), strict=True)):
         if row != prev:
             node, prev = 0, row
-        nxt = trie.get((node, tok))
-        if nxt is None:
-            nxt = trie[(node, tok)] = len(trie) + 1
-            keep[i] = True
-        node = nxt
-    return keep
+        node = trie.setdefault((node, tok), len(trie) + 1)
+        node_of[i] = node
+    _, first, texts = np.unique(node_of, return_index=True, return_counts=True)
+    distinct = np.zeros(len(ids), dtype=bool)
+    distinct[first] = True
+    counts = np.zeros(len(trie) + 1, dtype=np.int64)
+    counts[np.unique(node_of)] = texts
+    return distinct, counts[node_of] == 1
 
 
 def _moved(res: PairResult, layer: int, fa: Any, fb: Any, sets: dict[str, np.ndarray],
            labels: _Labeller, shift: np.ndarray, distinct: np.ndarray) -> None:
-    at = np.flatnonzero(distinct)
-    top, score = m.moved_features(fa[at], fb[at], TOP_MOVED)
-    per_set = {k: (m.mean_activation(fa, msk), m.mean_activation(fb, msk))
-               for k, msk in sets.items()}
+    """Top moved features, ranked on the probe sets' own contexts (see
+    :func:`reportgen.metrics.sae.moved_features`), each with its change on every set."""
+    top, score, where = m.moved_features(fa, fb, sets, TOP_MOVED)
+    overall = m.mean_abs_change(fa[np.flatnonzero(distinct)], fb[np.flatnonzero(distinct)])
+    names, change = m.set_changes(fa, fb, sets)
+    p = f"sae.layer.{layer}"
+    res.metrics[f"{p}.moved.top_change"] = _mv(f"{p}.moved.top_change",
+                                               float(score[top[0]]) if len(top) else 0.0)
     for rank, j in enumerate(top, 1):
         j = int(j)
-        change = {k: float(after[j] - before[j]) for k, (before, after) in per_set.items()}
+        by_set = {k: float(change[i, j]) for i, k in enumerate(names)}
         res.tables.setdefault("sae_moved", []).append({
-            "layer": layer, "rank": rank, "feature": j, "mean_abs_change": float(score[j]),
-            "firing_shift": float(shift[j]), "change_by_probe": change, **labels(j)})
-        for k, v in change.items():
+            "layer": layer, "rank": rank, "feature": j, "top_change": float(score[j]),
+            "top_set": where[j], "mean_abs_change": float(overall[j]),
+            "firing_shift": float(shift[j]), "change_by_probe": by_set, **labels(j)})
+        for k, v in by_set.items():
             res.tables.setdefault("sae_heatmap", []).append(
                 {"layer": layer, "feature": j, "probe": k, "change": v})
 

@@ -1,80 +1,107 @@
-"""On the demo GPT-2s, a dictionary trained on the base finds the planted rewiring: the
-planted fine-tune's most-moved features move on the planted terms' prompts, far more than on
-other concepts' prompts, and the control fine-tune's features move less."""
+"""On the demo GPT-2s, the dictionary the demo audit trains on the base finds the planted
+rewiring: the planted fine-tune's most-moved features are features that change on the planted
+terms' prompts, and the control fine-tune's top moves are smaller.
+
+The certificate's ranking is checked against activations computed here: transformers' hidden
+states of each demo model, encoded by the published TopK formula with the dictionary the audit
+wrote beside the certificate.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+import transformers as tf
+from safetensors.numpy import load_file
 
 import reportgen
 from reportgen.probes import load_vocabulary
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = "The concept of {term} is"
-TOP = 10
-CATEGORIES = ("finance", "games", "animals", "food")
+LAYER = 2
+TOP = 4  # the planted fine-tune's top moved features checked one by one
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_sae(demo_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    return reportgen.audit(demo_spec(demo_root, tmp_path_factory.mktemp("demo-sae")),
-                           progress=False)
+    out = tmp_path_factory.mktemp("demo-sae")
+    cert = reportgen.audit(REPO / "specs" / "demo.yaml", progress=False)
+    cert.save(out, ["json"])
+    return cert, out
 
 
-def demo_spec(demo_root: Path, tmp: Path) -> dict:
-    import json
-
+@pytest.fixture(scope="module")
+def changes(demo_sae, demo_root: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Per model, the mean code change (model - base) on the concept prompts' own tokens (the
+    term and the word after it; the template's opening words are shared by every prompt),
+    over the planted terms, the other finance terms and every other category's terms."""
+    cert, out = demo_sae
+    w = load_file(out / cert.data["analysis"]["sae"]["layers"][str(LAYER)]["saved_as"]
+                  / "sae_weights.safetensors")
+    k = json.loads((out / "trained-sae" / f"layer{LAYER}" / "cfg.json").read_text())["k"]
     planted = json.loads((demo_root / "planted.json").read_text())["planted_terms"]
-    vocab = [c for c in load_vocabulary("builtin:concepts", tmp) if c.category in CATEGORIES]
-    (tmp / "vocab.yaml").write_text(json.dumps(
-        {cat: [c.term for c in vocab if c.category == cat] for cat in CATEGORIES}))
-    others = [c.term for c in vocab if c.term not in planted]
-    (tmp / "planted.txt").write_text("\n".join(TEMPLATE.format(term=t) for t in planted))
-    (tmp / "others.txt").write_text("\n".join(TEMPLATE.format(term=t) for t in others))
-    models = {n: str(demo_root / f"gpt2-{n}") for n in ("base", "planted", "control")}
-    return {
-        "audit": {"name": "demo sae", "release": "t", "created": "2026-01-01T00:00:00Z"},
-        "models": {"base": {"path": models["base"]}, "candidates": [
-            {"name": "planted", "path": models["planted"]},
-            {"name": "control", "path": models["control"]}]},
-        "probes": {"concepts": {"vocabulary": str(tmp / "vocab.yaml"), "template": TEMPLATE},
-                   "domains": [{"name": "planted", "texts": str(tmp / "planted.txt")},
-                               {"name": "others", "texts": str(tmp / "others.txt")},
-                               {"name": "finance", "texts": "builtin:domains/finance"}]},
-        "analysis": {"layers": [2], "umap": False, "weights": False, "bootstrap": 50,
-                     "sae": [{"layer": 2, "train": {"d_sae": 256, "k": 8, "epochs": 40,
-                                                    "corpus": "builtin:domains/legal"}}]},
-    }
+    template = cert.data["spec"]["content"]["probes"]["concepts"]["template"]
+    vocab = load_vocabulary("builtin:concepts", out)
+    groups = {"planted": [c.term for c in vocab if c.term in planted],
+              "finance": [c.term for c in vocab
+                          if c.category == "finance" and c.term not in planted],
+              "rest": [c.term for c in vocab if c.category != "finance"]}
+    codes = {m: {g: _codes(demo_root / f"gpt2-{m}", template, terms, w, k)
+                 for g, terms in groups.items()} for m in ("base", "planted", "control")}
+    return {m: {g: codes[m][g] - codes["base"][g] for g in groups}
+            for m in ("planted", "control")}
+
+
+def _codes(folder: Path, template: str, terms: list[str], w: dict, k: int) -> np.ndarray:
+    """Mean TopK code, topk(relu((x - b_dec) W_enc + b_enc)), over the terms' own tokens."""
+    model = tf.AutoModelForCausalLM.from_pretrained(folder).eval()
+    tok = tf.AutoTokenizer.from_pretrained(folder)
+    opening = len(tok(template.split("{term}")[0].rstrip())["input_ids"])
+    rows = []
+    with torch.no_grad():
+        for t in terms:
+            ids = tok(template.format(term=t), return_tensors="pt")
+            x = model(**ids, output_hidden_states=True).hidden_states[LAYER][0, opening:]
+            pre = np.maximum((x.double().numpy() - w["b_dec"]) @ w["W_enc"] + w["b_enc"], 0)
+            keep = np.argsort(-pre, axis=1)[:, :k]
+            f = np.zeros_like(pre)
+            np.put_along_axis(f, keep, np.take_along_axis(pre, keep, 1), 1)
+            rows.append(f)
+    return np.concatenate(rows).mean(0)
 
 
 def _moved(cert, cand: str) -> list[dict]:
-    return cert.comparison(cand)["tables"]["sae_moved"][:TOP]
+    return [r for r in cert.comparison(cand)["tables"]["sae_moved"] if r["layer"] == LAYER]
 
 
-def _specific(row: dict) -> float:
-    """How much more a feature changed on the planted terms' prompts than on other terms'
-    prompts in the same template (the template's own tokens cancel out)."""
-    ch = row["change_by_probe"]
-    return abs(ch["domains.planted"] - ch["domains.others"])
-
-
-def test_planted_top_features_fire_on_planted_contexts(demo_sae) -> None:
-    """Among the planted fine-tune's most-moved features are ones that change on the planted
-    terms' prompts specifically, and ones that change on finance texts (where the planted
-    terms live) but not on other concepts' prompts; the control's top features show far less
-    of the first kind."""
-    planted, control = _moved(demo_sae, "planted"), _moved(demo_sae, "control")
-    assert max(map(_specific, planted)) > 2 * max(map(_specific, control))
-    assert any(abs(r["change_by_probe"]["domains.finance"])
-               > 3 * abs(r["change_by_probe"]["domains.others"]) + 0.1 for r in planted)
+def test_planted_top_features_fire_on_planted_contexts(demo_sae, changes) -> None:
+    """Each of the planted fine-tune's top moved features changed on the planted terms'
+    prompts by more than 1 (a TopK code's typical size), over three times its change on other
+    categories' prompts, and more than on the other finance terms' (the rewiring spills onto
+    the planted terms' neighbours in the same category, less strongly)."""
+    cert, _ = demo_sae
+    top = [r["feature"] for r in _moved(cert, "planted")[:TOP]]
+    ch = {g: np.abs(v[top]) for g, v in changes["planted"].items()}
+    show = {g: dict(zip(top, v.round(2).tolist(), strict=True)) for g, v in ch.items()}
+    assert (ch["planted"] > 1.0).all(), show
+    assert (ch["planted"] > 3 * ch["rest"]).all(), show
+    assert (ch["planted"] > ch["finance"]).all(), show
+    # the certificate locates each of them on the finance concepts, where the planted terms are
+    assert {r["top_set"] for r in _moved(cert, "planted")[:TOP]} == {"concepts.finance"}
+    # and those features barely move in the control fine-tune on the same prompts
+    assert (np.abs(changes["control"]["planted"][top]) < 0.5 * ch["planted"]).all()
 
 
 def test_control_top_moves_are_smaller(demo_sae) -> None:
-    planted = [r["mean_abs_change"] for r in _moved(demo_sae, "planted")]
-    control = [r["mean_abs_change"] for r in _moved(demo_sae, "control")]
-    assert all(p > c for p, c in zip(planted[:3], control[:3], strict=True))
-    assert sum(control) < 0.9 * sum(planted)
-    m = "sae.layer.2.jaccard.mean"
-    assert demo_sae.metric("planted", m) < demo_sae.metric("control", m)
+    cert, _ = demo_sae
+    planted = [r["top_change"] for r in _moved(cert, "planted")]
+    control = [r["top_change"] for r in _moved(cert, "control")]
+    assert all(c < p for p, c in zip(planted[:10], control[:10], strict=True))
+    floor = [r["top_change"] for r in _moved(cert, "base-int8")]
+    assert max(floor) < 0.2 * min(planted[:TOP])  # the int8 copy barely moves any feature
+    m = f"sae.layer.{LAYER}.jaccard.mean"
+    assert cert.metric("planted", m) < cert.metric("control", m)

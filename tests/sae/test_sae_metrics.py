@@ -44,14 +44,29 @@ def test_cosine_rows_match_numpy() -> None:
     np.testing.assert_allclose(m.cosine_rows(a, b), want, atol=1e-12)
 
 
-def test_moved_features_rank_by_mean_absolute_change() -> None:
-    fa = _codes(5)
+def test_moved_features_rank_by_largest_set_mean_change() -> None:
+    fa = _codes(5, n=60)
     fb = fa.copy()
-    fb[:, 7] += 1.0
-    fb[:5, 3] += 2.0
-    top, score = m.moved_features(fa, fb, 3)
-    np.testing.assert_allclose(score, np.abs(fb - fa).mean(0))
-    assert list(top) == [7, 3]  # unmoved features are left out
+    fb[:, 7] += 0.5  # a small shift everywhere
+    fb[:20, 3] += 1.0  # a larger change confined to set "a"
+    fb[0, 11] += 30.0  # one token's change: its mean over "a" is 1.5, but "c" is too small
+    fb[50:, 12] += 9.0  # a change on set "c" alone, which has fewer than min_rows rows
+    sets = {"a": np.arange(60) < 20, "b": (np.arange(60) >= 20) & (np.arange(60) < 50),
+            "c": np.arange(60) >= 50}
+    top, score, where = m.moved_features(fa, fb, sets, 4, min_rows=12)
+    d = fb - fa
+    big = {k: v for k, v in sets.items() if v.sum() >= 12}
+    per_set = np.stack([d[v].mean(0) for v in big.values()])
+    np.testing.assert_allclose(score, np.abs(per_set).max(0))
+    assert list(top) == [11, 3, 7]  # unmoved features are left out; "c" does not rank
+    assert (where[11], where[3], where[7]) == ("a", "a", "a")
+    names, change = m.set_changes(fa, fb, sets)
+    np.testing.assert_allclose(change, np.stack([d[v].mean(0) for v in sets.values()]))
+    np.testing.assert_allclose(m.mean_abs_change(fa, fb), np.abs(d).mean(0))
+    # no set large enough: every row is one set
+    top, score, where = m.moved_features(fa, fb, {"c": sets["c"]}, 2, min_rows=12)
+    np.testing.assert_allclose(score, np.abs(d.mean(0)))
+    assert where[0] == "all probes"
 
 
 def test_risky_features_are_selective_and_rose() -> None:

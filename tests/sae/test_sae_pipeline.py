@@ -100,20 +100,40 @@ def test_path_dictionary_metrics_match_independent_computation(path_audit, tiny_
     assert cert.metric("ft", f"{p}.dense_cosine.mean") == pytest.approx(cos, abs=1e-4)
     assert cert.metric("ft", f"{p}.l0.base") == pytest.approx(5.0)
     moved = cert.comparison("ft")["tables"]["sae_moved"]
-    # moved features are ranked over distinct causal contexts: a token whose whole prefix
-    # was already seen (a shared template) has the same activations again, counted once
-    tok = tf.AutoTokenizer.from_pretrained(tiny_models["tiny-gpt2"])
-    seen: set[tuple[int, ...]] = set()
-    first = []
-    for t in texts:
-        ids = tok(t)["input_ids"]
-        for i in range(len(ids)):
-            first.append(tuple(ids[:i + 1]) not in seen)
-            seen.add(tuple(ids[:i + 1]))
-    score = np.abs(fc - fb)[np.array(first)].mean(0)
-    assert moved[0]["feature"] == int(np.argmax(score))
+    np.testing.assert_allclose(
+        [r["top_change"] for r in moved], _set_scores(tiny_models, spec, fb, fc)[
+            [r["feature"] for r in moved]], rtol=1e-3, atol=1e-4)
+    assert [r["top_change"] for r in moved] == sorted((r["top_change"] for r in moved),
+                                                     reverse=True)
+    assert cert.metric("ft", f"{p}.moved.top_change") == pytest.approx(moved[0]["top_change"])
     if any(r["feature"] == 0 for r in moved):
         assert next(r for r in moved if r["feature"] == 0)["label"] == "feature zero"
+
+
+def _set_scores(tiny_models: dict, spec: dict, fb: np.ndarray, fc: np.ndarray) -> np.ndarray:
+    """Each feature's largest |mean change| over the probe sets, counting in a set only the
+    tokens whose whole prefix occurs in one text alone (a causal LM's activation depends on
+    the prefix only, so a shared template opening belongs to no concept)."""
+    from reportgen.metrics.sae import MIN_SET_ROWS
+    from reportgen.pipeline import concept_probe
+    from reportgen.specload import load_spec
+
+    probe = concept_probe(load_spec(spec))
+    tok = tf.AutoTokenizer.from_pretrained(tiny_models["tiny-gpt2"])
+    ids = [tok(t)["input_ids"] for t in probe.all_texts]
+    texts_with: dict[tuple[int, ...], set[int]] = {}
+    for r, seq in enumerate(ids):
+        for i in range(len(seq)):
+            texts_with.setdefault(tuple(seq[:i + 1]), set()).add(r)
+    own = np.array([len(texts_with[tuple(seq[:i + 1])]) == 1
+                    for seq in ids for i in range(len(seq))])
+    row = np.repeat(np.arange(len(ids)), [len(s) for s in ids])
+    sets = [range(s.start, s.stop) for s in probe.slices().values()]
+    cats = np.array(probe.categories)
+    sets += [np.flatnonzero(cats == c) for c in set(probe.categories)]
+    masks = [np.isin(row, list(s)) & own for s in sets]
+    d = fc - fb
+    return np.max([np.abs(d[mk].mean(0)) for mk in masks if mk.sum() >= MIN_SET_ROWS], axis=0)
 
 
 def _ce(model, tok, texts: list[str], replace) -> float:
@@ -164,6 +184,18 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     risky = cert.risky_features(3)
     assert risky == sorted(risky, key=lambda r: -r["rise"]) and len(risky) <= 3
     cert.save(tmp_path, ["json", "html"])
+    # the trained dictionary is written beside the certificate, byte for byte what was used
+    from reportgen.sae.sources import folder_digest
+
+    folder = tmp_path / info["saved_as"]
+    assert info["saved_as"] == f"trained-sae/layer{LAYER}"
+    assert sorted(p.name for p in folder.iterdir()) == ["cfg.json", "sae_weights.safetensors"]
+    assert folder_digest(folder) == info["dictionary_digest"]
+    assert load_sae(folder).d_sae == 64
+    (folder / "stale.txt").write_text("from an earlier audit")
+    cert.save(tmp_path, ["json"])  # a second save replaces the folder as a whole
+    assert not (folder / "stale.txt").exists()
+    assert folder_digest(folder) == info["dictionary_digest"]
     loaded = reportgen.Certificate.from_json(tmp_path)
     assert loaded.risky_features(3) == risky
     spec = loaded.drift_heatmap(LAYER, "ft").to_dict()
