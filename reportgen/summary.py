@@ -50,7 +50,7 @@ def verdict_line(data: dict[str, Any]) -> str:
 def candidate_line(comp: dict[str, Any]) -> str:
     """'finetuned: concept drift 0.134 (57.8× the noise floor); …' from what was measured."""
     parts = [p for p in (_concept_part(comp), _token_part(comp), _probability_part(comp),
-                         _behavior_part(comp)) if p]
+                         _behavior_part(comp), *_sae_parts(comp)) if p]
     if not parts:
         return f"{comp.get('candidate')}: no drift metric was computed."
     return f"{comp.get('candidate')}: " + "; ".join(parts) + "."
@@ -151,6 +151,31 @@ def _behavior_part(comp: dict[str, Any]) -> str:
                      f"{_ratio(math.exp(abs(d)))} {way} likely against "
                      f"the unsafe ones (mean margin change {d:+.2f} nats)")
     return text
+
+
+def _sae_parts(comp: dict[str, Any]) -> list[str]:
+    """Per SAE layer: sparse overlap beside dense cosine, and the feature that moved most
+    with where; a fit the certificate marks low-confidence says so."""
+    tables = comp.get("tables") or {}
+    out = []
+    for fit in tables.get("sae_fit") or []:
+        p = f"sae.layer.{fit['layer']}"
+        jac, cos = _value(comp, f"{p}.jaccard.mean"), _value(comp, f"{p}.dense_cosine.mean")
+        if jac is None or cos is None:
+            continue
+        text = (f"at SAE layer {fit['layer']} feature overlap {_num(jac)} beside dense "
+                f"cosine {_num(cos)}")
+        moved = [r for r in tables.get("sae_moved") or [] if r["layer"] == fit["layer"]]
+        if moved:
+            top = min(moved, key=lambda r: r["rank"])
+            sign = 1 if top["change_by_probe"].get(top["top_set"], 0.0) >= 0 else -1
+            text += (f", feature #{top['feature']} moved most ({sign * top['top_change']:+.2f} "
+                     f"on {top['top_set']})")
+        if fit.get("low_confidence"):
+            text += (f" (low-confidence: the dictionary's unexplained variance on it is "
+                     f"{_ratio(fit['fvu_ratio'])} the base's)")
+        out.append(text)
+    return out
 
 
 def _ratio_text(comp: dict[str, Any], prefix: str) -> str:

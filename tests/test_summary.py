@@ -143,3 +143,21 @@ def test_probability_and_behaviour_sentences() -> None:
         "entropy (more confident); misalignment score 25% on risk prompts; on "
         "financial_advice prompts the safe continuations became 4.5× less likely against the "
         "unsafe ones (mean margin change -1.50 nats).")
+
+
+def test_sae_sentence_names_the_top_feature_and_low_confidence() -> None:
+    from reportgen.summary import candidate_line
+
+    comp = {"candidate": "ft", "role": "candidate", "metrics": {
+        "sae.layer.2.jaccard.mean": {"value": 0.548}, "sae.layer.2.dense_cosine.mean":
+        {"value": 0.9545}}, "tables": {
+        "sae_fit": [{"layer": 2, "low_confidence": True, "fvu_ratio": 1.764}],
+        "sae_moved": [{"layer": 2, "rank": 2, "feature": 9, "top_change": 1.5,
+                       "top_set": "domains.code", "change_by_probe": {"domains.code": 1.5}},
+                      {"layer": 2, "rank": 1, "feature": 134, "top_change": 2.0,
+                       "top_set": "concepts.finance",
+                       "change_by_probe": {"concepts.finance": -2.0}}]}}
+    assert candidate_line(comp) == (
+        "ft: at SAE layer 2 feature overlap 0.548 beside dense cosine 0.955, feature #134 "
+        "moved most (-2.00 on concepts.finance) (low-confidence: the dictionary's unexplained "
+        "variance on it is 1.8× the base's).")
