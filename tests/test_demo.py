@@ -68,13 +68,35 @@ def test_demo_writes_every_format(demo_cert) -> None:
     from reportgen.certschema import validate_certificate
 
     cert, out = demo_cert
-    for name in ("certificate.html", "certificate.pdf", "certificate.json"):
+    for name in ("certificate.html", "certificate.pdf", "certificate.json",
+                 "trained-sae/layer2/cfg.json", "trained-sae/layer2/sae_weights.safetensors"):
         assert (out / name).stat().st_size > 0
     assert (out / "certificate.json").read_text() == cert.to_json()
     validate_certificate(cert.data)
     html = (out / "certificate.html").read_text()
     for m in cert.data["models"]:
         assert m["digest"]["root"] in html
+
+
+def test_demo_pdf_keeps_every_word_inside_the_margins(demo_cert) -> None:
+    """Wide tables (the SAE section's have ten columns) wrap instead of running off the page."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    _, out = demo_cert
+    boxes = subprocess.run(["pdftotext", "-bbox", str(out / "certificate.pdf"), "-"],
+                           check=True, capture_output=True, text=True).stdout
+    margin = 15 / 25.4 * 72 - 1  # the PDF stylesheet's 15 mm side margins, in points
+    outside = []
+    for n, page in enumerate(boxes.split("<page ")[1:], 1):
+        width = float(re.search(r'width="([\d.]+)"', page).group(1))
+        outside += [(n, w) for x0, x1, w in re.findall(
+            r'xMin="([\d.]+)"[^>]*xMax="([\d.]+)"[^>]*>([^<]*)<', page)
+            if float(x0) < margin or float(x1) > width - margin]
+    assert not outside, outside[:10]
 
 
 def test_demo_spec_names_the_builder_version(builder) -> None:
