@@ -21,9 +21,9 @@ DOMAIN = ["The cat sat on the mat.", "A loan is due next week.",
 LAYER = 1
 
 
-def _spec(tmp: Path, tiny: dict, sae: dict) -> dict:
+def _spec(tmp: Path, tiny: dict, sae: dict, family: str = "tiny-gpt2") -> dict:
     (tmp / "domain.txt").write_text("\n".join(DOMAIN) + "\n")
-    spec = pipeline_spec(tmp, tiny["tiny-gpt2"], tiny["tiny-gpt2-ft"])
+    spec = pipeline_spec(tmp, tiny[family], tiny[f"{family}-ft"])
     spec["probes"]["domains"] = [{"name": "mixed", "texts": str(tmp / "domain.txt")}]
     spec["probes"]["risk"] = [{"name": "fin", "prompts": "builtin:risk/financial_advice"}]
     spec["analysis"].update(umap=False, weights=False, bootstrap=50, sae=[{"layer": LAYER, **sae}])
@@ -214,3 +214,40 @@ def test_trained_dictionary_is_deterministic(trained_audit, tiny_models, tmp_pat
     assert again.data["comparisons"] == trained_audit.data["comparisons"]
     assert again.data["analysis"]["sae"] == trained_audit.data["analysis"]["sae"]
     assert math.isfinite(again.metric("ft", f"sae.layer.{LAYER}.jaccard.mean"))
+
+
+def test_encoder_ranks_moved_features_over_every_token(tiny_models, tmp_path) -> None:
+    """A masked LM sees both sides of every token, so no token is a shared context: each
+    probe set's change is its mean over all of its tokens (special tokens included)."""
+    from reportgen.metrics.sae import MIN_SET_ROWS
+    from reportgen.pipeline import concept_probe
+    from reportgen.specload import load_spec
+
+    folder = tiny_models["tiny-distilbert"]
+    d = json.loads((folder / "config.json").read_text())["dim"]
+    g = torch.Generator().manual_seed(5)
+    sae = SAE("topk", torch.randn(d, 48, generator=g) / 4, torch.randn(48, d, generator=g),
+              torch.randn(d, generator=g) / 10, b_enc=torch.randn(48, generator=g) / 10, k=5)
+    path = save_saelens(sae, tmp_path / "sae", hook_name="blocks.1.hook_resid_post")
+    spec = _spec(tmp_path, tiny_models, {"path": str(path)}, family="tiny-distilbert")
+    cert = reportgen.audit(spec, progress=False)
+    probe = concept_probe(load_spec(spec))
+    codes = {}
+    for m in ("tiny-distilbert", "tiny-distilbert-ft"):
+        model = tf.AutoModel.from_pretrained(tiny_models[m]).eval()
+        tok = tf.AutoTokenizer.from_pretrained(tiny_models[m])
+        with torch.no_grad():
+            states = [model(**tok(t, return_tensors="pt"), output_hidden_states=True)
+                      .hidden_states[LAYER][0].double().numpy() for t in probe.all_texts]
+        lens = [len(x) for x in states]
+        codes[m] = _encode(path, np.concatenate(states))
+    row = np.repeat(np.arange(len(lens)), lens)
+    cats = np.array(probe.categories)
+    sets = [np.isin(row, range(s.start, s.stop)) for s in probe.slices().values()]
+    sets += [np.isin(row, np.flatnonzero(cats == c)) for c in set(probe.categories)]
+    delta = codes["tiny-distilbert-ft"] - codes["tiny-distilbert"]
+    want = np.max([np.abs(delta[s].mean(0)) for s in sets if s.sum() >= MIN_SET_ROWS], axis=0)
+    moved = cert.comparison("ft")["tables"]["sae_moved"]
+    assert moved and moved[0]["feature"] == int(np.argmax(want))
+    np.testing.assert_allclose([r["top_change"] for r in moved],
+                               want[[r["feature"] for r in moved]], rtol=1e-3, atol=1e-4)
