@@ -177,49 +177,13 @@ def representation_metrics(a, base, cand, sl: slice, probe, td: np.ndarray, alig
             full_vocabulary=full, n_boot=a.bootstrap, seed=a.seed, drift=td, base_knn=known)
         metrics.update(tm)
         tables.update(tt)
-    km, krows = cka_over_defined_layers(base.last[:, sl], cand.last[:, sl], base.layer_ids,
-                                        "concepts", a)
+    from .metrics.cka import cka_by_layer
+
+    km, krows = cka_by_layer(base.last[:, sl], cand.last[:, sl], base.layer_ids,
+                             probe="concepts", n_boot=a.bootstrap, seed=a.seed)
     metrics.update(km)
     tables["cka"] = krows
     return metrics, tables
-
-
-def _constant(x: np.ndarray) -> bool:
-    """All rows (nearly) equal: e.g. GPT-2's layer 0 at the last token of a shared template."""
-    spread = np.abs(x - x[:1]).max() if len(x) else 0.0
-    return bool(spread <= 1e-6 * max(1.0, float(np.abs(x).max())))
-
-
-def cka_over_defined_layers(base: np.ndarray, cand: np.ndarray, layer_ids: list[int],
-                            probe: str, a) -> tuple[dict[str, MetricValue], list[dict]]:
-    """:func:`cka_by_layer` over the layers where both sides vary across items; a layer
-    where every item has the same representation (the shared last token of a template at
-    the embedding output) is reported as undefined and left out of the mean and minimum."""
-    from .metrics.cka import cka_by_layer
-
-    keep = [j for j in range(len(layer_ids))
-            if not (_constant(base[j]) or _constant(cand[j]))]
-    m: dict[str, MetricValue] = {}
-    rows: list[dict] = []
-    if keep:
-        m, rows = cka_by_layer(base[keep], cand[keep], [layer_ids[j] for j in keep],
-                               probe=probe, n_boot=a.bootstrap, seed=a.seed)
-    defined = {r["layer"]: r for r in rows}
-    ref = m.get(f"cka.{probe}.layer.{layer_ids[keep[0]]}") if keep else None
-    from .metrics.registry import lookup
-
-    info = lookup(f"cka.{probe}.layer.{layer_ids[0]}")
-    for layer in layer_ids:
-        if layer not in defined:
-            m[f"cka.{probe}.layer.{layer}"] = MetricValue(
-                None, ref.definition if ref else (info.definition if info else ""), "", None,
-                "undefined: every item has the same representation at this layer "
-                "(left out of the mean and minimum)")
-    out_rows = [defined.get(layer, {"probe": probe, "layer": layer, "cka": None})
-                for layer in layer_ids]
-    order = {f"cka.{probe}.layer.{layer}": i for i, layer in enumerate(layer_ids)}
-    m = dict(sorted(m.items(), key=lambda kv: order.get(kv[0], len(order))))
-    return m, out_rows
 
 
 def _domain(name: str, base, cand, sl: slice, a) -> tuple[dict[str, MetricValue], list[dict]]:

@@ -121,7 +121,7 @@ def add(archive_dir: Path, cert_dir: Path) -> Added:
         replaced = target.exists()
         if replaced:
             _check_same_release(target, release)
-        _file_release(source, target)
+        _file_release(source, target, _dictionary_files(cert))
         index = write_index(archive_dir)
     return Added(release, target, index, replaced)
 
@@ -167,13 +167,28 @@ def _check_same_release(target: Path, release: str) -> None:
                            f"is the same as {release!r}'s; rename one of the releases")
 
 
-def _file_release(source: Path, target: Path) -> None:
-    """Copy the certificate files into a staging folder, then rename it into place."""
+def _dictionary_files(cert: Certificate) -> list[str]:
+    """The trained SAE dictionaries the certificate says were written beside it (relative
+    paths): the evidence its sparse-feature findings rest on, filed with it."""
+    layers = (((cert.data.get("analysis") or {}).get("sae") or {}).get("layers") or {})
+    out = []
+    for info in layers.values():
+        rel = info.get("saved_as") if isinstance(info, dict) else None
+        if isinstance(rel, str) and rel and ".." not in Path(rel).parts \
+                and not Path(rel).is_absolute():
+            out += [f"{rel}/cfg.json", f"{rel}/sae_weights.safetensors"]
+    return out
+
+
+def _file_release(source: Path, target: Path, extra: list[str]) -> None:
+    """Copy the certificate files (and ``extra`` relative paths, where present) into a staging
+    folder, then rename it into place."""
     stage = Path(tempfile.mkdtemp(prefix=f".stage-{target.name}-", dir=target.parent))
     old = target.parent / f".old-{target.name}-{os.getpid()}"
     try:
-        for name in FILES:
+        for name in (*FILES, *extra):
             if (source / name).is_file():
+                (stage / name).parent.mkdir(parents=True, exist_ok=True)
                 _copy_synced(source / name, stage / name)
         os.chmod(stage, 0o755)
         if target.exists():

@@ -175,14 +175,15 @@ def bootstrap_cka(
     return interval(vals.mean(axis=1)), interval(vals.min(axis=1))
 
 
-def _mv(name: str, value: float | None, ci: list[float] | None = None) -> MetricValue:
+def _mv(name: str, value: float | None, ci: list[float] | None = None,
+        error: str = "undefined: a representation has no variance") -> MetricValue:
     info = lookup(name)
     if info is None:
         raise KeyError(f"metric {name!r} is not registered (is its placeholder known to "
                        "reportgen.metrics.registry?)")
     ok = value is not None and np.isfinite(value)
     return MetricValue(value if ok else None, info.definition, info.unit, ci if ok else None,
-                       None if ok else "undefined: a representation has no variance")
+                       None if ok else error)
 
 
 def cka_by_layer(
@@ -193,19 +194,36 @@ def cka_by_layer(
 
     Metrics ``cka.{probe}.layer.{layer}``, ``cka.{probe}.mean`` (with a bootstrap interval
     over items), ``cka.{probe}.min``; ``probe`` is ``"concepts"`` or ``"domains.<name>"``.
-    Table rows: ``{probe, layer, cka}``.
+    Table rows: ``{probe, layer, cka}``. A layer where every item has the same representation
+    on either side (GPT-2's embedding output at a template's shared last token) has no CKA:
+    it is reported as undefined and left out of the mean and minimum.
     """
     if base.shape[:2] != cand.shape[:2] or base.shape[0] != len(layer_ids):
         raise ValueError(f"shapes {base.shape} and {cand.shape} do not match "
                          f"{len(layer_ids)} layers of the same items")
-    vals = [linear_cka(b, c) for b, c in zip(base, cand, strict=True)]
+    keep = [j for j in range(len(layer_ids)) if not (_constant(base[j]) or _constant(cand[j]))]
+    vals = {j: linear_cka(base[j], cand[j]) for j in keep}
     m: dict[str, MetricValue] = {}
-    for layer, v in zip(layer_ids, vals, strict=True):
-        m[f"cka.{probe}.layer.{layer}"] = _mv(f"cka.{probe}.layer.{layer}", v)
-    finite = all(np.isfinite(vals))
-    ci_mean, ci_min = bootstrap_cka(base, cand, n_boot, seed) if finite else (None, None)
-    m[f"cka.{probe}.mean"] = _mv(f"cka.{probe}.mean", float(np.mean(vals)), ci_mean)
-    m[f"cka.{probe}.min"] = _mv(f"cka.{probe}.min", float(np.min(vals)), ci_min)
-    rows = [{"probe": probe, "layer": layer, "cka": v if np.isfinite(v) else None}
-            for layer, v in zip(layer_ids, vals, strict=True)]
+    for j, layer in enumerate(layer_ids):
+        name = f"cka.{probe}.layer.{layer}"
+        m[name] = _mv(name, vals[j]) if j in vals else _mv(name, None, error=CONSTANT_LAYER)
+    if keep:
+        v = list(vals.values())
+        ci_mean, ci_min = (bootstrap_cka(base[keep], cand[keep], n_boot, seed)
+                           if all(np.isfinite(v)) else (None, None))
+        m[f"cka.{probe}.mean"] = _mv(f"cka.{probe}.mean", float(np.mean(v)), ci_mean)
+        m[f"cka.{probe}.min"] = _mv(f"cka.{probe}.min", float(np.min(v)), ci_min)
+    rows = [{"probe": probe, "layer": layer,
+             "cka": vals[j] if j in vals and np.isfinite(vals[j]) else None}
+            for j, layer in enumerate(layer_ids)]
     return m, rows
+
+
+CONSTANT_LAYER = ("undefined: every item has the same representation at this layer "
+                  "(left out of the mean and minimum)")
+
+
+def _constant(x: np.ndarray) -> bool:
+    """All rows (nearly) equal: e.g. GPT-2's layer 0 at the last token of a shared template."""
+    spread = np.abs(x - x[:1]).max() if len(x) else 0.0
+    return bool(spread <= 1e-6 * max(1.0, float(np.abs(x).max())))

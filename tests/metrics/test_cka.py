@@ -90,14 +90,22 @@ def test_bootstrap_cka_equals_linear_cka_on_resampled_rows() -> None:
     assert bootstrap_cka(base, cand, 0, seed) == (None, None)
 
 
-def test_undefined_layer_is_an_error_not_a_number() -> None:
-    base, cand = layered(n_layers=2)
-    base[0] = 1.0  # no variance at layer 0
-    m, rows = cka_by_layer(base, cand, [0, 1], n_boot=50, seed=0)
-    assert m["cka.concepts.layer.0"].value is None
-    assert m["cka.concepts.layer.0"].error == "undefined: a representation has no variance"
-    assert m["cka.concepts.mean"].value is None and m["cka.concepts.mean"].ci is None
-    assert rows[0]["cka"] is None and rows[1]["cka"] is not None
+def test_constant_layer_is_undefined_and_left_out_of_mean_and_min() -> None:
+    base, cand = layered(n_layers=3)
+    base[0] = 1.0  # no variance at layer 0 (GPT-2's embedding output at a shared last token)
+    cand[2] = cand[2][:1]  # every item the same at layer 2, on the candidate's side only
+    m, rows = cka_by_layer(base, cand, [0, 1, 2], n_boot=50, seed=0)
+    for layer in (0, 2):
+        assert m[f"cka.concepts.layer.{layer}"].value is None
+        assert m[f"cka.concepts.layer.{layer}"].error.startswith("undefined: every item")
+    defined = direct_cka(base[1], cand[1])
+    assert m["cka.concepts.mean"].value == pytest.approx(defined)
+    assert m["cka.concepts.min"].value == pytest.approx(defined)
+    assert m["cka.concepts.mean"].ci is not None
+    assert [r["cka"] for r in rows] == [None, pytest.approx(defined), None]
+    base[1], cand[1] = 2.0, 3.0  # no layer defined: no mean, no minimum
+    m, rows = cka_by_layer(base, cand, [0, 1, 2])
+    assert "cka.concepts.mean" not in m and all(r["cka"] is None for r in rows)
 
 
 def test_probe_name_selects_the_metric_family() -> None:

@@ -196,6 +196,10 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     cert.save(tmp_path, ["json"])  # a second save replaces the folder as a whole
     assert not (folder / "stale.txt").exists()
     assert folder_digest(folder) == info["dictionary_digest"]
+    from reportgen.archive import add
+
+    filed = add(tmp_path / "archive", tmp_path).path / info["saved_as"]
+    assert folder_digest(filed) == info["dictionary_digest"]  # the archive keeps it too
     loaded = reportgen.Certificate.from_json(tmp_path)
     assert loaded.risky_features(3) == risky
     spec = loaded.drift_heatmap(LAYER, "ft").to_dict()
