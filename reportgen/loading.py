@@ -29,7 +29,7 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     try:
         model = cls.from_pretrained(str(rm.path), **_load_kwargs(rm))
         tok = tf.AutoTokenizer.from_pretrained(
-            str(rm.path), local_files_only=True, trust_remote_code=rm.trust_remote_code
+            str(rm.path), local_files_only=True, trust_remote_code=rm.options.trust_remote_code
         )
     except _LOAD_ERRORS as e:
         raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {_first_line(e)}") from None
@@ -51,10 +51,11 @@ def _load_kwargs(rm: ResolvedModel) -> dict[str, Any]:
     """from_pretrained arguments: offline, dtype, placement, pickle and remote-code consent."""
     has_safetensors = rm.path is not None and any(rm.path.glob("*.safetensors"))
     kwargs: dict[str, Any] = {
-        "local_files_only": True, "trust_remote_code": rm.trust_remote_code,
-        "use_safetensors": has_safetensors or not rm.allow_pickle, "dtype": DTYPES[rm.dtype],
+        "local_files_only": True, "trust_remote_code": rm.options.trust_remote_code,
+        "use_safetensors": has_safetensors or not rm.options.allow_pickle,
+        "dtype": DTYPES[rm.options.dtype],
     }
-    if rm.device == "auto":  # layers beyond GPU and RAM go to disk, not to an error
+    if rm.options.device == "auto":  # layers beyond GPU and RAM go to disk, not to an error
         import atexit
         import shutil
         import tempfile
@@ -62,7 +63,7 @@ def _load_kwargs(rm: ResolvedModel) -> dict[str, Any]:
         kwargs["device_map"] = "auto"
         kwargs["offload_folder"] = tempfile.mkdtemp(prefix="reportgen-offload-")
         atexit.register(shutil.rmtree, kwargs["offload_folder"], True)
-    elif rm.device == "cuda":
+    elif rm.options.device == "cuda":
         kwargs["device_map"] = {"": "cuda"}
     return kwargs
 
@@ -78,7 +79,7 @@ def apply_adapter(model: Any, rm: ResolvedModel) -> Any:
         peft_model = PeftModel.from_pretrained(model, str(rm.adapter_path), is_trainable=False)
         return peft_model.merge_and_unload()
     except _LOAD_ERRORS as e:
-        raise ModelError(f"{_adapter_field(rm)}: cannot apply adapter {rm.adapter!r} to "
+        raise ModelError(f"{_adapter_field(rm)}: cannot apply adapter {rm.options.adapter!r} to "
                          f"{rm.source!r}: {_first_line(e)}") from None
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +26,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 KINDS = ("causal-lm", "masked-lm", "encoder")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-@dataclass
-class ResolvedModel:
-    """A model identified (path, config, digest) but not loaded."""
-
-    name: str
-    role: str
-    source: str
-    field: str
-    path: Path | None
-    config: dict[str, Any]
-    kind: str
-    architecture: str
-    digest: Digest
-    derived_from: str | None = None
-    recipe: str | None = None
-    bits: int | None = None
-    adapter: str | None = None  # as written in the spec
-    adapter_path: Path | None = None
-    adapter_digest: Digest | None = None
-    dtype: str = "float32"
-    device: str = "cpu"
-    allow_pickle: bool = False
-    trust_remote_code: bool = False
-
-    @property
-    def capture_identity(self) -> str:
-        """What a capture of this model depends on: weights, adapter and dtype."""
-        parts = [self.digest.root]
-        if self.adapter_digest is not None:
-            parts.append("adapter:" + self.adapter_digest.root)
-        if self.dtype != "float32":
-            parts.append("dtype:" + self.dtype)
-        return parts[0] if len(parts) == 1 else hashlib.sha256(
-            "\n".join(parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -79,6 +44,38 @@ class LoadOptions:
         if ref is None:
             return cls()
         return cls(**{k: getattr(ref, k, getattr(cls, k)) for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class ResolvedModel:
+    """A model identified (path, config, digest) but not loaded."""
+
+    name: str
+    role: str
+    source: str
+    field: str
+    path: Path | None
+    config: dict[str, Any]
+    kind: str
+    architecture: str
+    digest: Digest
+    derived_from: str | None = None
+    recipe: str | None = None
+    bits: int | None = None
+    options: LoadOptions = dataclass_field(default_factory=LoadOptions)  # adapter: as in the spec
+    adapter_path: Path | None = None
+    adapter_digest: Digest | None = None
+
+    @property
+    def capture_identity(self) -> str:
+        """What a capture of this model depends on: weights, adapter and dtype."""
+        parts = [self.digest.root]
+        if self.adapter_digest is not None:
+            parts.append("adapter:" + self.adapter_digest.root)
+        if self.options.dtype != "float32":
+            parts.append("dtype:" + self.options.dtype)
+        return parts[0] if len(parts) == 1 else hashlib.sha256(
+            "\n".join(parts).encode()).hexdigest()
 
 
 def hub_cache_dir() -> Path:
@@ -255,9 +252,7 @@ def resolve(name: str, role: str, source: str, base_dir: Path, field: str,
     kind, arch = detect_kind(config)
     return ResolvedModel(
         name, role, source, field, folder, config, kind, arch, digest_folder(folder),
-        adapter=opts.adapter, adapter_path=adapter_path, adapter_digest=adapter_digest,
-        dtype=opts.dtype, device=opts.device, allow_pickle=opts.allow_pickle,
-        trust_remote_code=opts.trust_remote_code,
+        options=opts, adapter_path=adapter_path, adapter_digest=adapter_digest,
     )
 
 
@@ -267,9 +262,7 @@ def derive(name: str, role: str, src: ResolvedModel, quantize: str, field: str) 
     return ResolvedModel(
         name, role, f"derive: {quantize} of {src.name}", field, src.path, src.config, src.kind,
         src.architecture, derived_digest(src.digest, recipe), src.name, recipe, bits,
-        adapter=src.adapter, adapter_path=src.adapter_path, adapter_digest=src.adapter_digest,
-        dtype=src.dtype, device=src.device, allow_pickle=src.allow_pickle,
-        trust_remote_code=src.trust_remote_code,
+        options=src.options, adapter_path=src.adapter_path, adapter_digest=src.adapter_digest,
     )
 
 

@@ -393,7 +393,7 @@ def model_info(m, cap) -> ModelInfo:
         parameters=cap.parameters, source=m.source, digest=m.digest, layers=cap.n_layers,
         hidden_size=cap.hidden_size, vocab_size=sum(t is not None for t in cap.vocab),
         derived_from=m.derived_from, derivation=m.recipe, adapter=m.adapter_digest,
-        dtype=m.dtype,
+        dtype=m.options.dtype,
     )
 
 
