@@ -29,6 +29,7 @@ import torch
 
 from ..capture import Batch, Extra, backbone
 from ..progress import Progress
+from ..tokentext import running_pieces
 from .sources import HOOK_POINT, LayerSource, model_shape, plan_sources, stored_names
 from .splice import ce_layer_ok, ce_recovered_pass
 
@@ -65,7 +66,7 @@ class SAECollector:
 
     def settings(self) -> str:
         return json.dumps({
-            "v": 2, "layers": [[s.layer, s.digest, s.train] for s in self.sources],
+            "v": 3, "layers": [[s.layer, s.digest, s.train] for s in self.sources],
             "ce": self.causal and [self.ce_rows, CE_MAX_TEXTS], "train_batch": TRAIN_BATCH,
             "hold_out": HOLD_OUT,
             "labels": [sorted(s.labels.items()) for s in self.sources]}, sort_keys=True)
@@ -109,9 +110,9 @@ class SAECollector:
                 "d_sae": s.sae.d_sae, "architecture": s.sae.architecture, "train": s.train,
                 "labels": s.labels, "stored_dtype": str(arrays[f"acts.{s.layer}"].dtype), **fit}
         self._ce(layers, progress)
-        ids = sorted(set(arrays["token_ids"].tolist()))
+        pieces = running_pieces(self.tok, sorted(set(arrays["token_ids"].tolist())))
         extra.meta = {"hook_point": HOOK_POINT, "layers": layers,
-                      "token_text": {str(i): self.tok.decode([i]) for i in ids},
+                      "token_text": {str(i): t for i, t in pieces.items()},
                       "extra_forward_calls": self.calls}
         self.acts.clear()
         return extra

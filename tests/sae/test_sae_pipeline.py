@@ -253,5 +253,9 @@ def test_encoder_ranks_moved_features_over_every_token(tiny_models, tmp_path) ->
     want = np.max([np.abs(delta[s].mean(0)) for s in sets if s.sum() >= MIN_SET_ROWS], axis=0)
     moved = cert.comparison("ft")["tables"]["sae_moved"]
     assert moved and moved[0]["feature"] == int(np.argmax(want))
+    # contexts read as text: word pieces joined to their words, words apart
+    contexts = [c.replace("[[", "").replace("]]", "") for r in moved for c in r["contexts"]]
+    assert contexts and not any("##" in c for c in contexts)
+    assert any(" " in c for c in contexts), contexts
     np.testing.assert_allclose([r["top_change"] for r in moved],
                                want[[r["feature"] for r in moved]], rtol=1e-3, atol=1e-4)
