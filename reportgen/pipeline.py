@@ -438,4 +438,19 @@ def limitations(models: list, probe: ConceptProbe, analysis: Any = None) -> list
         from .probfamily import limitations as prob_limitations
 
         out += prob_limitations(models, probe, analysis)
+        out += _sae_limitations(analysis)
+    return out
+
+
+def _sae_limitations(analysis: Any) -> list[str]:
+    if not analysis.sae:
+        return []
+    out = ["Sparse-feature labels are each feature's top-activating probe tokens in context "
+           "(or the labels file): a description of where it fires, not a verified "
+           "interpretation; the findings hold for this one dictionary fixed on the base."]
+    if any(s.train is not None for s in analysis.sae):
+        out.append("A sparse dictionary trained here learns from the probe texts (four in "
+                   "five; the fifth measures its fit) and the spec's corpus only; a small "
+                   "dictionary trained on few tokens merges features that a larger one "
+                   "would separate.")
     return out

@@ -156,4 +156,4 @@ register_view(FamilyView(
           "activation rose. If the dictionary fits the candidate much worse than the base, "
           "the findings are marked low-confidence in the warnings.",
     figures=_figures, tables=_tables,
-    headline=lambda n: n.endswith(HEADLINE)))
+    headline=lambda n: n.endswith(HEADLINE), keywords=("sparse",)))

@@ -207,7 +207,10 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     from reportgen.certschema import certificate_problems
 
     assert certificate_problems(cert.data) == []
-    assert "Sparse features (SAE)" in (tmp_path / "certificate.html").read_text()
+    html = (tmp_path / "certificate.html").read_text()
+    assert "Sparse features (SAE)" in html
+    # the trained dictionary's limits are stated, in the limitations and in the SAE section
+    assert html.count("A sparse dictionary trained here learns") == 2
 
 
 def test_trained_dictionary_is_deterministic(trained_audit, tiny_models, tmp_path, monkeypatch):
