@@ -31,7 +31,8 @@ def element_clip(b: Browser, selector: str, height: int, top_pad: int = 12) -> d
 
 
 def html_shots(page: Path, concept: str) -> None:
-    """The top of the page, one metric section's chart with its table, the explorer."""
+    """The top of the page, one metric section's chart with its table, the planted
+    fine-tune's sparse-feature heatmap, the explorer."""
     with tempfile.TemporaryDirectory() as profile, Browser(Path(profile)) as b:
         b.open(page.as_uri(), WIDTH, 900)
         b.wait_for("Array.from(document.querySelectorAll('.chart-canvas')).every("
@@ -41,6 +42,8 @@ def html_shots(page: Path, concept: str) -> None:
                      {"x": 0, "y": 0, "width": WIDTH, "height": 1000})
         b.screenshot(HERE / "certificate-section.png",
                      element_clip(b, "#fig-concept-categories", 1000, top_pad=60))
+        b.screenshot(HERE / "certificate-sae.png",
+                     element_clip(b, "#fig-sae-heatmap-planted-2", 700))
         b.type_into("#explorer-input", concept)
         time.sleep(0.3)
         b.screenshot(HERE / "certificate-explorer.png", element_clip(b, "#explorer", 1000))
@@ -68,10 +71,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path, help="folder with certificate.html and .pdf")
     ap.add_argument("--concept", default="casino", help="concept typed into the explorer")
-    ap.add_argument("--pdf-text", default="Most rewired concepts, side by side",
+    ap.add_argument("--pdf-text", default="Margins per prompt: the 20 most worsened, planted",
                     help="the PDF page shown is the first one with this text")
     args = ap.parse_args()
-    html_shots(args.folder / "certificate.html", args.concept)
+    html_shots(args.folder.resolve() / "certificate.html", args.concept)
     pdf = args.folder / "certificate.pdf"
     pdf_shot(pdf, pdf_page_with(pdf, args.pdf_text))
     for p in sorted(HERE.glob("*.png")):
