@@ -42,6 +42,15 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     return model, tok
 
 
+def derive_in_place(model: Any, rm: ResolvedModel) -> None:
+    """Turn ``model``, loaded as ``rm``'s source, into ``rm`` (the same as :func:`load`
+    would give): its weights rounded in place."""
+    if not rm.bits:
+        raise ValueError(f"{rm.name} is not a derived variant")
+    quantize_roundtrip(model, rm.bits)
+    _check_finite(model, rm)
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__

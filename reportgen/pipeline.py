@@ -8,7 +8,6 @@ model. Captures are cached, so re-running with other checks runs no forward pass
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +106,8 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     probe = concept_probe(loaded)
     models = resolve_models(loaded, prog)
     capture_keys: dict[str, str] = {}
+    from .capture_models import capture_all
+
     captures = capture_all(loaded, models, probe, prog, capture_keys)
     prog.say("computing metrics")
     from .analysis_cache import compare_all_cached  # analysis.compare_all, cached
@@ -255,84 +256,6 @@ def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
             names = ", ".join(c.name for _, c in pending)
             raise ModelError(f"models.candidates: cannot resolve derivations of {names}")
     return out
-
-
-def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Progress,
-                keys: dict[str, str] | None = None) -> dict:
-    """Each model's capture, base first (a candidate's collectors may depend on the base's
-    capture, e.g. a dictionary trained on it), from the cache when it holds one. ``keys``,
-    when given, receives each model's capture-cache key (the analysis cache builds on them)."""
-    import shutil
-
-    from . import cache
-    from .capture import CapturePlan
-    from .families import CollectorContext, collectors_for
-
-    a = loaded.spec.analysis
-    caps: dict = {}
-    for m in models:
-        collectors = collectors_for(CollectorContext(loaded, probe, m, caps.get("base")))
-        plan = CapturePlan(None if a.layers == "all" else tuple(a.layers), a.max_length,
-                           a.batch_size, tuple((c.name, c.settings()) for c in collectors))
-        key = cache.cache_key(m.capture_identity, probe.capture_digest, plan.key())
-        if keys is not None:
-            keys[m.name] = key
-        cap = cache.load(key)
-        if cap is not None:
-            prog.say(f"{m.name}: capture found in cache")
-        else:
-            work = cache.work_folder(key)
-            try:
-                cap = _capture_one(m, probe, plan, prog, collectors, work)
-                cache.save(key, cap)
-            finally:
-                if cap is None or _files_outside(cap, work):
-                    shutil.rmtree(work, ignore_errors=True)
-                else:  # the cache could not take the files: they live until we exit
-                    import atexit
-
-                    atexit.register(shutil.rmtree, work, True)
-        caps[m.name] = cap
-    _check_tokenizers(models, caps)
-    return caps
-
-
-def _files_outside(cap, work: Path) -> bool:
-    """True when every extra file now lives outside ``work`` (the cache took it)."""
-    return all(work not in p.parents for e in cap.extras.values() for p in e.files.values())
-
-
-def _capture_one(m, probe: ConceptProbe, plan, prog: Progress, collectors: list,
-                 work: Path):
-    from .capture import capture
-    from .loading import load
-
-    prog.say(f"{m.name}: loading {m.architecture} ({m.kind})")
-    model, tok = load(m)
-    n_layers = int(getattr(model.config, "num_hidden_layers", 0)
-                   or getattr(model.config, "n_layer", 0))
-    if plan.layers is not None and max(plan.layers) > n_layers:
-        raise InputError(
-            f"analysis.layers: layer {max(plan.layers)} is out of range; "
-            f"{m.name} has layers 0..{n_layers}"
-        )
-    cap = capture(model, tok, probe.all_texts, plan, prog, m.name, collectors, work)
-    del model, tok
-    gc.collect()
-    return cap
-
-
-def _check_tokenizers(models: list, caps: dict) -> None:
-    """Candidates may grow the base vocabulary; vocabularies that barely overlap are refused."""
-    base = {t for t in caps["base"].vocab if t is not None}
-    for m in models[1:]:
-        cand = {t for t in caps[m.name].vocab if t is not None}
-        shared = len(base & cand) / max(1, len(base))
-        if shared < 0.9:
-            raise ModelError(
-                f"{m.field}: the tokenizer of {m.name!r} shares only {shared:.0%} of the base "
-                "vocabulary; tokens cannot be aligned"
-            )
 
 
 def evaluate_checks(loaded: LoadedSpec, comparisons: list[Comparison]) -> list[CheckResult]:

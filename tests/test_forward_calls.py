@@ -81,14 +81,15 @@ def _continuation_tokens(folder: Path) -> int:
 def _counting_backbone(log: ForwardLog, real: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def backbone(model: Any) -> Any:
         body = real(model)
-        rows: list[int] = []
-        log.batches.append(rows)
+        log.batches.append([])  # the capture starting now; a model may serve two (int8 floor)
 
         def hook(_mod: Any, args: tuple, kwargs: dict, _out: Any) -> None:
             ids = kwargs.get("input_ids", args[0] if args else None)
-            rows.append(int(ids.shape[0]))
+            log.batches[-1].append(int(ids.shape[0]))
 
-        body.register_forward_hook(hook, with_kwargs=True)
+        if not getattr(body, "_forward_log", False):
+            body.register_forward_hook(hook, with_kwargs=True)
+            body._forward_log = True
         return body
 
     return backbone
@@ -120,7 +121,8 @@ def test_one_forward_per_batch_per_model(tiny_models, tmp_path, forward_log, kin
     n_texts = sum(len(v) for v in VOCAB.values()) + len(DOMAIN) + len(prompts)
     main = math.ceil(n_texts / BATCH)
     pairs = sum(len(r["safe"]) + len(r["unsafe"]) for r in RISK)
-    assert forward_log.loads == ["base", "ft", "int8"]  # each model loaded once
+    # each model loaded once; the int8 floor is the base's weights rounded in memory
+    assert forward_log.loads == ["base", "ft"]
     assert len(forward_log.batches) == 3  # one capture per model
     for rows in forward_log.batches:
         assert sum(rows[:main]) == n_texts  # concepts, domain and risk in one pass
@@ -136,6 +138,27 @@ def test_one_forward_per_batch_per_model(tiny_models, tmp_path, forward_log, kin
             assert max(extra) <= BATCH
     assert cert.metric("ft", "concepts.cosine_distance.mean") is not None
     assert cert.metric("ft", "behavior.misalignment_score") is not None
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "distilbert"])
+def test_floor_derived_in_memory_equals_floor_loaded_again(tiny_models, tmp_path, forward_log,
+                                                           monkeypatch, kind) -> None:
+    """The int8 copy made from the base still in memory (after its capture ran every
+    collector on it) gives the very capture a fresh load and rounding gives."""
+    from reportgen import capture_models
+
+    spec = _spec(tmp_path, tiny_models[f"tiny-{kind}"], tiny_models[f"tiny-{kind}-ft"])
+    spec["analysis"]["sae"] = [{"layer": 1, "train": {"d_sae": 32, "k": 4, "epochs": 2}}]
+    cert = reportgen.audit(spec, progress=False)
+    assert forward_log.loads == ["base", "ft"]
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "other-cache"))
+    monkeypatch.setattr(capture_models, "capture_order", lambda ms: sorted(
+        ms, key=lambda m: m.derived_from is not None))  # the floor last: loaded again
+    forward_log.loads.clear()
+    again = reportgen.audit(spec, progress=False)
+    assert forward_log.loads == ["base", "ft", "int8"]
+    assert again.data["comparisons"] == cert.data["comparisons"]
+    assert again.data["models"] == cert.data["models"]
 
 
 def test_changed_checks_rerun_no_forward(tiny_models, tmp_path, forward_log) -> None:
