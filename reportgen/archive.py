@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .certificate import STATUS_ORDER, Certificate
+from .certificate import STATUS_ORDER, Certificate, dictionary_files
 from .errors import InputError
 from .modelcard import headline_metrics
 
@@ -121,7 +121,7 @@ def add(archive_dir: Path, cert_dir: Path) -> Added:
         replaced = target.exists()
         if replaced:
             _check_same_release(target, release)
-        _file_release(source, target, _dictionary_files(cert))
+        _file_release(source, target, dictionary_files(cert.data))
         index = write_index(archive_dir)
     return Added(release, target, index, replaced)
 
@@ -165,19 +165,6 @@ def _check_same_release(target: Path, release: str) -> None:
     if other != release:
         raise ArchiveError(f"{target}: already holds release {other!r}, whose folder name "
                            f"is the same as {release!r}'s; rename one of the releases")
-
-
-def _dictionary_files(cert: Certificate) -> list[str]:
-    """The trained SAE dictionaries the certificate says were written beside it (relative
-    paths): the evidence its sparse-feature findings rest on, filed with it."""
-    layers = (((cert.data.get("analysis") or {}).get("sae") or {}).get("layers") or {})
-    out = []
-    for info in layers.values():
-        rel = info.get("saved_as") if isinstance(info, dict) else None
-        if isinstance(rel, str) and rel and ".." not in Path(rel).parts \
-                and not Path(rel).is_absolute():
-            out += [f"{rel}/cfg.json", f"{rel}/sae_weights.safetensors"]
-    return out
 
 
 def _file_release(source: Path, target: Path, extra: list[str]) -> None:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import gc
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, ModelError
 from .progress import Progress
 
+if TYPE_CHECKING:
+    from .pipeline import ConceptProbe
+    from .specload import LoadedSpec
 
-def capture_all(loaded: Any, models: list, probe: Any, prog: Progress,
+
+def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Progress,
                 keys: dict[str, str] | None = None) -> dict:
     """Each model's capture, from the cache when it holds one. ``keys``, when given,
     receives each model's capture-cache key (the analysis cache builds on them)."""
@@ -44,7 +48,8 @@ def capture_all(loaded: Any, models: list, probe: Any, prog: Progress,
             keep = any(d.derived_from == m.name for d in models)
             cap, kept = _capture_cached(m, probe, plan, prog, collectors, key, source, keep)
             held = (m.name, *kept) if kept is not None else None
-        source = None
+            del kept
+        source = collectors = None  # collectors hold the model too
         caps[m.name] = cap
         if held is None:
             gc.collect()  # the model just captured goes before the next one loads
@@ -61,8 +66,8 @@ def capture_order(models: list) -> list:
     return out + [d for d in derived if d not in out]
 
 
-def _capture_cached(m: Any, probe: Any, plan: Any, prog: Progress, collectors: list, key: str,
-                    source: tuple[Any, Any] | None, keep: bool) -> tuple[Any, Any]:
+def _capture_cached(m: Any, probe: ConceptProbe, plan: Any, prog: Progress, collectors: list,
+                    key: str, source: tuple[Any, Any] | None, keep: bool) -> tuple[Any, Any]:
     """Capture ``m`` into the cache; with ``keep``, also return its (model, tokenizer)."""
     from . import cache
 
@@ -86,8 +91,8 @@ def _files_outside(cap: Any, work: Path) -> bool:
     return all(work not in p.parents for e in cap.extras.values() for p in e.files.values())
 
 
-def _capture_one(m: Any, probe: Any, plan: Any, prog: Progress, collectors: list, work: Path,
-                 source: tuple[Any, Any] | None, keep: bool) -> tuple[Any, Any]:
+def _capture_one(m: Any, probe: ConceptProbe, plan: Any, prog: Progress, collectors: list,
+                 work: Path, source: tuple[Any, Any] | None, keep: bool) -> tuple[Any, Any]:
     """(capture, (model, tokenizer) when ``keep`` else None). A derived variant given its
     ``source`` in memory rounds those weights in place instead of loading them again."""
     from . import loading

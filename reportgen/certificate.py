@@ -154,13 +154,40 @@ def overall_verdict(statuses: list[str]) -> str:
     return max(statuses, key=STATUS_ORDER.index)
 
 
+#: Folder beside the views that holds the SAE dictionaries the audit trained.
+TRAINED_SAE = "trained-sae"
+#: Folders beside the views that belong to the certificate: each save replaces them, or
+#: removes them when the certificate has nothing to put there.
+OWNED_FOLDERS = (TRAINED_SAE,)
+DICTIONARY_FILES = ("cfg.json", "sae_weights.safetensors")
+
+
+def dictionary_files(data: dict[str, Any]) -> list[str]:
+    """Relative paths of the trained dictionaries the certificate says lie beside it."""
+    layers = ((data.get("analysis") or {}).get("sae") or {}).get("layers") or {}
+    out = []
+    for info in layers.values():
+        rel = info.get("saved_as") if isinstance(info, dict) else None
+        if (isinstance(rel, str) and Path(rel).parts[:1] == (TRAINED_SAE,)
+                and ".." not in Path(rel).parts):
+            out += [f"{rel}/{name}" for name in DICTIONARY_FILES]
+    return out
+
+
+def attachments_beside(folder: Path, data: dict[str, Any]) -> dict[str, Path | bytes]:
+    """The certificate's attachments found in ``folder`` (where its JSON was read)."""
+    return {rel: folder / rel for rel in dictionary_files(data) if (folder / rel).is_file()}
+
+
 class Certificate:
     """A finished certificate, as returned by :func:`reportgen.audit` or read from JSON."""
 
-    def __init__(self, data: dict[str, Any], attachments: dict[str, bytes] | None = None):
+    def __init__(self, data: dict[str, Any],
+                 attachments: dict[str, Path | bytes] | None = None):
         self.data = data
-        #: Files written beside the views (``{"trained-sae/layer2/cfg.json": bytes}``): what
-        #: the audit made that a reader needs, such as the dictionaries it trained.
+        #: Files written beside the views (``{"trained-sae/layer2/cfg.json": a file or
+        #: bytes}``): what the audit made that a reader needs, such as the dictionaries it
+        #: trained (under :data:`OWNED_FOLDERS`).
         self.attachments = dict(attachments or {})
 
     @classmethod
@@ -171,7 +198,8 @@ class Certificate:
         if p.is_dir():
             p = p / "certificate.json"
         try:
-            return cls(json.loads(p.read_text(encoding="utf-8")))
+            data = json.loads(p.read_text(encoding="utf-8"))
+            return cls(data, attachments_beside(p.parent, data))
         except FileNotFoundError:
             raise InputError(f"{p}: no such certificate file") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -248,7 +276,7 @@ class Certificate:
 
             signature = sign_certificate(self, Path(sign))
         return write_outputs(self, Path(out_dir), list(formats), signature,
-                             attachments=self.attachments)
+                             attachments=self.attachments, owned=OWNED_FOLDERS)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         from .render.html import notebook_html

@@ -46,7 +46,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from .certificate import Certificate
+    from .certificate import OWNED_FOLDERS, Certificate
     from .render import write_outputs
 
     cert = Certificate.from_json(args.certificate)
@@ -56,7 +56,8 @@ def _render(args: argparse.Namespace) -> int:
     sig = folder / "certificate.sig.json"  # re-attached to the PDF, and copied along
     signature = sig.read_bytes() if sig.is_file() else None
     paths = write_outputs(cert, out, args.formats.split(","), signature,
-                          page_size=args.page_size)
+                          page_size=args.page_size, attachments=cert.attachments,
+                          owned=OWNED_FOLDERS)
     for p in paths.values():
         print(p)
     return 0

@@ -372,8 +372,10 @@ def _sae_limitations(analysis: Any) -> list[str]:
            "(or the labels file): a description of where it fires, not a verified "
            "interpretation; the findings hold for this one dictionary fixed on the base."]
     if any(s.train is not None for s in analysis.sae):
-        out.append("A sparse dictionary trained here learns from the probe texts (four in "
-                   "five; the fifth measures its fit) and the spec's corpus only; a small "
-                   "dictionary trained on few tokens merges features that a larger one "
+        from .sae.collect import HOLD_OUT
+
+        out.append(f"A sparse dictionary trained here learns from the probe texts (all but "
+                   f"every {HOLD_OUT}th, which measure its fit) and the spec's corpus only; a "
+                   "small dictionary trained on few tokens merges features that a larger one "
                    "would separate.")
     return out

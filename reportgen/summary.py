@@ -165,12 +165,13 @@ def _sae_parts(comp: dict[str, Any]) -> list[str]:
             continue
         text = (f"at SAE layer {fit['layer']} feature overlap {_num(jac)} beside dense "
                 f"cosine {_num(cos)}")
-        moved = [r for r in tables.get("sae_moved") or [] if r["layer"] == fit["layer"]]
+        moved = [r for r in tables.get("sae_moved") or []
+                 if r.get("layer") == fit["layer"] and "top_set" in r]
         if moved:
             top = min(moved, key=lambda r: r["rank"])
-            sign = 1 if top["change_by_probe"].get(top["top_set"], 0.0) >= 0 else -1
-            text += (f", feature #{top['feature']} moved most ({sign * top['top_change']:+.2f} "
-                     f"on {top['top_set']})")
+            signed = (top.get("change_by_probe") or {}).get(top["top_set"])
+            size = f"{signed:+.2f}" if signed is not None else f"{top['top_change']:.2f}"
+            text += f", feature #{top['feature']} moved most ({size} on {top['top_set']})"
         if fit.get("low_confidence"):
             text += (f" (low-confidence: the dictionary's unexplained variance on it is "
                      f"{_ratio(fit['fvu_ratio'])} the base's)")

@@ -317,6 +317,41 @@ def test_failed_move_rolls_back(cert, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # staging folder removed
 
 
+def test_owned_folder_is_replaced_removed_or_rolled_back(cert, tmp_path, monkeypatch):
+    """An attachment folder the certificate owns is swapped in whole with the views, removed
+    when the new certificate has nothing for it, and put back if the batch fails."""
+    out = tmp_path / "out"
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"dictionary")
+    owned = ("trained-sae",)
+    files = {"trained-sae/layer2/cfg.json": b"{}", "trained-sae/layer2/w.bin": src}
+    paths = render.write_outputs(cert, out, ["json"], attachments=files, owned=owned)
+    assert paths["trained-sae"] == out / "trained-sae"
+    assert (out / "trained-sae/layer2/w.bin").read_bytes() == b"dictionary"
+    (out / "trained-sae/layer9").mkdir()  # left by an earlier audit
+    render.write_outputs(cert, out, ["json"], attachments=files, owned=owned)
+    assert sorted(p.name for p in (out / "trained-sae").iterdir()) == ["layer2"]
+    real_replace, calls = os.replace, []
+
+    def flaky_replace(a, b):
+        calls.append(b)
+        if len(calls) == 3:  # folder moved aside, json backed up, then json fails
+            raise OSError(errno.EIO, "Input/output error")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(render.os, "replace", flaky_replace)
+    with pytest.raises(OutputError):
+        render.write_outputs(cert, out, ["json"], owned=owned)
+    assert (out / "trained-sae/layer2/w.bin").read_bytes() == b"dictionary"  # put back
+    monkeypatch.setattr(render.os, "replace", real_replace)
+    render.write_outputs(cert, out, ["json"], owned=owned)  # nothing to attach: removed
+    assert sorted(p.name for p in out.iterdir()) == ["certificate.json"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    for bad in ("../x/cfg.json", "certificate.json/x", "other/cfg.json", "trained-sae"):
+        with pytest.raises(ValueError, match="expected a relative path"):
+            render.write_outputs(cert, out, ["json"], attachments={bad: b""}, owned=owned)
+
+
 def test_unwritable_folder(cert, tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")

@@ -161,3 +161,15 @@ def test_sae_sentence_names_the_top_feature_and_low_confidence() -> None:
         "ft: at SAE layer 2 feature overlap 0.548 beside dense cosine 0.955, feature #134 "
         "moved most (-2.00 on concepts.finance) (low-confidence: the dictionary's unexplained "
         "variance on it is 1.8× the base's).")
+
+
+def test_sae_sentence_on_an_older_certificate_without_set_ranking() -> None:
+    from reportgen.summary import candidate_line
+
+    comp = {"candidate": "ft", "role": "candidate", "metrics": {
+        "sae.layer.1.jaccard.mean": {"value": 0.9}, "sae.layer.1.dense_cosine.mean":
+        {"value": 0.99}}, "tables": {
+        "sae_fit": [{"layer": 1}],
+        "sae_moved": [{"layer": 1, "rank": 1, "feature": 3, "mean_abs_change": 0.2}]}}
+    assert candidate_line(comp) == (
+        "ft: at SAE layer 1 feature overlap 0.9 beside dense cosine 0.99.")

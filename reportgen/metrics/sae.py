@@ -51,8 +51,9 @@ register("sae.layer.{layer}.firing_shift.mean",
          "where firing frequency is the share of probe tokens on which the feature is active.")
 register("sae.layer.{layer}.moved.top_change",
          "Largest |mean activation change| (candidate - base) of any feature on any probe set "
-         f"of at least {MIN_SET_ROWS} tokens (probe sets: concept categories, domains, risk "
-         "sets; for causal LMs only tokens whose prefix is one text's own).")
+         f"of at least {MIN_SET_ROWS} tokens, or of all sets' tokens together when none is "
+         "that large (probe sets: concept categories, domains, risk sets; for causal LMs only "
+         "tokens whose prefix is one text's own).")
 register("sae.layer.{layer}.risky.top_rise",
          "Largest rise in mean activation on the risk probes among features selective for "
          "them in the base (0 when none rose).")
@@ -139,7 +140,7 @@ def set_changes(fa, fb, sets: dict[str, np.ndarray]) -> tuple[list[str], np.ndar
 def moved_features(fa, fb, sets: dict[str, np.ndarray], top: int,
                    min_rows: int = MIN_SET_ROWS) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The ``top`` features by their largest |mean activation change| on any probe set of at
-    least ``min_rows`` rows (all rows together when no set is that large); ties: lower id.
+    least ``min_rows`` rows (the sets' rows together when none is that large); ties: lower id.
 
     A set mean, not a mean over every token: a change confined to one topic (a concept
     category, a domain) is ranked by its size there instead of being diluted by the other
@@ -147,8 +148,10 @@ def moved_features(fa, fb, sets: dict[str, np.ndarray], top: int,
     (features that did not move left out), each feature's score and the set it was scored on.
     """
     big = {k: v for k, v in sets.items() if np.count_nonzero(v) >= min_rows}
-    if not big:
-        big = {"all probes": np.ones(_csr(fa).shape[0], dtype=bool)}
+    if not big:  # every set too small: their rows together
+        union = np.logical_or.reduce(list(sets.values())) if sets else \
+            np.ones(_csr(fa).shape[0], dtype=bool)
+        big = {"all probes": union}
     names, change = set_changes(fa, fb, big)
     where = np.argmax(np.abs(change), axis=0)
     score = np.abs(change)[where, np.arange(change.shape[1])]

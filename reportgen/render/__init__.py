@@ -13,6 +13,7 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..certificate import Certificate
@@ -27,40 +28,47 @@ __all__ = ["FILENAMES", "render_outputs", "write_outputs"]
 
 def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
                   signature: bytes | None = None, page_size: str = "A4",
-                  attachments: dict[str, bytes] | None = None) -> dict[str, Path]:
+                  attachments: dict[str, Path | bytes] | None = None,
+                  owned: tuple[str, ...] = ()) -> dict[str, Path]:
     """Render ``formats`` (json, html, pdf, model-card) and move them into ``out_dir``
     atomically; a ``signature`` (certificate.sig.json bytes) joins the same batch and is
     attached to the PDF. ``page_size`` (A4 or Letter) is the printed page size.
-    ``attachments`` (``{"folder/sub/file": bytes}``, e.g. trained dictionaries) join the
-    batch too: each top-level folder is replaced as a whole.
+    ``attachments`` (``{"folder/sub/file": bytes or a file to copy}``, e.g. trained
+    dictionaries) join the batch too; ``owned`` names top-level folders that belong to the
+    certificate: each is replaced as a whole, or removed when no attachment fills it.
 
-    Returns the path written per format. Raises :class:`OutputError` when the folder cannot
-    be created or written (permissions, a file in the way, a full disk).
+    Returns the path written per format and per attachment folder. Raises
+    :class:`OutputError` when the folder cannot be created or written (permissions, a file
+    in the way, a full disk).
     """
     out_dir = Path(out_dir)
+    attachments = attachments or {}
     payloads = render_outputs(cert, formats, signature, page_size)
     if signature is not None:
         payloads["signature"] = signature
-    folders = _check_attachments(attachments or {})
+    folders = _check_attachments(attachments, owned)
     created = _ensure_folder(out_dir)
     try:
-        _commit(payloads, out_dir, attachments or {})
+        _commit(payloads, out_dir, attachments, [f for f in owned if f not in folders])
     except OSError as e:
         if created:
             _remove_if_empty(out_dir)
-        raise _output_error(out_dir, e, payloads) from e
+        raise _output_error(out_dir, e, payloads, attachments) from e
     return {**{fmt: out_dir / _filename(fmt) for fmt in payloads},
             **{name: out_dir / name for name in folders}}
 
 
-def _check_attachments(attachments: dict[str, bytes]) -> list[str]:
+def _check_attachments(attachments: dict[str, Path | bytes], owned: tuple[str, ...]
+                       ) -> list[str]:
     """The top-level folders the attachments fill; a bad name is a programming error."""
     tops = []
+    taken = {*FILENAMES, *FILENAMES.values(), "signature", SIGNATURE_FILE}
     for name in attachments:
         parts = Path(name).parts
-        if (len(parts) < 2 or Path(name).is_absolute() or ".." in parts
-                or parts[0] in FILENAMES.values() or parts[0] == SIGNATURE_FILE):
-            raise ValueError(f"attachment {name!r}: expected a relative path inside a folder")
+        if (len(parts) < 2 or Path(name).is_absolute() or ".." in parts or parts[0] in taken
+                or parts[0] not in owned):
+            raise ValueError(f"attachment {name!r}: expected a relative path inside one of "
+                             f"the folders {owned}")
         tops.append(parts[0])
     return list(dict.fromkeys(tops))
 
@@ -127,17 +135,20 @@ def _staging_folder(out_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=".reportgen-", dir=out_dir))
 
 
-def _commit(payloads: dict[str, bytes], out_dir: Path,
-            attachments: dict[str, bytes]) -> None:
+def _commit(payloads: dict[str, bytes], out_dir: Path, attachments: dict[str, Path | bytes],
+            remove: list[str]) -> None:
     staging = _staging_folder(out_dir)
     try:
         staged = {fmt: _write_synced(staging / _filename(fmt), data)
                   for fmt, data in payloads.items()}
         for name, data in attachments.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            _write_synced(staging / name, data)
+            if isinstance(data, bytes):
+                _write_synced(staging / name, data)
+            else:
+                _copy_synced(Path(data), staging / name)
             staged.setdefault(Path(name).parts[0], staging / Path(name).parts[0])
-        _swap_in(staged, out_dir, staging)
+        _swap_in(staged, out_dir, staging, remove)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -150,10 +161,24 @@ def _write_synced(path: Path, data: bytes) -> Path:
     return path
 
 
-def _swap_in(staged: dict[str, Path], out_dir: Path, staging: Path) -> None:
-    """Move staged files into place; on failure put every earlier file back as it was."""
+def _copy_synced(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)
+    with open(dst, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _swap_in(staged: dict[str, Path], out_dir: Path, staging: Path,
+             remove: Sequence[str] = ()) -> None:
+    """Move staged files and folders into place and move ``remove`` (names in ``out_dir``)
+    out of the way; on failure put every earlier one back as it was."""
     done: list[tuple[Path, Path | None]] = []
     try:
+        for name in remove:
+            target = out_dir / name
+            if target.exists() or target.is_symlink():
+                backup = staging / (name + ".previous")
+                os.replace(target, backup)
+                done.append((target, backup))
         for src in staged.values():
             target = out_dir / src.name
             backup = None
@@ -165,10 +190,12 @@ def _swap_in(staged: dict[str, Path], out_dir: Path, staging: Path) -> None:
     except BaseException:  # an OSError, or Ctrl-C between two moves: undo, then re-raise
         for target, backup in reversed(done):
             with contextlib.suppress(OSError):
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
                 if backup is not None:
                     os.replace(backup, target)
-                else:
-                    target.unlink(missing_ok=True)
         raise
 
 
@@ -177,11 +204,14 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
-def _output_error(out_dir: Path, e: OSError, payloads: dict[str, bytes]) -> OutputError:
+def _output_error(out_dir: Path, e: OSError, payloads: dict[str, bytes],
+                  attachments: dict[str, Path | bytes]) -> OutputError:
     """One line naming the folder and what was expected of it."""
     reason = e.strerror or str(e)
     if e.errno == errno.ENOSPC:
-        mb = sum(len(b) for b in payloads.values()) / 1e6
+        sizes = [len(b) for b in payloads.values()] + [
+            len(a) if isinstance(a, bytes) else _size(a) for a in attachments.values()]
+        mb = sum(sizes) / 1e6
         return OutputError(
             f"{out_dir}: no space left on the device for the certificate "
             f"(needs about {max(mb, 0.1):.1f} MB free)"
@@ -189,3 +219,10 @@ def _output_error(out_dir: Path, e: OSError, payloads: dict[str, bytes]) -> Outp
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OutputError(f"{out_dir}: output folder is not writable ({reason})")
     return OutputError(f"{out_dir}: cannot write the certificate files ({reason})")
+
+
+def _size(path: Path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..certificate import TRAINED_SAE as FOLDER
 from .formats import CFG, SAELENS_WEIGHTS
 from .sources import stored_names
-
-FOLDER = "trained-sae"
 
 
 def saved_as(layer: int) -> str:
@@ -21,15 +20,16 @@ def saved_as(layer: int) -> str:
     return f"{FOLDER}/layer{layer}"
 
 
-def attachments(base_capture: Any) -> dict[str, bytes]:
-    """``{relative path: bytes}`` of every dictionary the base's capture trained."""
+def attachments(base_capture: Any) -> dict[str, Path | bytes]:
+    """``{relative path: file}`` of every dictionary the base's capture trained (files in the
+    capture cache, copied when the certificate is saved)."""
     extra = (getattr(base_capture, "extras", None) or {}).get("sae")
     if extra is None:
         return {}
-    out: dict[str, bytes] = {}
+    out: dict[str, Path | bytes] = {}
     for key, info in sorted(extra.meta.get("layers", {}).items(), key=lambda kv: int(kv[0])):
         if info.get("origin") != "trained":
             continue
         for name, stored in zip((CFG, SAELENS_WEIGHTS), stored_names(int(key)), strict=True):
-            out[f"{saved_as(int(key))}/{name}"] = Path(extra.files[stored]).read_bytes()
+            out[f"{saved_as(int(key))}/{name}"] = Path(extra.files[stored])
     return out

@@ -63,9 +63,11 @@ def test_moved_features_rank_by_largest_set_mean_change() -> None:
     names, change = m.set_changes(fa, fb, sets)
     np.testing.assert_allclose(change, np.stack([d[v].mean(0) for v in sets.values()]))
     np.testing.assert_allclose(m.mean_abs_change(fa, fb), np.abs(d).mean(0))
-    # no set large enough: every row is one set
-    top, score, where = m.moved_features(fa, fb, {"c": sets["c"]}, 2, min_rows=12)
-    np.testing.assert_allclose(score, np.abs(d.mean(0)))
+    # no set large enough: the sets' rows together, never rows outside every set
+    small = {"c": sets["c"], "d": np.arange(60) == 0}
+    top, score, where = m.moved_features(fa, fb, small, 2, min_rows=12)
+    np.testing.assert_allclose(score, np.abs(d[(np.arange(60) >= 50) | (np.arange(60) == 0)]
+                                             .mean(0)))
     assert where[0] == "all probes"
 
 

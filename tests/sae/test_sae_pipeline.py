@@ -200,6 +200,12 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
 
     filed = add(tmp_path / "archive", tmp_path).path / info["saved_as"]
     assert folder_digest(filed) == info["dictionary_digest"]  # the archive keeps it too
+    from reportgen.cli import main
+
+    # re-rendered elsewhere from the JSON alone, the certificate takes its dictionary along
+    assert main(["render", str(tmp_path), "--out", str(tmp_path / "again"),
+                 "--formats", "json"]) == 0
+    assert folder_digest(tmp_path / "again" / info["saved_as"]) == info["dictionary_digest"]
     loaded = reportgen.Certificate.from_json(tmp_path)
     assert loaded.risky_features(3) == risky
     spec = loaded.drift_heatmap(LAYER, "ft").to_dict()
