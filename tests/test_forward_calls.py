@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ class ForwardLog:
 
     batches: list[list[int]] = field(default_factory=list)
     loads: list[str] = field(default_factory=list)
+    models: list[Any] = field(default_factory=list)  # weak references to loaded models
+    alive_at_load: list[int] = field(default_factory=list)  # earlier models still in memory
 
     @property
     def calls(self) -> int:
@@ -98,7 +101,10 @@ def _counting_backbone(log: ForwardLog, real: Callable[[Any], Any]) -> Callable[
 def _counting_load(log: ForwardLog, real: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def load(rm: Any) -> Any:
         log.loads.append(rm.name)
-        return real(rm)
+        log.alive_at_load.append(sum(r() is not None for r in log.models))
+        model, tok = real(rm)
+        log.models.append(weakref.ref(model))
+        return model, tok
 
     return load
 
@@ -123,6 +129,7 @@ def test_one_forward_per_batch_per_model(tiny_models, tmp_path, forward_log, kin
     pairs = sum(len(r["safe"]) + len(r["unsafe"]) for r in RISK)
     # each model loaded once; the int8 floor is the base's weights rounded in memory
     assert forward_log.loads == ["base", "ft"]
+    assert forward_log.alive_at_load == [0, 0]  # never two models in memory
     assert len(forward_log.batches) == 3  # one capture per model
     for rows in forward_log.batches:
         assert sum(rows[:main]) == n_texts  # concepts, domain and risk in one pass
