@@ -51,6 +51,7 @@ class Added:
     path: Path  # the release's folder in the archive
     index: Path
     replaced: bool  # the release was already filed and its files were replaced
+    missing: list[str] = field(default_factory=list)  # listed by the certificate, not found
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,11 @@ def add(archive_dir: Path, cert_dir: Path) -> Added:
         replaced = target.exists()
         if replaced:
             _check_same_release(target, release)
-        _file_release(source, target, dictionary_files(cert.data))
+        wanted = dictionary_files(cert.data)
+        _file_release(source, target, wanted)
         index = write_index(archive_dir)
-    return Added(release, target, index, replaced)
+    return Added(release, target, index, replaced,
+                 [f for f in wanted if not (source / f).is_file()])
 
 
 def _warm_up_renderer() -> None:

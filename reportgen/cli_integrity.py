@@ -9,6 +9,7 @@ checkpoint), after printing one line per check so the reader sees exactly what.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,9 @@ def _archive_add(args: argparse.Namespace) -> int:
     again = " (replacing the earlier filing)" if added.replaced else ""
     print(f"{added.release}: filed in {added.path}{again}")
     print(f"index: {added.index}")
+    for f in added.missing:
+        print(f"warning: {f} is named by the certificate but not in the certificate's folder; "
+              "filed without it", file=sys.stderr)
     return 0
 
 

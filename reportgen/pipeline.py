@@ -136,6 +136,8 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
 
             added = add(archive_dir, out_dir)
             prog.say(f"filed release {added.release!r} in {added.index}")
+            for f in added.missing:
+                prog.say(f"warning: {f} was not filed (not in {out_dir})")
     prog.say(f"verdict: {cert.verdict}")
     return cert
 

@@ -198,14 +198,21 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     assert folder_digest(folder) == info["dictionary_digest"]
     from reportgen.archive import add
 
-    filed = add(tmp_path / "archive", tmp_path).path / info["saved_as"]
+    added = add(tmp_path / "archive", tmp_path)
+    filed = added.path / info["saved_as"]
     assert folder_digest(filed) == info["dictionary_digest"]  # the archive keeps it too
+    assert added.missing == []
     from reportgen.cli import main
 
     # re-rendered elsewhere from the JSON alone, the certificate takes its dictionary along
     assert main(["render", str(tmp_path), "--out", str(tmp_path / "again"),
                  "--formats", "json"]) == 0
     assert folder_digest(tmp_path / "again" / info["saved_as"]) == info["dictionary_digest"]
+    import shutil
+
+    shutil.rmtree(tmp_path / "again" / "trained-sae")  # filed without it, and said so
+    assert add(tmp_path / "archive", tmp_path / "again").missing == [
+        f"{info['saved_as']}/cfg.json", f"{info['saved_as']}/sae_weights.safetensors"]
     loaded = reportgen.Certificate.from_json(tmp_path)
     assert loaded.risky_features(3) == risky
     spec = loaded.drift_heatmap(LAYER, "ft").to_dict()
