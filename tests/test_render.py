@@ -435,6 +435,8 @@ def test_every_chart_sits_whole_on_a_page_that_is_not_blank(pdf, pdf_pages, data
         pytest.skip("pdftoppm (poppler-utils) is not installed")
     chart_pages = set()
     for fig in charts.figures(data):
+        if fig.candidate in _floor(data):
+            continue  # left out of the PDF: test_pdf_leaves_the_noise_floor_figures_out
         head = " ".join(fig.caption.split()[:6])
         title = fig.spec()["title"]
         title = title["text"] if isinstance(title, dict) else title  # as drawn in the SVG
@@ -449,6 +451,23 @@ def test_every_chart_sits_whole_on_a_page_that_is_not_blank(pdf, pdf_pages, data
                         "-singlefile", str(tmp_path / "c.pdf"), str(tmp_path / f"p{i}")],
                        check=True)
         assert _ink(tmp_path / f"p{i}.png") > 0.02, f"page {i} is (nearly) blank"
+
+
+def _floor(data) -> set[str]:
+    return {c["candidate"] for c in data["comparisons"] if c.get("role") == "noise_floor"}
+
+
+def test_pdf_leaves_the_noise_floor_figures_out(pdf_pages, html, data):
+    floor_figs = [f for f in charts.figures(data) if f.candidate in _floor(data)]
+    assert floor_figs
+    text = "\n".join(pdf_pages)
+    for fig in floor_figs:
+        title = fig.spec()["title"]
+        title = title["text"] if isinstance(title, dict) else title
+        assert title not in text, fig.id
+        assert f'id="fig-{fig.id}"' in html  # the HTML keeps them
+    assert "The noise floor's own charts and tables (base-int8) are left out of the PDF" in \
+        " ".join(text.split())
 
 
 def test_pdf_is_a4_with_bookmarks_for_every_section(pdf, html):

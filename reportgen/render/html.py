@@ -245,6 +245,8 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
     sections = family_sections(data, figs)
     for s in sections:
         s.limitations = section_limitations(data, s)
+    if mode == "pdf":
+        figs = _without_floor_figures(data, sections, figs)
     explore = explorer.explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
     toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
@@ -262,6 +264,26 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
                                 ensure_ascii=False, sort_keys=False),
     }
+
+
+def _without_floor_figures(data: dict[str, Any], sections: list[Section],
+                           figs: list[charts.Figure]) -> list[charts.Figure]:
+    """The PDF leaves out the noise floor's own per-candidate charts and their tables (a
+    third of the demo's pages, all of it rounding noise); each section says so, and the
+    floor's ratios stay in every metrics table."""
+    floor = {c["candidate"] for c in charts.comparisons(data) if c.get("role") == "noise_floor"}
+    if not floor:
+        return figs
+    for s in sections:
+        gone = [f for f in s.figures if f.candidate in floor]
+        if not gone:
+            continue
+        s.figures = [f for f in s.figures if f.candidate not in floor]
+        s.tables = {k: v for k, v in s.tables.items() if k not in {f.id for f in gone}}
+        names = ", ".join(sorted({str(f.candidate) for f in gone}))
+        s.notes.append(f"The noise floor's own charts and tables ({names}) are left out of "
+                       "the PDF; the HTML and the JSON have them.")
+    return [f for f in figs if f.candidate not in floor]
 
 
 def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
