@@ -1,6 +1,7 @@
 """On the demo GPT-2s, the dictionary the demo audit trains on the base finds the planted
 rewiring: the planted fine-tune's most-moved features are features that change on the planted
-terms' prompts, and the control fine-tune's top moves are smaller.
+terms' prompts, and the control fine-tune's top moves are smaller. On the real MiniLM encoder,
+the planted fine-tune's top features are gambling features now firing on finance concepts.
 
 The certificate's ranking is checked against activations computed here: transformers' hidden
 states of each demo model, encoded by the published TopK formula with the dictionary the audit
@@ -105,3 +106,28 @@ def test_control_top_moves_are_smaller(demo_sae) -> None:
     assert max(floor) < 0.2 * min(planted[:TOP])  # the int8 copy barely moves any feature
     m = f"sae.layer.{LAYER}.jaccard.mean"
     assert cert.metric("planted", m) < cert.metric("control", m)
+
+
+def test_real_minilm_planted_fine_tune_moves_gambling_features_onto_finance(
+        builder, demo_root: Path, tmp_path: Path) -> None:
+    """On the real all-MiniLM-L6-v2 encoder, whose planted fine-tune moved finance terms into
+    gambling contexts: a dictionary trained on the base's last layer finds features that fired
+    on games words in the base now firing on the finance concepts."""
+    from reportgen.probes import load_vocabulary
+
+    builder.build_minilm_planted(demo_root)
+    text = (REPO / "specs" / "demo-minilm.yaml").read_text()
+    text = text.replace("output: {dir: ../out/demo-minilm, formats: [html, pdf, json]}", "")
+    text += ("analysis:\n  sae:\n    - {layer: 6, train: {d_sae: 1024, k: 16, epochs: 20, "
+             "corpus: 'builtin:domains/finance'}}\n")
+    (tmp_path / "spec.yaml").write_text(text)
+    cert = reportgen.audit(tmp_path / "spec.yaml", progress=False)
+    top = [r for r in cert.comparison("planted")["tables"]["sae_moved"]][:3]
+    assert [r["top_set"] for r in top] == ["concepts.finance"] * 3
+    games = {c.term for c in load_vocabulary("builtin:concepts", tmp_path)
+             if c.category == "games"}
+    # where each fired most in the base: a games concept's prompt ('the concept of poker is')
+    contexts = [" ".join(r["contexts"]).replace("[[", "").replace("]]", "") for r in top]
+    assert all(any(f" {g} " in c for g in games) for c in contexts), contexts
+    floor = cert.metric("base-int8", "sae.layer.6.moved.top_change")
+    assert top[-1]["top_change"] > 5 * floor
