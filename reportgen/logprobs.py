@@ -202,6 +202,27 @@ def paired_blocks(base: Iterable[np.ndarray],
         raise StoreError("candidate stream has more blocks than the base store")
 
 
+def head_logits(model: Any, head: Any, hidden: Any) -> Any:
+    """The model's own next-token logits from its last hidden states: the LM head, then what
+    the model's forward does after it. Gemma 2 soft-caps (``final_logit_softcapping``),
+    Cohere multiplies by ``logit_scale``, Granite divides by ``logits_scaling``; without
+    these, the log-probabilities of such models would be silently wrong."""
+    import torch
+
+    logits = head(hidden)
+    cfg = model.config
+    scale = getattr(cfg, "logit_scale", None)
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale != 1:
+        logits = logits * scale
+    div = getattr(cfg, "logits_scaling", None)
+    if isinstance(div, (int, float)) and not isinstance(div, bool) and div != 1:
+        logits = logits / div
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
 def model_logprob_blocks(model: Any, batches: Iterable[tuple[Any, Any]],
                          block_rows: int = 256) -> Iterator[np.ndarray]:
     """Next-token log-probabilities at every non-padding position of a causal LM, in blocks.
@@ -222,5 +243,5 @@ def model_logprob_blocks(model: Any, batches: Iterable[tuple[Any, Any]],
             hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
             rows = hidden[mask.bool()]  # (n_valid, d), row-major over (text, position)
             for s in range(0, rows.shape[0], block_rows):
-                logits = head(rows[s:s + block_rows]).float()
+                logits = head_logits(model, head, rows[s:s + block_rows]).float()
                 yield torch.log_softmax(logits, dim=-1).numpy()

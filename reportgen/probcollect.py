@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .capture import Batch, Extra
-from .logprobs import LogProbReader, LogProbWriter, StoreError, header_path
+from .logprobs import LogProbReader, LogProbWriter, StoreError, head_logits, header_path
 from .metrics.probabilities import ShiftAccumulator
 from .progress import Progress
 
@@ -50,7 +50,8 @@ class ProbabilityCollector:
         self.greedy: list[str] | None = None
 
     def settings(self) -> str:
-        return json.dumps(self.cfg, sort_keys=True)
+        # v2: the LM head's output goes through the model's own logit transforms (head_logits)
+        return json.dumps({**self.cfg, "v": 2}, sort_keys=True)
 
     def start(self, model: Any, tokenizer: Any, texts: list[str], workdir: Path) -> None:
         self.model, self.tok, self.texts = model, tokenizer, texts
@@ -101,7 +102,8 @@ class ProbabilityCollector:
         rows = torch.tensor([b.rows[j] for j in sel]).repeat_interleave(mask.sum(1).cpu())
         tix = torch.cat([torch.arange(int(n)) for n in mask.sum(1).cpu()])
         for s in range(0, hidden.shape[0], BLOCK_ROWS):
-            lp = torch.log_softmax(self.head(hidden[s:s + BLOCK_ROWS]).float(), dim=-1).cpu()
+            logits = head_logits(self.model, self.head, hidden[s:s + BLOCK_ROWS])
+            lp = torch.log_softmax(logits.float(), dim=-1).cpu()
             r = rows[s:s + BLOCK_ROWS].numpy()
             self._block(lp, r, tix[s:s + BLOCK_ROWS].numpy(), ids[s:s + BLOCK_ROWS].cpu().numpy())
 
