@@ -187,7 +187,9 @@ class _Labeller:
         i = int(np.searchsorted(same, t))
         lo, hi = max(0, i - CONTEXT), min(len(same), i + CONTEXT + 1)
         words = [self.text[str(int(self.ids[same[k]]))] for k in range(lo, hi)]
-        words[i - lo] = f"[[{words[i - lo]}]]"
+        piece = words[i - lo]
+        core = piece.lstrip()  # the space before a word stays outside the marks
+        words[i - lo] = f"{piece[:len(piece) - len(core)]}[[{core or piece}]]"
         return "".join(words).strip()
 
 

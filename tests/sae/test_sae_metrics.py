@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.metrics import jaccard_score
 
 from reportgen.metrics import sae as m
@@ -100,3 +101,19 @@ def test_grouped_bootstrap_covers_the_token_mean() -> None:
 def test_ce_recovered_formula() -> None:
     assert m.ce_recovered(2.0, 2.5, 6.0) == pytest.approx((6.0 - 2.5) / (6.0 - 2.0))
     assert m.ce_recovered(2.0, 2.5, 2.0) is None
+
+
+def test_context_marks_the_token_not_its_leading_space() -> None:
+    from types import SimpleNamespace
+
+    from reportgen.sae.pair import _Labeller
+
+    pieces = {"1": "The", "2": " concept", "3": " of", "4": " casino", "5": "'s", "6": " is"}
+    be = SimpleNamespace(meta={"token_text": pieces}, arrays={
+        "token_ids": np.arange(1, 7), "text_rows": np.zeros(6, dtype=int)})
+    fa = np.zeros((6, 2))
+    fa[3, 0], fa[4, 1] = 2.0, 1.0
+    lab = _Labeller({}, sparse.csr_matrix(fa), be, np.ones(6, dtype=bool))
+    assert lab(0)["contexts"] == ["The concept of [[casino]]'s is"]
+    assert lab(1)["contexts"] == ["The concept of casino[['s]] is"]
+    assert lab(0)["label"] == "'casino'"
