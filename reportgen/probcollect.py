@@ -25,7 +25,13 @@ from .progress import Progress
 
 NAME = "probabilities"
 BLOCK_ROWS = 256
-VERSION = 1
+#: In every capture's settings: bump when what the collector computes changes. 2: the LM
+#: head's output goes through the model's own logit transforms, checked by one forward.
+VERSION = 2
+#: Tokens of the first scored text the whole model reads once to check the LM-head path.
+HEAD_CHECK_TOKENS = 16
+#: Largest difference (nats) between the model's own log-probabilities and the collector's.
+HEAD_CHECK_TOLERANCE = 1e-3
 CAUSAL_SCHEME = ("causal LM: the next-token distribution at every non-padding position of "
                  "each domain and risk probe text (the last position predicts past the text)")
 
@@ -50,8 +56,7 @@ class ProbabilityCollector:
         self.greedy: list[str] | None = None
 
     def settings(self) -> str:
-        # v2: the LM head's output goes through the model's own logit transforms (head_logits)
-        return json.dumps({**self.cfg, "v": 2}, sort_keys=True)
+        return json.dumps(self.cfg, sort_keys=True)
 
     def start(self, model: Any, tokenizer: Any, texts: list[str], workdir: Path) -> None:
         self.model, self.tok, self.texts = model, tokenizer, texts
@@ -127,6 +132,12 @@ class ProbabilityCollector:
             return Extra(meta={"unavailable": self.unavailable})
         counter = _count_calls(self.model, self.calls)
         try:
+            if self.kind == "causal-lm":
+                problem = self._head_check()
+                if problem is not None:
+                    if self.writer is not None:
+                        self.writer.abort()
+                    return Extra(meta={"unavailable": problem})
             if self.kind == "masked-lm":
                 self._masked_pass(progress)
                 self.calls["masked_copies"] = self.calls.pop("_running", 0)
@@ -138,6 +149,36 @@ class ProbabilityCollector:
             counter.remove()
         extra.meta["forward_calls"] = dict(self.calls)
         return extra
+
+    def _head_check(self) -> str | None:
+        """One short forward of the whole model: its own log-probabilities must be the ones
+        this collector computes from the last hidden state (:func:`head_logits`); a model
+        that transforms its logits in some other way is reported, never scored wrongly."""
+        import torch
+
+        row = min(self.groups) if self.groups else None
+        ids = self._ids(row)[:HEAD_CHECK_TOKENS] if row is not None else np.zeros(0)
+        if len(ids) == 0:
+            return None
+        device = self.model.get_input_embeddings().weight.device
+        x = torch.as_tensor(ids, dtype=torch.long, device=device)[None]
+        body = getattr(self.model, "base_model", None) or self.model
+        seen: list[Any] = []
+        hook = body.register_forward_hook(lambda _m, _a, out: seen.append(
+            out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]))
+        try:
+            with torch.inference_mode():
+                own = torch.log_softmax(self.model(input_ids=x).logits.float(), -1)
+                ours = torch.log_softmax(head_logits(self.model, self.head, seen[0]).float(), -1)
+        finally:
+            hook.remove()
+        self.calls["head_check"] = self.calls.pop("_running", 0)
+        gap = float((own - ours).abs().max())
+        if gap > HEAD_CHECK_TOLERANCE:
+            return ("the model's own next-token log-probabilities differ from its LM head's "
+                    f"by up to {gap:.3g} nats (it transforms its logits in a way reportgen "
+                    "does not reproduce)")
+        return None
 
     def _masked_pass(self, progress: Progress) -> None:
         from .maskedlm import mask_plan, masked_logprobs

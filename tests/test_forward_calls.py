@@ -134,7 +134,9 @@ def test_one_forward_per_batch_per_model(tiny_models, tmp_path, forward_log, kin
     for rows in forward_log.batches:
         assert sum(rows[:main]) == n_texts  # concepts, domain and risk in one pass
         extra = rows[main:]
-        if kind == "gpt2":  # risk continuations in batches, then greedy token by token
+        if kind == "gpt2":  # the LM-head check (one text), risk continuations in batches,
+            assert extra[0] == 1  # then greedy token by token
+            extra = extra[1:]
             assert extra[:math.ceil(pairs / BATCH)] == [BATCH, pairs - BATCH]
             greedy = extra[math.ceil(pairs / BATCH):]
             assert 1 <= len(greedy) <= MAX_NEW and set(greedy) == {1}
@@ -191,9 +193,10 @@ def test_sae_extra_passes_are_declared_and_cached(tiny_models, tmp_path, forward
     n_texts = sum(len(v) for v in VOCAB.values()) + len(DOMAIN)
     main = math.ceil(n_texts / BATCH)
     declared = math.ceil(len(DOMAIN) / BATCH) * 3
+    head_check = 1  # the probabilities collector's one-text check of its LM-head path
     assert len(forward_log.batches) == 3
     for rows in forward_log.batches:
-        assert len(rows) == main + declared
+        assert len(rows) == main + head_check + declared
         assert sum(rows[:main]) == n_texts
     import json
 

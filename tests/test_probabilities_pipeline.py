@@ -199,3 +199,21 @@ def test_model_without_lm_head_is_reported_not_available(tiny_models, tmp_path) 
             "not available: the models are encoders without a language-model head")
     assert any("probabilities not available" in w for w in cert.data["warnings"])
     assert cert.checks[0]["status"] == "ERROR"
+
+
+def test_unreproduced_logit_transform_is_reported_not_scored(tiny_models, tmp_path,
+                                                             monkeypatch) -> None:
+    """A model whose own log-probabilities differ from what the collector computes from its
+    LM head (a post-head transform reportgen does not know) gets no probability metrics,
+    with the reason, instead of wrong ones."""
+    from reportgen import probcollect
+
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(probcollect, "head_logits", lambda _m, head, x: head(x) * 1.5)
+    spec = risk_spec(tmp_path, tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"])
+    cert = reportgen.audit(spec, progress=False)
+    m = cert.comparison("ft")["metrics"]["probabilities.kl_base_candidate.mean"]
+    assert m["value"] is None
+    assert m["error"].startswith("not available: base: the model's own next-token "
+                                 "log-probabilities differ from its LM head's by up to")
+    assert cert.metric("ft", "concepts.cosine_distance.mean") is not None
