@@ -29,6 +29,7 @@ from typing import Any
 from .certificate import STATUS_ORDER, Certificate, dictionary_files
 from .errors import InputError
 from .modelcard import headline_metrics
+from .render import copy_synced
 
 INDEX = "index.html"
 INDEX_TEMPLATE = "archive-index.html.j2"
@@ -179,7 +180,7 @@ def _file_release(source: Path, target: Path, extra: list[str]) -> None:
         for name in (*FILES, *extra):
             if (source / name).is_file():
                 (stage / name).parent.mkdir(parents=True, exist_ok=True)
-                _copy_synced(source / name, stage / name)
+                copy_synced(source / name, stage / name)
         os.chmod(stage, 0o755)
         if target.exists():
             os.replace(target, old)
@@ -191,12 +192,6 @@ def _file_release(source: Path, target: Path, extra: list[str]) -> None:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _copy_synced(src: Path, dst: Path) -> None:
-    shutil.copyfile(src, dst)
-    with open(dst, "rb+") as fh:
-        os.fsync(fh.fileno())
 
 
 @contextlib.contextmanager

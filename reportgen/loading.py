@@ -37,8 +37,9 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
         model = apply_adapter(model, rm)
     model.eval()
     if rm.bits:
-        quantize_roundtrip(model, rm.bits)
-    _check_finite(model, rm)
+        derive_in_place(model, rm)
+    else:
+        _check_finite(model, rm)
     return model, tok
 
 

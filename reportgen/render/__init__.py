@@ -23,7 +23,7 @@ FILENAMES = {"json": "certificate.json", "html": "certificate.html", "pdf": "cer
              "model-card": "model-card.md"}
 SIGNATURE_FILE = "certificate.sig.json"
 
-__all__ = ["FILENAMES", "render_outputs", "write_outputs"]
+__all__ = ["FILENAMES", "copy_synced", "render_outputs", "write_outputs"]
 
 
 def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
@@ -146,7 +146,7 @@ def _commit(payloads: dict[str, bytes], out_dir: Path, attachments: dict[str, Pa
             if isinstance(data, bytes):
                 _write_synced(staging / name, data)
             else:
-                _copy_synced(Path(data), staging / name)
+                copy_synced(Path(data), staging / name)
             staged.setdefault(Path(name).parts[0], staging / Path(name).parts[0])
         _swap_in(staged, out_dir, staging, remove)
     finally:
@@ -161,7 +161,8 @@ def _write_synced(path: Path, data: bytes) -> Path:
     return path
 
 
-def _copy_synced(src: Path, dst: Path) -> None:
+def copy_synced(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` and flush it to disk (before a rename makes it visible)."""
     shutil.copyfile(src, dst)
     with open(dst, "rb+") as fh:
         os.fsync(fh.fileno())

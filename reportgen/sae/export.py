@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..certificate import DICTIONARY_FILES
 from ..certificate import TRAINED_SAE as FOLDER
-from .formats import CFG, SAELENS_WEIGHTS
 from .sources import stored_names
 
 
@@ -30,6 +30,6 @@ def attachments(base_capture: Any) -> dict[str, Path | bytes]:
     for key, info in sorted(extra.meta.get("layers", {}).items(), key=lambda kv: int(kv[0])):
         if info.get("origin") != "trained":
             continue
-        for name, stored in zip((CFG, SAELENS_WEIGHTS), stored_names(int(key)), strict=True):
+        for name, stored in zip(DICTIONARY_FILES, stored_names(int(key)), strict=True):
             out[f"{saved_as(int(key))}/{name}"] = Path(extra.files[stored])
     return out

@@ -24,6 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..certificate import DICTIONARY_FILES
 from ..errors import InputError
 from .model import (
     ACTIVATIONS,
@@ -34,8 +35,8 @@ from .model import (
     HookInfo,
 )
 
-CFG = "cfg.json"
-SAELENS_WEIGHTS = "sae_weights.safetensors"
+# a SAELens folder's two files; the certificate names them too (without importing torch)
+CFG, SAELENS_WEIGHTS = DICTIONARY_FILES
 SPARSIFY_WEIGHTS = "sae.safetensors"
 # The config layout save_saelens writes: SAELens reads configs without a version as pre-6.0.
 SAELENS_FORMAT_VERSION = "6.0.0"
