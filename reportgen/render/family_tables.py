@@ -150,12 +150,9 @@ def representation_tables(data: dict[str, Any], fam: str
         cols = [Column("block", "block", "int"), Column("module", "module"),
                 Column("tensors", "tensors", "int"), Column("parameters", "parameters", "int"),
                 Column("relative_drift", "relative drift", "num")]
+        out.update(_per_candidate(comps, "weights_blocks", "weights", cols,
+                                  "Weight drift by block and module type"))
         for c in comps:
-            rows = charts.table(c, "weights_blocks")
-            if rows:
-                out[f"weights-{charts.slug(c['candidate'])}"] = [Table(
-                    f"Weight drift by block and module type: {c['candidate']}", cols, rows,
-                    collapsed=True)]
             unmatched = charts.table(c, "weights_unmatched")
             if unmatched:
                 shown = ", ".join(u["name"] for u in unmatched[:10])
@@ -165,10 +162,14 @@ def representation_tables(data: dict[str, Any], fam: str
         cols = [Column("domain", "domain"), Column("layer", "layer", "int"),
                 Column("cosine_distance_mean", "mean drift", "num"),
                 Column("cka", "linear CKA", "num")]
-        for c in comps:
-            rows = charts.table(c, "domains")
-            if rows:
-                out[f"domains-{charts.slug(c['candidate'])}"] = [Table(
-                    f"Domain drift and CKA by layer: {c['candidate']}", cols, rows,
-                    collapsed=True)]
+        out.update(_per_candidate(comps, "domains", "domains", cols,
+                                  "Domain drift and CKA by layer"))
     return out, notes
+
+
+def _per_candidate(comps: list[dict], table: str, figure: str, cols: list[Column],
+                   title: str) -> dict[str, list[Table]]:
+    """One collapsed table per candidate that has rows, under its figure ``figure-SLUG``."""
+    return {f"{figure}-{charts.slug(c['candidate'])}": [
+        Table(f"{title}: {c['candidate']}", cols, charts.table(c, table), collapsed=True)]
+        for c in comps if charts.table(c, table)}
