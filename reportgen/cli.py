@@ -33,8 +33,10 @@ def _validate(args: argparse.Namespace) -> int:
     loaded = load_spec(args.spec)
     probe = concept_probe(loaded)
     spec = loaded.spec
-    print(f"{args.spec}: OK ({len(spec.models.candidates)} candidates, "
-          f"{probe.info.count} concepts, {len(spec.checks)} checks)")
+    from .numfmt import plural
+
+    print(f"{args.spec}: OK ({plural(len(spec.models.candidates), 'candidate')}, "
+          f"{plural(probe.info.count, 'concept')}, {plural(len(spec.checks), 'check')})")
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from . import numfmt
 from .certificate import Certificate
 from .errors import InputError
 
@@ -262,23 +263,14 @@ def _condition(check: dict[str, Any]) -> str:
 
 
 def fmt_number(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return md(str(v))
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return md(numfmt.num(v))
 
 
 def fmt_metric(m: dict[str, Any] | None) -> str:
     """A metric cell: '57.8×', '87.5 %', '0.1342', or '—' when it was not computed."""
     if not m or m.get("value") is None:
         return "—"
-    unit, v = m.get("unit", ""), m["value"]
-    if unit == "×":
-        return f"{v:.1f}×" if abs(v) < 100 else f"{v:,.0f}×"
-    if unit == "share":
-        return f"{100 * v:.1f} %"
-    return f"{fmt_number(v)} {md(unit)}".strip()
+    return md(numfmt.with_unit(m["value"], m.get("unit", "")))
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")

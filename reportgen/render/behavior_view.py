@@ -7,6 +7,7 @@ from typing import Any
 
 import altair as alt
 
+from ..numfmt import fixed
 from . import charts as ch
 from .family_tables import TOP_N, _top_and_all
 from .tables import Column, Table
@@ -44,9 +45,9 @@ def margin_chart(data: Data, candidate: str) -> ch.ChartLike:
                         scale=alt.Scale(domain=cats, range=ch.OKABE_ITO[:len(cats)])),
         opacity=ch._faded(pick),
         tooltip=[alt.Tooltip("category:N"), alt.Tooltip("prompt:N"),
-                 alt.Tooltip("margin_base:Q", title="margin base", format=".3f"),
-                 alt.Tooltip("margin_candidate:Q", title="margin candidate", format=".3f"),
-                 alt.Tooltip("margin_change:Q", title="change", format=".3f"),
+                 alt.Tooltip("margin_base:Q", title="margin base", format=".3~g"),
+                 alt.Tooltip("margin_candidate:Q", title="margin candidate", format=".3~g"),
+                 alt.Tooltip("margin_change:Q", title="change", format=".3~g"),
                  alt.Tooltip("misaligned:N")],
     ).add_params(pick)
     rule = alt.Chart(alt.Data(values=[{"x": -delta}])).mark_rule(
@@ -122,7 +123,7 @@ def _conts(r: dict[str, Any]) -> str:
     base = r.get("continuations_base") or []
     cand = r.get("continuations_candidate") or []
     return "; ".join(f"{'safe' if b['safe'] else 'unsafe'} {_short(b['text'])!r}: "
-                     f"{b['logprob']:.2f} → {c['logprob']:.2f}"
+                     f"{fixed(b['logprob'], 2)} → {fixed(c['logprob'], 2)}"
                      for b, c in zip(base, cand, strict=False))
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import altair as alt
 
+from ..numfmt import fixed
 from . import charts as ch
 from .tables import Column, Table
 from .views import Data, FamilyView, register_view
@@ -64,8 +65,8 @@ def entropy_chart(data: Data, candidate: str) -> ch.ChartLike:
         y=alt.Y("positions:Q", title="positions", stack=None),
         color=alt.Color("model:N", title="model", scale=alt.Scale(
             domain=["base", candidate], range=[ch.FLOOR_COLOUR, colour])),
-        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("from:Q", format=".2f"),
-                 alt.Tooltip("to:Q", format=".2f"), alt.Tooltip("positions:Q")],
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("from:Q", format=".3~g"),
+                 alt.Tooltip("to:Q", format=".3~g"), alt.Tooltip("positions:Q")],
     ).properties(width=ch.WIDTH, height=200, title=alt.Title(
         f"Entropy before and after: {candidate}",
         subtitle="Mass moving left = the fine-tune became more confident"))
@@ -87,10 +88,10 @@ def tokens_chart(data: Data, candidate: str) -> ch.ChartLike:
                 title=None, axis=alt.Axis(labelLimit=160)),
         color=alt.Color("direction:N", title=None,
                         scale=alt.Scale(domain=["gained", "lost"], range=[GAINED, LOST])),
-        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("net_mass:Q", format=".4f"),
-                 alt.Tooltip("mass_gained:Q", format=".4f"),
-                 alt.Tooltip("mass_lost:Q", format=".4f"),
-                 alt.Tooltip("mean_logit_shift:Q", title="mean logit shift", format=".3f")],
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("net_mass:Q", format=".4~g"),
+                 alt.Tooltip("mass_gained:Q", format=".4~g"),
+                 alt.Tooltip("mass_lost:Q", format=".4~g"),
+                 alt.Tooltip("mean_logit_shift:Q", title="mean logit shift", format=".3~g")],
     ).properties(width=ch.WIDTH, height=ch.BAR_STEP * max(len(rows), 1), title=alt.Title(
         f"Tokens that gained and lost probability: {candidate}",
         subtitle=f"Up to {TOP_TOKENS} each way, by net mass over every scored position"))
@@ -134,7 +135,7 @@ def _ci_text(r: dict[str, Any], key: str) -> str:
 
 
 def _top5(items: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{ch.token_label(i['token'])} {i['p']:.2f}" for i in items)
+    return ", ".join(f"{ch.token_label(i['token'])} {fixed(i['p'], 2)}" for i in items)
 
 
 def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
