@@ -11,12 +11,12 @@ import difflib
 import re
 from dataclasses import dataclass
 
-_PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+", "domain": r"[^.]+"}
+_PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+", "domain": r"[^.]+", "block": r"\d+"}
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    name: str  # may hold {category} / {layer} / {domain} placeholders
+    name: str  # may hold {category} / {layer} / {domain} / {block} placeholders
     family: str
     definition: str
     unit: str = ""
