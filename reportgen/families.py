@@ -89,5 +89,8 @@ def pair_analyses() -> dict[str, PairAnalysis]:
 
 def _import_families() -> None:
     """Families register on import (lazy: importing a family may import torch)."""
-    from . import probfamily  # noqa: F401  (probabilities, behaviour)
+    from . import (
+        collapsefamily,  # noqa: F401  (concept collapse, from the concept captures)
+        probfamily,  # noqa: F401  (probabilities, behaviour)
+    )
     from .sae import family as _sae  # noqa: F401

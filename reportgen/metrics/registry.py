@@ -73,6 +73,7 @@ def definition(name: str) -> str:
 # The metric families register their names on import.
 from . import behavior as _behavior  # noqa: E402,F401
 from . import cka as _cka  # noqa: E402,F401
+from . import collapse as _collapse  # noqa: E402,F401
 from . import concepts as _concepts  # noqa: E402,F401
 from . import domains as _domains  # noqa: E402,F401
 from . import embeddings as _embeddings  # noqa: E402,F401
