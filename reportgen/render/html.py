@@ -23,10 +23,17 @@ import vl_convert
 from markupsafe import Markup
 
 from ..certificate import Certificate
+from ..metrics.registry import lookup
 from ..resources import templates_dir
 from ..summary import summary_lines
 from . import charts, explorer, views
-from .family_tables import cand_key, concept_tables, representation_tables, token_tables
+from .family_tables import (
+    cand_key,
+    collapse_notes,
+    concept_tables,
+    representation_tables,
+    token_tables,
+)
 from .filters import FILTERS
 from .glossary import glossary
 from .tables import Column, Table
@@ -337,6 +344,7 @@ def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Sec
             section.tables, section.notes = view.tables(data)
         elif fam == "concepts":
             section.tables = concept_tables(data)
+            section.notes = collapse_notes(data)
         elif fam == "embeddings":
             section.tables, section.notes = token_tables(data)
         elif fam in ("neighbors", "cka", "weights", "domains"):
@@ -370,8 +378,13 @@ def _definition_groups(comps: list[dict[str, Any]], names: list[str]) -> list[tu
 
 
 def _pattern(names: list[str]) -> str:
+    """The registered pattern the names share (its placeholders are the ones its definition
+    uses), else one derived from where the names differ."""
     if len(names) == 1:
         return names[0]
+    infos = {lookup(n) for n in names}
+    if len(infos) == 1 and None not in infos:
+        return next(iter(infos)).name
     parts = [n.split(".") for n in names]
     if len({len(p) for p in parts}) != 1:
         return ", ".join(names)
