@@ -13,11 +13,14 @@ import numpy as np
 
 from ..certificate import MetricValue
 from ..numfmt import num
+from ..numfmt import ratio as ratio_text
 from .registry import definition, register
 
 #: A candidate whose concept states are spread this many times less than the base's
 #: (1 − mean pairwise cosine) has collapsed: ten times closer together.
 COLLAPSE_SPREAD_RATIO = 0.1
+#: The words every collapse warning carries (the concept section repeats those warnings).
+COLLAPSED = ": the concept representations collapsed: "
 
 STATE = "h = hidden state of the last non-padding token at the last layer of the prompt template"
 register("concepts.pairwise_cosine.base",
@@ -63,24 +66,29 @@ def collapse_metrics(base: np.ndarray, cand: np.ndarray) -> dict[str, MetricValu
             "concepts.spread_ratio": mv("concepts.spread_ratio", ratio, error)}
 
 
-def collapsed(metrics: dict[str, MetricValue | dict]) -> bool:
-    """Whether these metrics (as computed, or as read from a certificate) show a collapse."""
-    m = metrics.get("concepts.spread_ratio")
-    value = m.get("value") if isinstance(m, dict) else getattr(m, "value", None)
-    return value is not None and value < COLLAPSE_SPREAD_RATIO
+def collapsed(metrics: dict[str, MetricValue]) -> bool:
+    """Whether the metrics of :func:`collapse_metrics` show a collapse."""
+    ratio = metrics["concepts.spread_ratio"].value
+    return ratio is not None and ratio < COLLAPSE_SPREAD_RATIO
 
 
-def collapse_message(candidate: str, metrics: dict[str, MetricValue | dict]) -> str:
-    """One sentence for the warnings and the concept section."""
-    def value(name: str) -> float:
-        m = metrics[name]
-        return m["value"] if isinstance(m, dict) else m.value
+def collapse_message(candidate: str, metrics: dict[str, MetricValue]) -> str:
+    """One sentence for the warnings (the concept section repeats it)."""
+    pb = metrics["concepts.pairwise_cosine.base"].value
+    pc = metrics["concepts.pairwise_cosine.candidate"].value
+    ratio = metrics["concepts.spread_ratio"].value
+    spread = (f"their spread (1 − mean cosine) fell to {ratio_text(ratio)} the base's"
+              if ratio else "every concept now has the same state")
+    return (f"{candidate}{COLLAPSED}the mean cosine between two different concepts' "
+            f"last-layer states rose from {num(pb, 3)} in the base to {_below_one(pc)}, so "
+            f"{spread}; its concept drift and neighbourhoods describe that collapse, not what "
+            "each concept means.")
 
-    pb, pc = value("concepts.pairwise_cosine.base"), value("concepts.pairwise_cosine.candidate")
-    ratio = value("concepts.spread_ratio")
-    closer = (f"they sit {num(1 / ratio, 3)} times closer together" if ratio > 0 else
-              "every concept now has the same state")
-    return (f"{candidate}: the concept representations collapsed: the mean cosine between two "
-            f"different concepts' last-layer states rose from {num(pb, 3)} in the base to "
-            f"{num(pc, 4)}, so {closer}; its concept drift and neighbourhoods describe that "
-            "collapse, not what each concept means.")
+
+def _below_one(v: float) -> str:
+    """A cosine near 1 with enough decimals that it does not read as exactly 1."""
+    for decimals in range(3, 10):
+        text = f"{v:.{decimals}f}"
+        if float(text) != 1.0:
+            return text
+    return f"{v:.9f}"

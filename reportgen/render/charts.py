@@ -372,7 +372,8 @@ def token_histogram_chart(data: dict[str, Any]) -> ChartLike:
     rows, top = shared_token_histogram(data)
     still = [c["candidate"] for c in comparisons(data)
              if table(c, "token_histogram") and no_token_moved(c)]
-    domain, colours = candidate_colours(data)
+    shown = [(n, c) for n, c in zip(*candidate_colours(data), strict=True) if n not in still]
+    domain, colours = [n for n, _ in shown], [c for _, c in shown]
     pick = _legend_pick("pick_hist", "candidate")
     width = rows[0]["bin_end"] - rows[0]["bin_start"] if rows else 0.0
     subtitle = [f"Shared bins {width:.3g} wide; counts on a symmetric-log scale so the tail "
@@ -389,8 +390,7 @@ def token_histogram_chart(data: dict[str, Any]) -> ChartLike:
         y2=alt.datum(0),
         color=alt.Color("candidate:N", title="candidate",
                         scale=alt.Scale(domain=domain, range=colours)),
-        row=alt.Row("candidate:N", title=None,
-                    sort=[d for d in domain if d not in still],
+        row=alt.Row("candidate:N", title=None, sort=domain,
                     header=alt.Header(labelAngle=0, labelAlign="left", labelAnchor="start",
                                       labelOrient="top", labelFontSize=12)),
         opacity=_faded(pick),

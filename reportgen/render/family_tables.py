@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..metrics.collapse import collapse_message, collapsed
+from ..metrics.collapse import COLLAPSED
 from ..numfmt import plural
 from . import charts
 from .tables import Column, Table
@@ -57,10 +57,9 @@ def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
 
 
 def collapse_notes(data: dict[str, Any]) -> list[str]:
-    """The warning of each candidate whose concept states collapsed, repeated in the concept
-    section where its drift numbers are read."""
-    return [collapse_message(c["candidate"], c["metrics"]) for c in charts.comparisons(data)
-            if collapsed(c.get("metrics") or {})]
+    """The certificate's warning for each candidate whose concept states collapsed, repeated
+    in the concept section where its drift numbers are read."""
+    return [str(w) for w in data.get("warnings") or [] if COLLAPSED in str(w)]
 
 
 def _top_and_all(top: str, everything: str, cols: list[Column],
