@@ -161,8 +161,16 @@ def test_no_top_n_of_zeros_anywhere_on_the_page() -> None:
 
 def test_definitions_are_listed_under_their_registered_pattern() -> None:
     """Grouped definitions use the registry's placeholder (weights.block.{block}, not a name
-    derived from the metric's dotted parts) so the name and its definition agree."""
-    from reportgen.render.html import _pattern
+    derived from the metric's dotted parts) so the name and its definition agree; a metric
+    listed alone (one SAE layer) reads its definition with its own layer."""
+    from reportgen.metrics.registry import definition
+    from reportgen.render.html import _definition_groups, _pattern
+
+    one = "sae.layer.2.fvu.base"
+    comps = [{"metrics": {one: {"definition": definition(one), "unit": ""}}}]
+    assert _definition_groups(comps, [one]) == [(one, definition(one).replace(
+        "{layer}", "2"), "")]
+    assert "at layer 2:" in _definition_groups(comps, [one])[0][1]
 
     assert _pattern(["weights.block.0.relative_drift", "weights.block.1.relative_drift"]) == \
         "weights.block.{block}.relative_drift"

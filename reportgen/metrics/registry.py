@@ -26,9 +26,20 @@ class MetricInfo:
     def pattern(self) -> re.Pattern[str]:
         parts = re.split(r"(\{\w+\})", self.name)
         rx = "".join(
-            _PLACEHOLDERS[p[1:-1]] if p.startswith("{") else re.escape(p) for p in parts
+            f"({_PLACEHOLDERS[p[1:-1]]})" if p.startswith("{") else re.escape(p) for p in parts
         )
         return re.compile(rx + r"\Z")
+
+    def filled(self, name: str, text: str) -> str:
+        """``text`` with this pattern's placeholders replaced by their values in ``name``
+        ('after block {layer}' reads 'after block 3' for concepts.layer.3.…)."""
+        found = self.pattern.match(name)
+        if found is None:
+            return text
+        for key, value in zip(re.findall(r"\{(\w+)\}", self.name), found.groups(),
+                              strict=True):
+            text = text.replace("{" + key + "}", value)
+        return text
 
 
 REGISTRY: dict[str, MetricInfo] = {}
@@ -61,6 +72,13 @@ def unknown_metric_message(name: str) -> str:
     else:
         msg += " Run 'reportgen metrics' for the list."
     return msg
+
+
+def concrete_definition(name: str, text: str) -> str:
+    """A definition as one concrete metric reads it: its pattern's placeholders filled in
+    from ``name`` (``text`` unchanged when ``name`` is not a registered pattern's)."""
+    info = lookup(name)
+    return text if info is None or "{" not in info.name else info.filled(name, text)
 
 
 def definition(name: str) -> str:

@@ -23,7 +23,7 @@ import vl_convert
 from markupsafe import Markup
 
 from ..certificate import Certificate
-from ..metrics.registry import lookup
+from ..metrics.registry import concrete_definition, lookup
 from ..resources import templates_dir
 from ..summary import summary_lines
 from . import charts, explorer, views
@@ -374,7 +374,8 @@ def _definition_groups(comps: list[dict[str, Any]], names: list[str]) -> list[tu
             if m is not None and n not in by_def.get(m.get("definition", ""), []):
                 by_def.setdefault(m.get("definition", ""), []).append(n)
                 units[n] = m.get("unit", "")
-    return [(_pattern(group), d, units[group[0]]) for d, group in by_def.items()]
+    return [(_pattern(group), concrete_definition(group[0], d) if len(group) == 1 else d,
+             units[group[0]]) for d, group in by_def.items()]
 
 
 def _pattern(names: list[str]) -> str:

@@ -31,3 +31,24 @@ def test_weight_blocks_are_named_by_block_not_layer() -> None:
     info = lookup("weights.block.3.relative_drift")
     assert info is not None and info.name == "weights.block.{block}.relative_drift"
     assert "{layer}" not in info.definition
+
+
+def test_one_concrete_metric_reads_its_definition_with_its_own_values() -> None:
+    """Where a page or the archive shows one concrete metric (one SAE layer, one domain), its
+    definition names that layer or domain, not the placeholder."""
+    from reportgen.metrics.registry import concrete_definition
+
+    samples = {"layer": "3", "block": "7", "category": "finance", "domain": "legal"}
+    for name, info in REGISTRY.items():
+        keys = PLACEHOLDER.findall(name)
+        if not keys:
+            continue
+        concrete = PLACEHOLDER.sub(lambda m: samples[m.group(1)], name)
+        assert lookup(concrete) is info, concrete
+        text = concrete_definition(concrete, info.definition)
+        assert "{" not in text, (concrete, text)
+        for key in keys:
+            assert samples[key] in text, (concrete, text)
+    assert "after block 3 (0 = embedding output)" in concrete_definition(
+        "concepts.layer.3.cosine_distance.mean",
+        REGISTRY["concepts.layer.{layer}.cosine_distance.mean"].definition)
