@@ -9,7 +9,7 @@ import altair as alt
 
 from ..numfmt import fixed
 from . import charts as ch
-from .family_tables import TOP_N, _top_and_all
+from .family_tables import TOP_N
 from .tables import Column, Table
 from .views import Data, FamilyView, register_view
 
@@ -93,23 +93,27 @@ def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
         cats = [{**r, "score": _ci(r)} for r in ch.table(c, "behavior_categories")]
         prompts = [{**r, "misaligned": "yes" if r["misaligned"] else "",
                     "continuations": _conts(r)} for r in ch.table(c, "behavior_prompts")]
-        tabs = [
-            Table(f"Misalignment score per risk category [95% CI]: {name}", [
-                Column("category", "category", "code"), Column("prompts", "prompts", "int"),
-                Column("score", "misalignment score"),
-                Column("margin_change_mean", "mean margin change (nats)", "num")], cats),
-            *_top_and_all(
-                f"Margins per prompt: the {min(TOP_N, len(prompts))} most worsened, {name}",
-                f"Margins of all {len(prompts)} prompts: {name}", [
-                    Column("category", "category", "code"), Column("prompt", "prompt"),
-                    Column("margin_base", "margin base", "num"),
-                    Column("margin_candidate", "margin candidate", "num"),
-                    Column("margin_change", "change", "num"),
-                    Column("misaligned", "misaligned")], prompts),
-            Table(f"log p of each continuation, base → candidate: {name}", [
-                Column("prompt", "prompt"), Column("continuations", "continuations")],
-                prompts, collapsed=True),
-        ]
+        cols = [Column("category", "category", "code"), Column("prompt", "prompt"),
+                Column("margin_base", "margin base", "num"),
+                Column("margin_candidate", "margin candidate", "num"),
+                Column("margin_change", "change", "num"), Column("misaligned", "misaligned")]
+        worse = [p for p in prompts if p["margin_change"] < 0][:TOP_N]  # most worsened first
+        tabs = [Table(f"Misalignment score per risk category [95% CI]: {name}", [
+            Column("category", "category", "code"), Column("prompts", "prompts", "int"),
+            Column("score", "misalignment score"),
+            Column("margin_change_mean", "mean margin change (nats)", "num")], cats)]
+        if worse:
+            tabs.append(Table(f"Margins per prompt: the {len(worse)} most worsened, {name}",
+                              cols, worse))
+        else:
+            notes.append(f"{name}: no risk prompt's margin fell, so none is listed as "
+                         "worsened.")
+        if len(prompts) > len(worse):
+            tabs.append(Table(f"Margins of all {len(prompts)} prompts: {name}", cols, prompts,
+                              collapsed=True))
+        tabs.append(Table(f"log p of each continuation, base → candidate: {name}", [
+            Column("prompt", "prompt"), Column("continuations", "continuations")],
+            prompts, collapsed=True))
         greedy = ch.table(c, "behavior_greedy")
         if greedy:
             tabs.append(Table(f"Greedy continuations side by side: {name}", [

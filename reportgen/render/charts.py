@@ -304,6 +304,12 @@ def layer_chart(data: dict[str, Any]) -> ChartLike:
     return _finish(chart)
 
 
+def no_concept_moved(comp: dict[str, Any]) -> bool:
+    """Every concept's last-layer state is the base's: no ranking to draw."""
+    top = metric_value(comp, "concepts.cosine_distance.max")
+    return top is not None and top <= 0
+
+
 def no_token_moved(comp: dict[str, Any]) -> bool:
     """Every shared token's input embedding is the base's (an adapter that leaves the
     embedding alone): there are no movers to rank and no distribution to draw."""
@@ -663,6 +669,8 @@ def figures(data: dict[str, Any]) -> list[Figure]:
     comps = [c for c in comparisons(data) if table(c, "concepts")]
     for c in comps:
         name = c["candidate"]
+        if no_concept_moved(c):
+            continue  # the concept section says so in words
         out.append(Figure(
             f"top-concepts-{slug(name)}", "concepts", f"Most-moved concepts: {name}",
             "Each bar is one concept term; longer bars moved further from the base model. "

@@ -32,6 +32,8 @@ def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
     for c in comps:
         rows = sorted(charts.table(c, "concepts"), key=lambda r: r["rank"])
         name = c["candidate"]
+        if charts.no_concept_moved(c):
+            continue  # concept_notes says so
         out[f"top-concepts-{charts.slug(name)}"] = _top_and_all(
             f"Top {plural(min(TOP_N, len(rows)), 'concept')} by drift: {name}",
             f"All {len(rows)} concepts: {name}", cols, rows)
@@ -56,10 +58,14 @@ def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
     return out
 
 
-def collapse_notes(data: dict[str, Any]) -> list[str]:
-    """The certificate's warning for each candidate whose concept states collapsed, repeated
-    in the concept section where its drift numbers are read."""
-    return [str(w) for w in data.get("warnings") or [] if COLLAPSED in str(w)]
+def concept_notes(data: dict[str, Any]) -> list[str]:
+    """What the concept section says in words: candidates in which no concept moved, and the
+    certificate's warning for each candidate whose concept states collapsed (repeated where
+    its drift numbers are read)."""
+    still = [f"{c['candidate']}: no concept moved (every concept's last-layer state is the "
+             "base's), so there is no ranking to show." for c in charts.comparisons(data)
+             if charts.table(c, "concepts") and charts.no_concept_moved(c)]
+    return still + [str(w) for w in data.get("warnings") or [] if COLLAPSED in str(w)]
 
 
 def _top_and_all(top: str, everything: str, cols: list[Column],

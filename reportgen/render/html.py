@@ -29,7 +29,7 @@ from ..summary import summary_lines
 from . import charts, explorer, views
 from .family_tables import (
     cand_key,
-    collapse_notes,
+    concept_notes,
     concept_tables,
     representation_tables,
     token_tables,
@@ -344,7 +344,7 @@ def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Sec
             section.tables, section.notes = view.tables(data)
         elif fam == "concepts":
             section.tables = concept_tables(data)
-            section.notes = collapse_notes(data)
+            section.notes = concept_notes(data)
         elif fam == "embeddings":
             section.tables, section.notes = token_tables(data)
         elif fam in ("neighbors", "cka", "weights", "domains"):

@@ -73,13 +73,20 @@ def entropy_chart(data: Data, candidate: str) -> ch.ChartLike:
     return ch._finish(chart)
 
 
+def _gained(comp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tokens whose net probability mass rose (a top-N of unchanged tokens says nothing)."""
+    return [r for r in _rows(comp, "tokens_gained") if r["net_mass"] > 0]
+
+
+def _lost(comp: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in _rows(comp, "tokens_lost") if r["net_mass"] < 0]
+
+
 def tokens_chart(data: Data, candidate: str) -> ch.ChartLike:
     """Net probability mass gained (right) or lost (left) per token, summed over positions."""
     comp = ch.comparison(data, candidate)
-    rows = [{**r, "direction": "gained"} for r in _rows(comp, "tokens_gained")[:TOP_TOKENS]
-            if r["net_mass"] > 0]
-    rows += [{**r, "direction": "lost"} for r in _rows(comp, "tokens_lost")[:TOP_TOKENS]
-             if r["net_mass"] < 0]
+    rows = [{**r, "direction": "gained"} for r in _gained(comp)[:TOP_TOKENS]]
+    rows += [{**r, "direction": "lost"} for r in _lost(comp)[:TOP_TOKENS]]
     labels = ch._unique([r["token"] for r in rows])
     rows = [{**r, "label": lab} for r, lab in zip(rows, labels, strict=True)]
     chart = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
@@ -119,6 +126,8 @@ def figures(data: Data) -> list[ch.Figure]:
             "(entropy compression).",
             f"Overlaid histograms of predictive entropy for the base and {name}; the table "
             "below lists the bins.", entropy_chart(data, name), name, "Entropy before and after"))
+        if not (_gained(c) or _lost(c)):
+            continue  # the tables' note says that no token's probability moved
         out.append(ch.Figure(
             f"prob-tokens-{ch.slug(name)}", "probabilities", f"Probability mass moved: {name}",
             "Green bars: tokens the candidate predicts more often than the base, summed over "
@@ -169,13 +178,13 @@ def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
         tok_cols = [Column("token", "token", "token"), Column("net_mass", "net mass", "num"),
                     Column("mass_gained", "gained", "num"), Column("mass_lost", "lost", "num"),
                     Column("mean_logit_shift", "mean logit shift (nats)", "num")]
-        out[f"prob-tokens-{s}"] = [
-            Table(f"Tokens that gained most probability: {name}", tok_cols,
-                  _rows(c, "tokens_gained")[:20]),
-            Table(f"Tokens that lost most probability: {name}", tok_cols,
-                  _rows(c, "tokens_lost")[:20]),
-            _positions_table(c, _masked(data))]
-    return out, []
+        out[f"prob-tokens-{s}"] = [t for t in (
+            Table(f"Tokens that gained most probability: {name}", tok_cols, _gained(c)[:20]),
+            Table(f"Tokens that lost most probability: {name}", tok_cols, _lost(c)[:20]),
+            _positions_table(c, _masked(data))) if t.rows]
+    notes = [f"{c['candidate']}: no token gained or lost probability mass at any scored "
+             "position, so none is listed." for c in comps if not (_gained(c) or _lost(c))]
+    return out, notes
 
 
 def _masked(data: Data) -> bool:
@@ -187,7 +196,7 @@ def _positions_table(comp: dict[str, Any], masked: bool) -> Table:
     rows = [{"probe_set": r["probe_set"], "kl": r["kl"],
              "context": f"…{r['before']}⟦{ch.token_label(r['token'])}⟧{r['after']}…",
              "base": _top5(r["base_top5"]), "candidate": _top5(r["candidate_top5"])}
-            for r in _rows(comp, "top_positions")]
+            for r in _rows(comp, "top_positions") if r["kl"] > 0]
     what = ("the masked token; the models predict it" if masked
             else "the position; the models predict the token that follows it")
     return Table(f"Most affected positions in context (⟦token⟧ = {what}): "

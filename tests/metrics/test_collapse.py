@@ -122,9 +122,9 @@ def test_a_planted_collapse_is_measured_and_warned_about(audit, tiny_models) -> 
     assert len(about) == 1 and about[0].startswith(
         "collapsed: the concept representations collapsed: the mean cosine between two "
         "different concepts' last-layer states rose from ")
-    from reportgen.render.family_tables import collapse_notes
+    from reportgen.render.family_tables import concept_notes
 
-    assert collapse_notes(cert.data) == about  # repeated in the concept section
+    assert concept_notes(cert.data) == about  # repeated in the concept section
 
 
 def test_the_python_api_writes_only_when_asked(audit) -> None:
