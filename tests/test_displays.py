@@ -177,3 +177,24 @@ def test_definitions_are_listed_under_their_registered_pattern() -> None:
     assert _pattern(["domains.finance.cosine_distance.mean",
                      "domains.legal.cosine_distance.mean"]) == \
         "domains.{domain}.cosine_distance.mean"
+
+
+def test_per_candidate_heatmaps_share_one_colour_scale_from_zero() -> None:
+    """A noise floor's weight heatmap must not look as dark as a fine-tune's: every
+    candidate's heatmap (weights; concept drift by layer and category) and domain chart is
+    drawn on one scale from 0 to the largest value of any of them."""
+    builder = make_builder()
+    tops = {"finetuned": 0.3, "lora": 0.05, "base-int8": 0.002}
+    for comp in builder.comparisons:
+        comp.tables["weights_blocks"] = [
+            {"block": b, "module": "mlp", "tensors": 2, "parameters": 10,
+             "relative_drift": tops[comp.candidate] * (b + 1) / 3} for b in range(3)]
+    data = builder.build()
+    for name in tops:
+        scale = charts.weights_chart(data, name).to_dict()["encoding"]["color"]["scale"]
+        assert scale["domain"] == [0.0, pytest.approx(0.3)], name
+    means = [r["mean"] for c in charts.comparisons(data) if c["role"] != "noise_floor"
+             for r in charts._layer_category_rows(data, c)]
+    for name in ("finetuned", "lora"):
+        spec = charts.layer_category_heatmap(data, name).to_dict()
+        assert spec["encoding"]["color"]["scale"]["domain"] == [0.0, max(means)]

@@ -464,9 +464,13 @@ def cka_chart(data: dict[str, Any]) -> ChartLike:
         "Concept prompts, last-token states; 1 = same geometry as the base", data, "pick_cka")
 
 
-def layer_category_heatmap(data: dict[str, Any], candidate: str) -> ChartLike:
-    """Mean concept drift per (layer, category): where in the network each category moved."""
-    comp = comparison(data, candidate)
+def _shared_top(values: list[float]) -> float:
+    """The top of a colour or y scale that several candidates' charts share (0 to it), so
+    the same colour or height means the same drift in each; 1 when there is nothing."""
+    return max(values, default=0.0) or 1.0
+
+
+def _layer_category_rows(data: dict[str, Any], comp: dict[str, Any]) -> list[dict[str, Any]]:
     cat_of = {r["term"]: r["category"] for r in table(comp, "concepts")}
     layers = (data.get("analysis") or {}).get("layers") or []
     sums: dict[tuple[str, int], list[float]] = {}
@@ -474,18 +478,28 @@ def layer_category_heatmap(data: dict[str, Any], candidate: str) -> ChartLike:
         for j, v in enumerate(r["by_layer"]):
             layer = layers[j] if j < len(layers) else j
             sums.setdefault((cat_of.get(r["term"], "?"), layer), []).append(v)
-    rows = [{"category": c, "layer": layer, "mean": sum(v) / len(v), "count": len(v)}
+    return [{"category": c, "layer": layer, "mean": sum(v) / len(v), "count": len(v)}
             for (c, layer), v in sorted(sums.items())]
+
+
+def layer_category_heatmap(data: dict[str, Any], candidate: str) -> ChartLike:
+    """Mean concept drift per (layer, category): where in the network each category moved,
+    on one colour scale from 0 for every candidate drawn this way."""
+    rows = _layer_category_rows(data, comparison(data, candidate))
+    top = _shared_top([r["mean"] for c in comparisons(data) if c.get("role") != "noise_floor"
+                       for r in _layer_category_rows(data, c)])
     chart = alt.Chart(alt.Data(values=rows)).mark_rect().encode(
         x=alt.X("layer:O", title="layer (0 = embedding output)"),
         y=alt.Y("category:N", title=None, sort=categories(data)),
-        color=alt.Color("mean:Q", title="mean drift", scale=alt.Scale(scheme="blues")),
+        color=alt.Color("mean:Q", title="mean drift",
+                        scale=alt.Scale(scheme="blues", domain=[0.0, top])),
         tooltip=[alt.Tooltip("category:N"), alt.Tooltip("layer:O"),
                  alt.Tooltip("mean:Q", title="mean cosine distance", format=".4~g"),
                  alt.Tooltip("count:Q", title="concepts")],
     ).properties(width=WIDTH, title=alt.Title(
         f"Concept drift by layer and category: {candidate}",
-        subtitle="Darker cells: the category's concepts moved further at that layer"))
+        subtitle="Darker cells: the category's concepts moved further at that layer; one "
+                 "colour scale for every candidate"))
     return _finish(chart)
 
 
@@ -502,27 +516,34 @@ def weights_chart(data: dict[str, Any], candidate: str) -> ChartLike:
     blocks = sorted({r["block"] for r in rows if r["block"] is not None})
     order = [str(b) for b in blocks] + (["outside blocks"] if any(
         r["block"] is None for r in rows) else [])
+    top = _shared_top([r["relative_drift"] for c in comparisons(data)
+                       for r in table(c, "weights_blocks") if r.get("relative_drift") is not None])
     chart = alt.Chart(alt.Data(values=rows)).mark_rect().encode(
         x=alt.X("block_label:N", title="transformer block", sort=order),
         y=alt.Y("module:N", title=None),
-        color=alt.Color("relative_drift:Q", title="‖ΔW‖/‖W‖", scale=alt.Scale(scheme="oranges")),
+        color=alt.Color("relative_drift:Q", title="‖ΔW‖/‖W‖",
+                        scale=alt.Scale(scheme="oranges", domain=[0.0, top])),
         tooltip=[alt.Tooltip("block_label:N", title="block"), alt.Tooltip("module:N"),
                  alt.Tooltip("relative_drift:Q", title="relative drift", format=".4g"),
                  alt.Tooltip("tensors:Q"), alt.Tooltip("parameters:Q", format=",")],
     ).properties(width=WIDTH, title=alt.Title(
         f"Weight drift by block and module type: {candidate}",
-        subtitle="‖W_candidate − W_base‖_F / ‖W_base‖_F over each group's tensors"))
+        subtitle="‖W_candidate − W_base‖_F / ‖W_base‖_F over each group's tensors; one "
+                 "colour scale for every compared model"))
     return _finish(chart)
 
 
 def domains_chart(data: dict[str, Any], candidate: str) -> ChartLike:
     rows = table(comparison(data, candidate), "domains")
     names = sorted({r["domain"] for r in rows})
+    top = _shared_top([r["cosine_distance_mean"] for c in comparisons(data)
+                       for r in table(c, "domains") if r.get("cosine_distance_mean") is not None])
     pick = _legend_pick("pick_domain", "domain")
     chart = alt.Chart(alt.Data(values=rows)).mark_line(point=True, strokeWidth=2).encode(
         x=alt.X("layer:Q", title="layer (0 = embedding output)",
                 axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("cosine_distance_mean:Q", title=f"mean {DRIFT_AXIS}"),
+        y=alt.Y("cosine_distance_mean:Q", title=f"mean {DRIFT_AXIS}",
+                scale=alt.Scale(domain=[0.0, top])),
         color=alt.Color("domain:N", title="domain",
                         scale=alt.Scale(domain=names, range=_category_range(names))),
         opacity=_faded(pick),
@@ -531,7 +552,8 @@ def domains_chart(data: dict[str, Any], candidate: str) -> ChartLike:
                  alt.Tooltip("cka:Q", title="linear CKA", format=".4~g")],
     ).add_params(pick).properties(width=WIDTH, height=240, title=alt.Title(
         f"Domain drift by layer: {candidate}",
-        subtitle="Mean-pooled hidden states of each domain's texts"))
+        subtitle="Mean-pooled hidden states of each domain's texts; one y axis for every "
+                 "compared model"))
     return _finish(chart)
 
 
