@@ -143,16 +143,40 @@ def check_weights(folder: Path, field: str, source: str, allow_pickle: bool = Fa
         for path in tensors:
             check_safetensors(path, field, source)
         return
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-    if pickles and allow_pickle:
+    if not _allowed_pickles(folder, field, source, allow_pickle, allow_field,
+                            "only pickle weights"):
+        raise ModelError(f"{field}: {source!r} has a config but no weights (*.safetensors)")
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # the one safetensors file PEFT reads
+
+
+def check_adapter_weights(folder: Path, field: str, source: str, allow_pickle: bool,
+                          allow_field: str) -> None:
+    """Like :func:`check_weights`, for the file PEFT actually reads: without
+    ``adapter_model.safetensors`` it unpickles ``adapter_model.bin``, whatever other
+    ``*.safetensors`` files lie beside it, so only that name counts."""
+    if (folder / ADAPTER_WEIGHTS).is_file():
+        check_safetensors(folder / ADAPTER_WEIGHTS, field, source)
         return
-    if pickles:
+    if not _allowed_pickles(folder, field, source, allow_pickle, allow_field,
+                            f"no {ADAPTER_WEIGHTS}, only pickle weights"):
+        raise ModelError(f"{field}: {source!r} has an adapter_config.json but no adapter "
+                         f"weights ({ADAPTER_WEIGHTS})")
+
+
+def _allowed_pickles(folder: Path, field: str, source: str, allow_pickle: bool,
+                     allow_field: str, has: str) -> bool:
+    """True when pickle weights are there and allowed; raises when they are there and not
+    allowed; False when there are none (the caller says what is missing)."""
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    if pickles and not allow_pickle:
         raise ModelError(
-            f"{field}: {source!r} has only pickle weights ({', '.join(pickles)}); "
+            f"{field}: {source!r} has {has} ({', '.join(pickles)}); "
             f"convert them to safetensors, or set {allow_field}: true if you trust them "
             "(unpickling can run code)"
         )
-    raise ModelError(f"{field}: {source!r} has a config but no weights (*.safetensors)")
+    return bool(pickles)
 
 
 def check_safetensors(path: Path, field: str, source: str) -> None:
@@ -196,8 +220,8 @@ def check_device(device: str, name: str, prefix: str) -> None:
                              "package (pip install accelerate)")
 
 
-def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool
-                    ) -> tuple[Path, Digest]:
+def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
+                    allow_field: str = "allow_pickle") -> tuple[Path, Digest]:
     """A PEFT adapter folder: adapter_config.json and weights, hashed like a checkpoint."""
     from .specload import resolve_path
 
@@ -209,13 +233,21 @@ def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool
     if not (folder / "adapter_config.json").is_file():
         raise ModelError(f"{field}: {text!r} has no adapter_config.json; expected a PEFT "
                          "adapter folder (save_pretrained)")
-    check_weights(folder, field, text, allow_pickle)
+    check_adapter_weights(folder, field, text, allow_pickle, allow_field)
     return folder, digest_folder(folder)
 
 
 def _prefix(field: str) -> str:
     """``models.candidates[0]`` from ``models.candidates[0].path``."""
     return field[: -len(".path")] if field.endswith(".path") else field
+
+
+def auto_class(kind: str) -> Any:
+    """The transformers Auto class that loads a model of ``kind`` (with its head)."""
+    import transformers as tf
+
+    return {"causal-lm": tf.AutoModelForCausalLM, "masked-lm": tf.AutoModelForMaskedLM,
+            "encoder": tf.AutoModel}[kind]
 
 
 def detect_kind(config: dict[str, Any]) -> tuple[str, str]:
@@ -248,7 +280,8 @@ def resolve(name: str, role: str, source: str, base_dir: Path, field: str,
     adapter_path, adapter_digest = (None, None)
     if opts.adapter is not None:
         adapter_path, adapter_digest = resolve_adapter(
-            opts.adapter, base_dir, f"{prefix}.adapter", opts.allow_pickle)
+            opts.adapter, base_dir, f"{prefix}.adapter", opts.allow_pickle,
+            f"{prefix}.allow_pickle")
     kind, arch = detect_kind(config)
     return ResolvedModel(
         name, role, source, field, folder, config, kind, arch, digest_folder(folder),
