@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
     v.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                    help="re-hash this checkpoint folder and compare it file by file "
                         "(repeatable)")
+    v.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
+                   help="re-hash the adapter folder of a model with an adapter (repeatable); "
+                        "such a model is verified only with both --model and --adapter")
     v.set_defaults(func=_verify)
 
     m = subparsers.add_parser("modelcard", help="print or merge the model-card section")
@@ -70,29 +73,33 @@ def _verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
     models = parse_models(args.model)
+    adapters = parse_models(args.adapter, "--adapter")
     key = Path(args.public_key) if args.public_key else None
-    report = verify(Path(args.certificate), key, models)
+    report = verify(Path(args.certificate), key, models, adapters)
     print(f"verifying {report.source}")
     for finding in report.findings:
         print(finding.line())
     if report.ok:
-        checked = f", and {_plural(len(models), 'checkpoint folder')} match it" if models else ""
+        folders = [_plural(n, f"{what} folder") for n, what in
+                   ((len(models), "checkpoint"), (len(adapters), "adapter")) if n]
+        checked = f", and {' and '.join(folders)} match it" if folders else ""
         print(f"verified: the signature is valid and the certificate is unchanged{checked}")
         return 0
     print(f"verification failed: {_plural(len(report.failures), 'problem')}")
     return 1
 
 
-def parse_models(items: list[str]) -> dict[str, Path]:
+def parse_models(items: list[str], flag: str = "--model") -> dict[str, Path]:
     """``NAME=PATH`` arguments as a dict; one name may appear once."""
     out: dict[str, Path] = {}
+    what = "adapter" if flag == "--adapter" else "checkpoint"
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise InputError(f"--model {item}: expected NAME=PATH (a model name from the "
-                             "certificate and its checkpoint folder)")
+            raise InputError(f"{flag} {item}: expected NAME=PATH (a model name from the "
+                             f"certificate and its {what} folder)")
         if name in out:
-            raise InputError(f"--model {name}: given twice")
+            raise InputError(f"{flag} {name}: given twice")
         out[name] = Path(path)
     return out
 

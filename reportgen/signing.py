@@ -170,13 +170,24 @@ def _kind(key: object) -> str:
 
 
 def model_subjects(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One subject per checkpoint: its name and root digest under the algorithm it records.
+    """One subject per checkpoint: its name and root digest under the algorithm it records,
+    and one per adapter (``NAME/adapter``), since a model with an adapter is both.
 
     Derived variants (an int8 copy) have no bytes on disk; they are named by the digest the
     certificate records for them (``sha256-derived``), which pins their source and recipe.
     """
-    return [{"name": m["name"], "digest": {m["digest"]["algorithm"]: m["digest"]["root"]}}
-            for m in models]
+    out = []
+    for m in models:
+        for part, adapter in (("digest", False), ("adapter", True)):
+            if m.get(part):
+                out.append({"name": subject_name(m["name"], adapter),
+                            "digest": {m[part]["algorithm"]: m[part]["root"]}})
+    return out
+
+
+def subject_name(model: str, adapter: bool = False) -> str:
+    """The statement's subject name of a model's checkpoint, or of its adapter."""
+    return f"{model}/adapter" if adapter else model
 
 
 def build_statement(cert: Certificate, signer: Ed25519PublicKey) -> dict[str, Any]:

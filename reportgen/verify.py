@@ -32,9 +32,11 @@ from .signing import (
     load_public_key,
     open_envelope,
     subject_digests,
+    subject_name,
 )
 
 MAX_NAMES = 5
+ADAPTER = "adapter"  # the certificate's key for a model's adapter digest
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,11 @@ class Bundle:
 
 
 def verify(target: Path, public_key: Path | None = None,
-           models: dict[str, Path] | None = None) -> VerifyReport:
-    """Verify a certificate folder, certificate JSON file or PDF; check ``models`` folders.
+           models: dict[str, Path] | None = None,
+           adapters: dict[str, Path] | None = None) -> VerifyReport:
+    """Verify a certificate folder, certificate JSON file or PDF; check ``models`` folders
+    and the ``adapters`` of models that have one (a model with an adapter is its base
+    folder plus its adapter folder: checking only one of them is a failed finding).
 
     Raises :class:`InputError` for bad arguments (a missing path, an unknown model name);
     everything the certificate or checkpoints get wrong becomes a failed :class:`Finding`.
@@ -90,7 +95,36 @@ def verify(target: Path, public_key: Path | None = None,
     for name, folder in (models or {}).items():
         model = _find_model(cert_models, name, folder)
         findings.append(check_model(model, Path(folder), _signed_root(statement, model)))
+    findings += check_adapters(cert_models, models or {}, adapters or {}, statement)
     return VerifyReport(bundle.source, findings)
+
+
+def check_adapters(cert_models: list[dict[str, Any]], models: dict[str, Path],
+                   adapters: dict[str, Path], statement: dict[str, Any] | None
+                   ) -> list[Finding]:
+    """Re-hash each given adapter folder; name every half of an adapter model left out."""
+    findings = []
+    by_name = {str(m.get("name")): m for m in cert_models}
+    for name, folder in adapters.items():
+        model = by_name.get(name) or _find_model(cert_models, name, folder, "--adapter")
+        if not (model.get("adapter") or {}).get("files"):
+            raise InputError(f"--adapter {name}={folder}: the certificate records no adapter "
+                             f"for {name!r}")
+        if not Path(folder).is_dir():
+            raise InputError(f"--adapter {name}={folder}: not a folder")
+        findings.append(check_model(model, Path(folder),
+                                    _signed_root(statement, model, ADAPTER), ADAPTER))
+        if name not in models:
+            findings.append(Finding(False, f"model {name}", "not checked: give --model "
+                                    f"{name}=DIR for the folder its adapter applies to"))
+    for name in models:
+        adapter = (by_name.get(name) or {}).get("adapter")
+        if adapter and name not in adapters:
+            findings.append(Finding(False, f"adapter {name}", (
+                f"not checked: {name} is its base folder with the adapter "
+                f"{adapter.get('algorithm')}:{adapter.get('root')}; give --adapter "
+                f"{name}=DIR to re-hash the adapter too")))
+    return findings
 
 
 # ------------------------------------------------------------------------------ loading
@@ -177,13 +211,14 @@ def _cert_models(bundle: Bundle) -> list[dict[str, Any]]:
         return []
 
 
-def _find_model(models: list[dict[str, Any]], name: str, folder: Path) -> dict[str, Any]:
+def _find_model(models: list[dict[str, Any]], name: str, folder: Path,
+                flag: str = "--model") -> dict[str, Any]:
     by_name = {str(m.get("name")): m for m in models}
     if name not in by_name:
         have = ", ".join(by_name) or "none readable"
         close = difflib.get_close_matches(name, list(by_name), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise InputError(f"--model {name}={folder}: the certificate has no model {name!r} "
+        raise InputError(f"{flag} {name}={folder}: the certificate has no model {name!r} "
                          f"(it has: {have}).{hint}")
     model = by_name[name]
     digest = model.get("digest") or {}
@@ -197,20 +232,25 @@ def _find_model(models: list[dict[str, Any]], name: str, folder: Path) -> dict[s
     return model
 
 
-def _signed_root(statement: dict[str, Any] | None, model: dict[str, Any]) -> str | None:
+def _signed_root(statement: dict[str, Any] | None, model: dict[str, Any],
+                 part: str = "digest") -> str | None:
     if statement is None:
         return None
-    return subject_digests(statement).get(str(model["name"]), {}).get("sha256")
+    name = subject_name(str(model["name"]), part == ADAPTER)
+    return subject_digests(statement).get(name, {}).get("sha256")
 
 
-def check_model(model: dict[str, Any], folder: Path, signed_root: str | None) -> Finding:
-    """Re-hash ``folder`` and compare it, file by file, with the certificate's digests."""
-    subject = f"model {model['name']}"
-    expected = {f["name"]: f["digest"] for f in model["digest"]["files"]}
+def check_model(model: dict[str, Any], folder: Path, signed_root: str | None,
+                part: str = "digest") -> Finding:
+    """Re-hash ``folder`` and compare it, file by file, with the certificate's digests
+    (``part``: ``digest`` for the model's folder, ``adapter`` for its adapter's)."""
+    subject = f"{'adapter' if part == ADAPTER else 'model'} {model['name']}"
+    record = model[part]
+    expected = {f["name"]: f["digest"] for f in record["files"]}
     actual = {n: file_sha256(folder / n) for n in list_files(folder)}
     diff = file_differences(expected, actual)
     root = root_digest([FileDigest(n, d) for n, d in actual.items()]) if actual else ""
-    recorded = model["digest"]["root"]
+    recorded = record["root"]
     if diff:
         return Finding(False, subject, "; ".join(diff))
     if signed_root is not None and recorded != signed_root:
