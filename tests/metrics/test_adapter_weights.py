@@ -132,5 +132,5 @@ def test_options_not_reproduced_are_named(config: dict, reason: str) -> None:
 def test_default_options_of_a_saved_lora_config_are_accepted(adapters) -> None:
     import json
 
-    for base, kind, paths in adapters.values():
+    for _, _, paths in adapters.values():
         check_config(json.loads((paths["adapter"] / "adapter_config.json").read_text()))
