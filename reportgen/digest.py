@@ -60,7 +60,9 @@ def digest_folder(folder: Path) -> Digest:
     return Digest("sha256", root_digest(files), files)
 
 
-def derived_digest(source: Digest, recipe: str) -> Digest:
-    """A derived variant is named by its source's root digest and the recipe applied."""
-    h = hashlib.sha256(f"{source.root}\n{recipe}".encode())
+def derived_digest(source: Digest, recipe: str, adapter: Digest | None = None) -> Digest:
+    """A derived variant is named by its source's root digest (and its source's adapter's,
+    when it has one: an int8 copy of a LoRA model is not one of its base) and the recipe."""
+    pinned = source.root if adapter is None else f"{source.root}\nadapter:{adapter.root}"
+    h = hashlib.sha256(f"{pinned}\n{recipe}".encode())
     return Digest("sha256-derived", h.hexdigest(), [])

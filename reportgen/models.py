@@ -294,7 +294,8 @@ def derive(name: str, role: str, src: ResolvedModel, quantize: str, field: str) 
     recipe = f"int{bits} per-output-channel absmax weight round-trip of every weight matrix"
     return ResolvedModel(
         name, role, f"derive: {quantize} of {src.name}", field, src.path, src.config, src.kind,
-        src.architecture, derived_digest(src.digest, recipe), src.name, recipe, bits,
+        src.architecture, derived_digest(src.digest, recipe, src.adapter_digest),
+        src.name, recipe, bits,
         options=src.options, adapter_path=src.adapter_path, adapter_digest=src.adapter_digest,
     )
 

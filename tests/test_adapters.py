@@ -237,3 +237,21 @@ def test_adapter_for_another_model_class_is_refused(lora, tiny_models, tmp_path:
         f"{str(lora['base'])!r} (GPT2LMHeadModel): 4 of its tensors match no module of the "
         "model (e.g. base_model.model.h.0.attn.c_attn.lora_A.weight), so PEFT would apply it "
         "only in part, without an error")
+
+
+def test_a_variant_derived_from_an_adapter_model_is_named_by_both(lora, tmp_path: Path) -> None:
+    import hashlib
+
+    from reportgen.models import LoadOptions, derive, resolve
+
+    field = "models.candidates[0].path"
+    base = resolve("base", "base", str(lora["base"]), tmp_path, "models.base.path")
+    rm = resolve("lora", "candidate", str(lora["base"]), tmp_path, field,
+                 options=LoadOptions(adapter=str(lora["adapter"])))
+    of_base = derive("int8", "noise_floor", base, "int8", "models.candidates[1].derive")
+    of_lora = derive("int8", "noise_floor", rm, "int8", "models.candidates[1].derive")
+    recipe = "int8 per-output-channel absmax weight round-trip of every weight matrix"
+    assert of_base.digest.root == hashlib.sha256(
+        f"{base.digest.root}\n{recipe}".encode()).hexdigest()
+    assert of_lora.digest.root == hashlib.sha256(
+        f"{base.digest.root}\nadapter:{rm.adapter_digest.root}\n{recipe}".encode()).hexdigest()
