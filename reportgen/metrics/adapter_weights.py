@@ -62,9 +62,15 @@ class Layout:
     tied: bool
 
 
-@functools.lru_cache(maxsize=8)
 def model_layout(path: str, kind: str, trust_remote_code: bool = False) -> Layout:
     """The model at ``path`` built on the meta device: its modules, not its weights."""
+    stamp = (Path(path) / "config.json").stat().st_mtime_ns
+    return _layout(path, stamp, kind, trust_remote_code)
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(path: str, stamp: int, kind: str, trust_remote_code: bool) -> Layout:
+    """:func:`model_layout`, memoised while config.json is unchanged (``stamp``)."""
     import torch
     import transformers as tf
 
@@ -112,7 +118,7 @@ def check_config(cfg: dict[str, Any]) -> None:
 class Delta:
     """One LoRA update of a tensor: B·A · scaling, shaped as the layer stores its weight."""
 
-    a: str  # adapter key (None for a bias delta)
+    a: str  # adapter key of A ("" for a bias update)
     b: str
     scaling: float
     layer: str  # 'linear' | 'conv1d' | 'embedding' | 'bias'

@@ -134,3 +134,14 @@ def test_default_options_of_a_saved_lora_config_are_accepted(adapters) -> None:
 
     for _, _, paths in adapters.values():
         check_config(json.loads((paths["adapter"] / "adapter_config.json").read_text()))
+
+
+@pytest.mark.parametrize("case", ["conv1d-rslora-saved-wte", "linear-bias-patterns-saved-head"])
+def test_a_base_with_an_adapter_is_merged_too(adapters, case: str) -> None:
+    """The base side goes through the same merge: base + adapter against PEFT's merged copy
+    of the same adapter moved nothing, and every tensor found its pair."""
+    base, kind, paths = adapters[case]
+    drift = weight_drift(model_source(base, paths["adapter"], kind), paths["merged"])
+    assert drift.unmatched == []
+    assert drift.tensors
+    assert max(r["diff_norm"] for r in drift.tensors) < 1e-6
