@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import ModelError
+from .loadfiles import sealed_view
 from .models import ResolvedModel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -26,13 +28,15 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
         "masked-lm": tf.AutoModelForMaskedLM,
         "encoder": tf.AutoModel,
     }[rm.kind]
+    path = _readable(rm)
     try:
-        model = cls.from_pretrained(str(rm.path), **_load_kwargs(rm))
+        model = cls.from_pretrained(str(path), **_load_kwargs(rm))
         tok = tf.AutoTokenizer.from_pretrained(
-            str(rm.path), local_files_only=True, trust_remote_code=rm.options.trust_remote_code
+            str(path), local_files_only=True, trust_remote_code=rm.options.trust_remote_code
         )
     except _LOAD_ERRORS as e:
-        raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {_first_line(e)}") from None
+        why = _first_line(e).replace(str(path), rm.source)
+        raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {why}") from None
     if rm.adapter_path is not None:
         model = apply_adapter(model, rm)
     model.eval()
@@ -41,6 +45,13 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     else:
         _check_finite(model, rm)
     return model, tok
+
+
+def _readable(rm: ResolvedModel) -> Path:
+    """The folder the loader reads: only the files the digest hashed (see loadfiles)."""
+    if rm.path is None:
+        raise ValueError(f"{rm.name} has no folder to load")
+    return sealed_view(rm.path, rm.files)
 
 
 def derive_in_place(model: Any, rm: ResolvedModel) -> None:
@@ -86,7 +97,10 @@ def apply_adapter(model: Any, rm: ResolvedModel) -> Any:
         raise ModelError(f"{_adapter_field(rm)}: applying an adapter needs the peft package "
                          "(pip install peft)") from None
     try:
-        peft_model = PeftModel.from_pretrained(model, str(rm.adapter_path), is_trainable=False)
+        folder = rm.adapter_path
+        if rm.adapter_digest is not None and folder is not None:
+            folder = sealed_view(folder, [f.name for f in rm.adapter_digest.files])
+        peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
         return peft_model.merge_and_unload()
     except _LOAD_ERRORS as e:
         raise ModelError(f"{_adapter_field(rm)}: cannot apply adapter {rm.options.adapter!r} to "
