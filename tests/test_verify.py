@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -330,8 +331,47 @@ def test_root_digest_equals_model_signing_on_real_checkpoints(tiny_models) -> No
     assert digest_folder(folder).root == _library_root(folder)
 
 
+def test_ignored_paths_are_model_signings_own(tmp_path: Path) -> None:
+    """Only the top-level git names are left out; nested ones are hashed, as it hashes them."""
+    for rel in (".git/HEAD", ".github/ci.yml", ".gitattributes", ".gitignore", "w.bin",
+                "sub/.gitignore", "sub/.git/HEAD", "sub/model.sig"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    assert [f.name for f in digest_folder(tmp_path).files] == [
+        "sub/.git/HEAD", "sub/.gitignore", "sub/model.sig", "w.bin"]
+    assert digest_folder(tmp_path).root == _library_root(tmp_path)
+
+
 def test_root_digest_orders_paths_like_model_signing(tmp_path: Path) -> None:
     for rel in ("a/b", "a-b/x", "a.b"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(rel)
     assert digest_folder(tmp_path).root == _library_root(tmp_path)
+
+
+def test_a_model_signed_with_the_model_signing_cli_still_verifies(signed, tmp_path: Path,
+                                                                   capsys) -> None:
+    """The model signing CLI writes model.sig into the folder and leaves it out of its hash;
+    reportgen leaves it out too, and both compute the same root."""
+    pytest.importorskip("model_signing", reason="model-signing is not installed")
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "ms.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    folder = signed["finetuned"]
+    r = subprocess.run([sys.executable, "-m", "model_signing", "sign", "key", ".",
+                        "--private_key", str(tmp_path / "ms.pem")],
+                       cwd=folder, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    bundle = json.loads((folder / "model.sig").read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert statement["subject"][0]["digest"]["sha256"] == _root(folder)
+    assert run_cli(_verify(signed)) == 0
+    assert f"ok: model finetuned: 4 files match, root {_root(folder)}" in \
+        capsys.readouterr().out.splitlines()
