@@ -12,8 +12,8 @@ and changes nothing else.
 whose digest was signed, rebuilds the appended section from it and the signature with the
 same code, and requires the whole file to match byte for byte. So nothing but the signature
 was added after signing (an update that redrew a page would not match), and nothing of the
-signed section can change without changing its digest. Only the signed section is ever
-parsed, so a hostile file is only hashed, never interpreted.
+signed section can change without changing its digest. It parses only a section whose
+digest was signed; the rest of a hostile file is hashed and compared, never interpreted.
 """
 
 from __future__ import annotations
