@@ -28,8 +28,11 @@ def register(subparsers: Any) -> None:
     v.add_argument("certificate", metavar="CERT_DIR_OR_PDF",
                    help="an audit output folder, a certificate.json or a certificate PDF")
     v.add_argument("--public-key", metavar="PEM",
-                   help="the signer's public key (default: the key named in the signature, "
-                        "which proves integrity but not who signed)")
+                   help="the signer's public key: without it (or --trust-embedded-key) "
+                        "verification fails, since anyone can make a key and sign")
+    v.add_argument("--trust-embedded-key", action="store_true",
+                   help="accept the key embedded in the signature: proves nothing was "
+                        "edited after signing, but not who signed")
     v.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                    help="re-hash this checkpoint folder and compare it file by file "
                         "(repeatable)")
@@ -75,15 +78,21 @@ def _verify(args: argparse.Namespace) -> int:
     models = parse_models(args.model)
     adapters = parse_models(args.adapter, "--adapter")
     key = Path(args.public_key) if args.public_key else None
-    report = verify(Path(args.certificate), key, models, adapters)
+    report = verify(Path(args.certificate), key, models, adapters, args.trust_embedded_key)
     print(f"verifying {report.source}")
     for finding in report.findings:
         print(finding.line())
     if report.ok:
+        parts = ["the signature is valid and the certificate is unchanged"]
+        if report.views:
+            parts.append(f"{'its view shows' if report.views == 1 else 'its views show'} it")
         folders = [_plural(n, f"{what} folder") for n, what in
                    ((len(models), "checkpoint"), (len(adapters), "adapter")) if n]
-        checked = f", and {' and '.join(folders)} match it" if folders else ""
-        print(f"verified: the signature is valid and the certificate is unchanged{checked}")
+        if folders:
+            parts.append(f"{' and '.join(folders)} match it")
+        said = ", ".join(parts[:-1]) + ", and " + parts[-1] if len(parts) > 1 else parts[0]
+        unchecked = "" if report.signer_checked else "; who signed was NOT checked"
+        print(f"verified: {said}{unchecked}")
         return 0
     print(f"verification failed: {_plural(len(report.failures), 'problem')}")
     return 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import ModelError
+from .loadfiles import sealed_view
 from .models import ResolvedModel, auto_class, check_adapter_weights
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -23,13 +25,15 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     tf.utils.logging.set_verbosity_error()
     tf.utils.logging.disable_progress_bar()
     cls = auto_class(rm.kind)
+    path = _readable(rm)
     try:
-        model = cls.from_pretrained(str(rm.path), **_load_kwargs(rm))
+        model = cls.from_pretrained(str(path), **_load_kwargs(rm))
         tok = tf.AutoTokenizer.from_pretrained(
-            str(rm.path), local_files_only=True, trust_remote_code=rm.options.trust_remote_code
+            str(path), local_files_only=True, trust_remote_code=rm.options.trust_remote_code
         )
     except _LOAD_ERRORS as e:
-        raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {_first_line(e)}") from None
+        why = _first_line(e).replace(str(path), rm.source)
+        raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {why}") from None
     if rm.adapter_path is not None:
         model = apply_adapter(model, rm)
     model.eval()
@@ -38,6 +42,13 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     else:
         _check_finite(model, rm)
     return model, tok
+
+
+def _readable(rm: ResolvedModel) -> Path:
+    """The folder the loader reads: only the files the digest hashed (see loadfiles)."""
+    if rm.path is None:
+        raise ValueError(f"{rm.name} has no folder to load")
+    return sealed_view(rm.path, rm.files)
 
 
 def derive_in_place(model: Any, rm: ResolvedModel) -> None:
@@ -89,11 +100,13 @@ def apply_adapter(model: Any, rm: ResolvedModel) -> Any:
         raise ModelError(f"{field}: applying an adapter needs the peft package "
                          "(pip install peft)") from None
     try:
+        folder = rm.adapter_path
+        if rm.adapter_digest is not None and folder is not None:
+            folder = sealed_view(folder, [f.name for f in rm.adapter_digest.files])
         with warnings.catch_warnings():  # PEFT's advice on training; what matters is checked
             warnings.simplefilter("ignore")
-            peft_model = PeftModel.from_pretrained(model, str(rm.adapter_path),
-                                                   is_trainable=False)
-            unused, missing = adapter_fit(peft_model, rm.adapter_path)
+            peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+            unused, missing = adapter_fit(peft_model, folder)
             if not unused and not missing:
                 return peft_model.merge_and_unload()
     except _LOAD_ERRORS as e:

@@ -19,6 +19,7 @@ from typing import Any
 from .certificate import Digest
 from .digest import derived_digest, digest_folder
 from .errors import ModelError
+from .loadfiles import check_references
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -65,6 +66,9 @@ class ResolvedModel:
     options: LoadOptions = dataclass_field(default_factory=LoadOptions)  # adapter: as in the spec
     adapter_path: Path | None = None
     adapter_digest: Digest | None = None
+    #: The files the loader may read (those the digest hashed): it reads them through
+    #: :func:`reportgen.loadfiles.sealed_view`, so it cannot open anything else.
+    files: tuple[str, ...] = ()
 
     @property
     def capture_identity(self) -> str:
@@ -234,7 +238,9 @@ def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
         raise ModelError(f"{field}: {text!r} has no adapter_config.json; expected a PEFT "
                          "adapter folder (save_pretrained)")
     check_adapter_weights(folder, field, text, allow_pickle, allow_field)
-    return folder, digest_folder(folder)
+    digest = digest_folder(folder)
+    check_references(folder, (f.name for f in digest.files), field, text)
+    return folder, digest
 
 
 def _prefix(field: str) -> str:
@@ -283,9 +289,12 @@ def resolve(name: str, role: str, source: str, base_dir: Path, field: str,
             opts.adapter, base_dir, f"{prefix}.adapter", opts.allow_pickle,
             f"{prefix}.allow_pickle")
     kind, arch = detect_kind(config)
+    digest = digest_folder(folder)
+    files = tuple(f.name for f in digest.files)
+    check_references(folder, files, field, source)
     return ResolvedModel(
-        name, role, source, field, folder, config, kind, arch, digest_folder(folder),
-        options=opts, adapter_path=adapter_path, adapter_digest=adapter_digest,
+        name, role, source, field, folder, config, kind, arch, digest,
+        options=opts, adapter_path=adapter_path, adapter_digest=adapter_digest, files=files,
     )
 
 
@@ -297,6 +306,7 @@ def derive(name: str, role: str, src: ResolvedModel, quantize: str, field: str) 
         src.architecture, derived_digest(src.digest, recipe, src.adapter_digest),
         src.name, recipe, bits,
         options=src.options, adapter_path=src.adapter_path, adapter_digest=src.adapter_digest,
+        files=src.files,
     )
 
 

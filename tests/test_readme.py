@@ -63,3 +63,43 @@ def test_readme_images_exist() -> None:
     for path in images:
         assert (REPO / path).is_file(), path
         assert (REPO / path).stat().st_size < 300_000, f"{path}: keep README images small"
+
+
+def test_readme_verify_examples_print_what_they_show(tmp_path: Path, monkeypatch, capsys
+                                                     ) -> None:
+    """The README's verify transcript, replayed on a folder built as it describes: a signed
+    audit output whose HTML page was replaced; digests and key ids shown shortened."""
+    import json as _json
+    from dataclasses import asdict
+
+    from certfactory import CHECK_PLAN, make_certificate
+
+    from reportgen import cli
+    from reportgen.certificate import Certificate
+    from reportgen.digest import digest_folder
+    from reportgen.render import write_outputs
+    from reportgen.signing import generate_keypair
+
+    ft = tmp_path / "checkpoints" / "ft"
+    ft.mkdir(parents=True)
+    for name, text in (("config.json", '{"model_type": "gpt2"}'), ("tokenizer.json", "{}"),
+                       ("model.safetensors", "weights")):
+        (ft / name).write_text(text)
+    data = make_certificate(n_concepts=12, noise_floor=False, checks=CHECK_PLAN[3:5])
+    next(m for m in data["models"] if m["name"] == "finetuned")["digest"] = \
+        _json.loads(_json.dumps(asdict(digest_folder(ft))))
+    keys = generate_keypair(tmp_path / "keys")
+    out = tmp_path / "out" / "v1.3"
+    write_outputs(Certificate(data), out, ["json", "html", "model-card"], sign=keys.private)
+    (out / "certificate.html").write_text("<!doctype html><title>PASS</title><p>PASS</p>\n")
+
+    block = next(b for b in _blocks("console") if b.startswith("$ reportgen verify"))
+    runs = re.split(r"^\$ ", block, flags=re.M)[1:]
+    monkeypatch.chdir(tmp_path)
+    for run in runs:
+        command, *shown = run.splitlines()
+        argv = command.split()[1:]
+        assert cli.main(argv) == 1, command
+        printed = capsys.readouterr().out.splitlines()
+        assert [re.sub(r"[0-9a-f]{64}", "HEX", line) for line in printed] == \
+            [re.sub(r"[0-9a-f]{4}…", "HEX", line) for line in shown], command
