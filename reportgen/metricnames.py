@@ -167,10 +167,12 @@ def known_from_spec(raw: dict, categories: list[str] | None, n_layers: int | Non
 
 def check_metric_names(raw: dict, known: Known, problem: Callable[[tuple, str], Any],
                        out: list) -> None:
-    """One problem per check whose metric this spec will not compute."""
+    """One problem per check whose metric this spec will not compute (unless the metric
+    already has one in ``out``)."""
+    claimed = {getattr(p, "field", None) for p in out}
     for i, chk in enumerate(_list(raw.get("checks"))):
         metric = chk.get("metric") if isinstance(chk, dict) else None
-        if isinstance(metric, str):
+        if isinstance(metric, str) and f"checks[{i}].metric" not in claimed:
             why = metric_problem(metric, known)
             if why:
                 out.append(problem(("checks", i, "metric"), why))

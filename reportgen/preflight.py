@@ -41,9 +41,7 @@ class ModelFacts:
     """What the configs said, for the stages after validation."""
 
     n_layers: int | None  # the base's transformer blocks
-    kinds: dict[str, str]  # model name -> causal-lm | masked-lm | encoder
-    context: int | None  # the most positions every model can read
-    max_length: int | None  # analysis.max_length to use: the default capped at ``context``
+    max_length: int | None  # analysis.max_length to use: the default capped at the models'
     warnings: tuple[str, ...] = ()
 
     def apply(self, spec: AuditSpec) -> AuditSpec:
@@ -93,7 +91,7 @@ def check_models(raw: dict, concepts: list | None, ctx: _Ctx, out: list[Problem]
         template = _template(raw)
         for at, message in unreadable_terms(concepts, template, list(read.values())):
             out.append(ctx.problem(at, message))
-    return ModelFacts(n_layers, kinds, context, max_length, tuple(warnings))
+    return ModelFacts(n_layers, max_length, tuple(warnings))
 
 
 def _entries(raw: dict) -> list[tuple[str, Path_, dict]]:
