@@ -70,28 +70,34 @@ class ModelRead:
 def check_models(raw: dict, concepts: list | None, ctx: _Ctx, out: list[Problem]) -> ModelFacts:
     """Every problem the models' configs and tokenizers show, appended to ``out``."""
     entries = _entries(raw)
-    read = {m.name: m for m in (_read(name, at, e, ctx, out) for name, at, e in entries) if m}
-    base = read.get("base")
-    for m in read.values():
-        diffs = incompatibilities(base.architecture, base.config, m.architecture, m.config) \
-            if base is not None and m is not base else []
-        if diffs:
-            out.append(ctx.problem((*m.at, "path"), f"{m.name!r} cannot be compared with the "
-                                                    "base: " + "; ".join(diffs)))
-    kinds = _kinds(entries, read)
-    _check_head(raw, kinds, read, ctx, out)
-    n_layers = (model_shape(base.config)[1] or None) if base is not None else None
+    reads = [m for m in (_read(name, at, e, ctx, out) for name, at, e in entries) if m]
+    base = next((m for m in reads if m.at == ("models", "base")), None)
+    n_layers = None
+    if base is not None:
+        _check_comparable(base, reads, ctx, out)
+        n_layers = model_shape(base.config)[1] or None
+    _check_head(raw, _kinds(entries, reads), reads, ctx, out)
     if n_layers is not None:
         _check_layers(raw, n_layers, ctx, out)
-    context, why = _context(list(read.values()))
+    context, why = _context(reads)
     max_length, warnings = _check_max_length(raw, context, why, ctx, out)
     if concepts:
         from .termcheck import unreadable_terms
 
-        template = _template(raw)
-        for at, message in unreadable_terms(concepts, template, list(read.values())):
+        for at, message in unreadable_terms(concepts, _template(raw), reads):
             out.append(ctx.problem(at, message))
     return ModelFacts(n_layers, max_length, tuple(warnings))
+
+
+def _check_comparable(base: ModelRead, reads: list[ModelRead], ctx: _Ctx,
+                      out: list[Problem]) -> None:
+    """Each candidate shares the base's architecture and shape (models.incompatibilities)."""
+    for m in reads:
+        diffs = [] if m is base else incompatibilities(base.architecture, base.config,
+                                                       m.architecture, m.config)
+        if diffs:
+            out.append(ctx.problem((*m.at, "path"), f"{m.name!r} cannot be compared with the "
+                                                    "base: " + "; ".join(diffs)))
 
 
 def _entries(raw: dict) -> list[tuple[str, Path_, dict]]:
@@ -151,9 +157,9 @@ def _located(e: InputError, fields: dict[str, Path_], default: Path_, ctx: _Ctx)
     return ctx.problem(default, text)
 
 
-def _kinds(entries: list[tuple[str, Path_, dict]], read: dict[str, ModelRead]) -> dict[str, str]:
+def _kinds(entries: list[tuple[str, Path_, dict]], reads: list[ModelRead]) -> dict[str, str]:
     """Each model's kind; a derived variant has its source's."""
-    kinds = {name: m.kind for name, m in read.items()}
+    kinds = {m.name: m.kind for m in reads}
     parents = {name: e["derive"].get("from") for name, _, e in entries
                if isinstance(e.get("derive"), dict)}
     for name in parents:
@@ -166,13 +172,13 @@ def _kinds(entries: list[tuple[str, Path_, dict]], read: dict[str, ModelRead]) -
     return kinds
 
 
-def _check_head(raw: dict, kinds: dict[str, str], read: dict[str, ModelRead], ctx: _Ctx,
+def _check_head(raw: dict, kinds: dict[str, str], reads: list[ModelRead], ctx: _Ctx,
                 out: list[Problem]) -> None:
     """Risk probes and token-probability checks need a language-model head."""
     headless = [n for n, k in kinds.items() if k == "encoder"]
     if not headless:
         return
-    m = next(r for r in read.values() if r.kind == "encoder")
+    m = next(r for r in reads if r.kind == "encoder")
     who = (f"{_names(headless)} {'has' if len(headless) == 1 else 'have'} none "
            f"({m.architecture} is an encoder without one)")
     probes = raw.get("probes") if isinstance(raw.get("probes"), dict) else {}
