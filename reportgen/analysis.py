@@ -130,7 +130,7 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
                 extra.setdefault(family, {}).update(res.analysis)
         if floors and m.name == floors[0]:
             for name, mv in metrics.items():
-                if name.endswith("noise_floor_ratio"):
+                if "noise_floor" in name:  # ratios and shares against the floor
                     mv.error = f"{m.name} is the noise floor itself"
         comparisons.append(Comparison("base", m.name, m.role, metrics, tables))
     if a.umap:
