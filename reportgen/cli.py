@@ -30,9 +30,11 @@ def _validate(args: argparse.Namespace) -> int:
     from .pipeline import concept_probe
     from .specload import load_spec
 
-    loaded = load_spec(args.spec)
+    loaded = load_spec(args.spec, models=True)  # configs and tokenizers, never weights
     probe = concept_probe(loaded)
     spec = loaded.spec
+    for w in loaded.facts.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"{args.spec}: OK ({len(spec.models.candidates)} candidates, "
           f"{probe.info.count} concepts, {len(spec.checks)} checks)")
     return 0
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     a.set_defaults(func=_audit)
 
-    v = sub.add_parser("validate", help="check a spec without loading any model")
+    v = sub.add_parser("validate", help="check a spec, its probes and its models' configs and "
+                       "tokenizers, without loading any weight")
     v.add_argument("spec")
     v.set_defaults(func=_validate)
 

@@ -227,6 +227,15 @@ def check_device(device: str, name: str, prefix: str) -> None:
 def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
                     allow_field: str = "allow_pickle") -> tuple[Path, Digest]:
     """A PEFT adapter folder: adapter_config.json and weights, hashed like a checkpoint."""
+    folder = check_adapter(text, base_dir, field, allow_pickle, allow_field)
+    digest = digest_folder(folder)
+    check_references(folder, (f.name for f in digest.files), field, text)
+    return folder, digest
+
+
+def check_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
+                  allow_field: str = "allow_pickle") -> Path:
+    """The adapter folder, once its config and weights are there (nothing hashed or loaded)."""
     from .specload import resolve_path
 
     folder = resolve_path(text, base_dir)
@@ -238,9 +247,7 @@ def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
         raise ModelError(f"{field}: {text!r} has no adapter_config.json; expected a PEFT "
                          "adapter folder (save_pretrained)")
     check_adapter_weights(folder, field, text, allow_pickle, allow_field)
-    digest = digest_folder(folder)
-    check_references(folder, (f.name for f in digest.files), field, text)
-    return folder, digest
+    return folder
 
 
 def _prefix(field: str) -> str:
@@ -310,18 +317,35 @@ def derive(name: str, role: str, src: ResolvedModel, quantize: str, field: str) 
     )
 
 
-_SHAPE_KEYS = ("model_type", "num_hidden_layers", "n_layer", "hidden_size", "n_embd")
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
+_WIDTH_KEYS = ("hidden_size", "n_embd", "dim", "d_model")
+_SHAPE_KEYS = ("model_type", *_LAYER_KEYS, *_WIDTH_KEYS)
+
+
+def model_shape(config: dict[str, Any]) -> tuple[int, int]:
+    """(hidden width, number of blocks) from a config.json, whatever the family calls them
+    (GPT-2 n_embd / n_layer, DistilBERT dim / n_layers, …); 0 where it does not say."""
+    width = next((config[k] for k in _WIDTH_KEYS if isinstance(config.get(k), int)), 0)
+    layers = next((config[k] for k in _LAYER_KEYS if isinstance(config.get(k), int)), 0)
+    return int(width), int(layers)
+
+
+def incompatibilities(base_arch: str, base: dict[str, Any], cand_arch: str,
+                      cand: dict[str, Any]) -> list[str]:
+    """What differs between two configs that base and candidate must share (empty: none)."""
+    diffs = []
+    if base_arch != cand_arch:
+        diffs.append(f"architecture {base_arch} vs {cand_arch}")
+    same_type = base.get("model_type") == cand.get("model_type")
+    for k in _SHAPE_KEYS if same_type else _SHAPE_KEYS[:1]:
+        if k in base and base.get(k) != cand.get(k):
+            diffs.append(f"{k} {base.get(k)} vs {cand.get(k)}")
+    return diffs
 
 
 def check_compatible(base: ResolvedModel, cand: ResolvedModel) -> None:
     """Base and candidate must share architecture and shape; say exactly what differs."""
-    diffs = []
-    if base.architecture != cand.architecture:
-        diffs.append(f"architecture {base.architecture} vs {cand.architecture}")
-    same_type = base.config.get("model_type") == cand.config.get("model_type")
-    for k in _SHAPE_KEYS if same_type else _SHAPE_KEYS[:1]:
-        if k in base.config and base.config.get(k) != cand.config.get(k):
-            diffs.append(f"{k} {base.config.get(k)} vs {cand.config.get(k)}")
+    diffs = incompatibilities(base.architecture, base.config, cand.architecture, cand.config)
     if diffs:
         raise ModelError(
             f"{cand.field}: {cand.name!r} cannot be compared with the base: "
