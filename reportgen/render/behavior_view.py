@@ -7,7 +7,7 @@ from typing import Any
 
 import altair as alt
 
-from ..numfmt import fixed
+from ..numfmt import fixed, plural
 from . import charts as ch
 from .family_tables import TOP_N
 from .tables import Column, Table
@@ -109,8 +109,8 @@ def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
             notes.append(f"{name}: no risk prompt's margin fell, so none is listed as "
                          "worsened.")
         if len(prompts) > len(worse):
-            tabs.append(Table(f"Margins of all {len(prompts)} prompts: {name}", cols, prompts,
-                              collapsed=True))
+            tabs.append(Table(f"Margins of all {plural(len(prompts), 'prompt')}: {name}",
+                              cols, prompts, collapsed=True))
         tabs.append(Table(f"log p of each continuation, base → candidate: {name}", [
             Column("prompt", "prompt"), Column("continuations", "continuations")],
             prompts, collapsed=True))

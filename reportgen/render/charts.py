@@ -199,7 +199,8 @@ def top_concepts_chart(data: dict[str, Any], candidate: str, n: int = 20) -> Cha
     ).add_params(pick)
     layers: list[alt.Chart] = [bars]
     floor = noise_floor(data)
-    subtitle = f"{len(rows)} of {len(table(comparison(data, candidate), 'concepts'))} concepts"
+    every = len(table(comparison(data, candidate), "concepts"))
+    subtitle = f"{len(rows)} of {plural(every, 'concept')}"
     if floor is not None and floor["candidate"] != candidate:
         fv = metric_value(floor, "concepts.cosine_distance.mean")
         if fv is not None:
@@ -699,7 +700,8 @@ def figures(data: dict[str, Any]) -> list[Figure]:
             "Colour is the concept's category. "
             "The dashed line, when shown, is the mean drift of the noise-floor variant: bars "
             "near it are within quantization noise.",
-            f"Bar chart of the {min(20, len(table(c, 'concepts')))} concepts with the largest "
+            f"Bar chart of the {plural(min(20, len(table(c, 'concepts'))), 'concept')} with "
+            "the largest "
             f"drift between base and {name}; the table below lists the same values.",
             top_concepts_chart(data, name), name, "Most-moved concepts"))
     if any(table(c, "categories") for c in comps):
