@@ -3,6 +3,12 @@
 The schema file ships inside the package (``reportgen/schemas/certificate.schema.json``) so
 third parties can validate ``certificate.json`` without reportgen; this module adds the one
 rule a schema cannot state: the verdict is the worst status of the checks.
+
+:func:`load_certificate` is the only way a certificate file from disk becomes data: a
+certificate may come from someone the reader does not trust, so it is read as a regular file
+within limits, parsed with limits, and refused (one line, exit 2) unless its major schema
+version is one this reportgen reads and it passes the schema and the verdict rule. Every view
+is then drawn from a document whose verdict is the one its checks give.
 """
 
 from __future__ import annotations
@@ -10,11 +16,63 @@ from __future__ import annotations
 import functools
 import json
 import re
+from pathlib import Path
 from typing import Any
+
+from .errors import InputError
 
 SCHEMA_FILE = "certificate.schema.json"
 _ORDER = ["PASS", "WARN", "FAIL", "ERROR"]
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SUPPORTED_MAJOR = "1"
+MAX_BYTES = 256 * 2**20
+MAX_MESSAGE = 300
+
+
+class CertificateError(InputError):
+    """A certificate file that cannot be read, is not JSON, or is not a valid certificate."""
+
+
+def load_certificate(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """The exact bytes of a certificate file and its validated document."""
+    from .untrusted import read_regular
+
+    try:
+        raw = read_regular(path, MAX_BYTES)
+    except FileNotFoundError:
+        raise CertificateError(f"{path}: no such certificate file") from None
+    return raw, parse_certificate(raw, str(path))
+
+
+def parse_certificate(raw: bytes, where: str) -> dict[str, Any]:
+    """Parse and validate certificate bytes; ``where`` names them in the error."""
+    from .untrusted import BadJSON, parse_json
+
+    try:
+        data = parse_json(raw)
+    except BadJSON as e:
+        raise CertificateError(f"{where}: not a certificate JSON document ({e})") from None
+    check_certificate(data, where)
+    return data
+
+
+def check_certificate(data: Any, where: str) -> None:
+    """Raise :class:`CertificateError` naming the first problem (and how many more)."""
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(version, str) and version.split(".")[0] != SUPPORTED_MAJOR:
+        raise CertificateError(
+            f"{where}: schema_version {_short(repr(version))} is not supported; this reportgen "
+            f"reads certificates of schema {SUPPORTED_MAJOR}.x (a newer reportgen may read it)")
+    problems = certificate_problems(data)
+    if problems:
+        more = len(problems) - 1
+        tail = f" (and {more} more problem{'s' if more != 1 else ''})" if more else ""
+        raise CertificateError(f"{where}: not a valid certificate: {_short(problems[0])}{tail}")
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
 
 
 @functools.lru_cache(maxsize=1)

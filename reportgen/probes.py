@@ -27,6 +27,7 @@ from .specload import (
     read_yaml,
     resolve_path,
 )
+from .untrusted import BadJSON, parse_json
 
 BUILTIN = "builtin:"
 _SUFFIXES = (".yaml", ".yml", ".csv")
@@ -244,9 +245,9 @@ def _load_texts(ref: str, base_dir: Path) -> list[str]:
             out.append(line.strip())
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{ref}:{n}: not valid JSON ({e.msg})") from None
+            obj = parse_json(line)
+        except BadJSON as e:
+            raise InputError(f"{ref}:{n}: not valid JSON ({e})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise InputError(f"{ref}:{n}: expected an object with a 'text' string")
         if not obj["text"].strip():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from .signing import (
     open_envelope,
     subject_digests,
 )
+from .untrusted import BadJSON, parse_json
 
 MAX_NAMES = 5
 
@@ -171,9 +171,9 @@ def _check_json_digest(bundle: Bundle, statement: dict[str, Any] | None) -> Find
 
 def _cert_models(bundle: Bundle) -> list[dict[str, Any]]:
     try:
-        data = json.loads(bundle.certificate.decode("utf-8"))
+        data = parse_json(bundle.certificate)
         return [m for m in data["models"] if isinstance(m, dict)]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+    except (BadJSON, KeyError, TypeError):
         return []
 
 

@@ -12,7 +12,6 @@ cheap.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..certificate import MetricValue
 from ..errors import InputError
+from ..untrusted import BadJSON, parse_json
 from .registry import definition, lookup, register
 from .stats import bootstrap_ci
 
@@ -68,8 +68,8 @@ def load_risk_pack(path: str | Path, category: str | None = None) -> list[RiskPr
 
 def _parse_line(path: Path, n: int, line: str, cat: str) -> RiskPrompt:
     try:
-        obj = json.loads(line)
-    except ValueError as e:
+        obj = parse_json(line)
+    except BadJSON as e:
         raise InputError(f"{path}:{n}: not valid JSON ({e})") from None
     ok = isinstance(obj, dict) and isinstance(obj.get("prompt"), str) and all(
         isinstance(obj.get(k), list) and obj[k] and all(isinstance(s, str) and s for s in obj[k])
