@@ -82,11 +82,12 @@ def verify(target: Path, public_key: Path | None = None,
     """
     key = load_public_key(public_key) if public_key is not None else None
     bundle = load_bundle(Path(target))
+    data = _parse_certificate(bundle)
     signed, sig_finding = _check_signature(bundle, key)
     findings = [sig_finding]
     statement = signed.statement if signed else None
     findings.append(_check_json_digest(bundle, statement))
-    cert_models = _cert_models(bundle)
+    cert_models = _cert_models(data)
     for name, folder in (models or {}).items():
         model = _find_model(cert_models, name, folder)
         findings.append(check_model(model, Path(folder), _signed_root(statement, model)))
@@ -169,11 +170,18 @@ def _check_json_digest(bundle: Bundle, statement: dict[str, Any] | None) -> Find
     return Finding(True, CERTIFICATE_SUBJECT, f"sha256 {actual} matches the signed digest")
 
 
-def _cert_models(bundle: Bundle) -> list[dict[str, Any]]:
+def _parse_certificate(bundle: Bundle) -> Any:
+    """The certificate JSON, parsed within limits (a crafted document is bad input)."""
     try:
-        data = parse_json(bundle.certificate)
+        return parse_json(bundle.certificate)
+    except BadJSON as e:
+        raise InputError(f"{bundle.source}: not a certificate JSON document ({e})") from None
+
+
+def _cert_models(data: Any) -> list[dict[str, Any]]:
+    try:
         return [m for m in data["models"] if isinstance(m, dict)]
-    except (BadJSON, KeyError, TypeError):
+    except (KeyError, TypeError):
         return []
 
 
