@@ -212,7 +212,11 @@ def front_matter_block(cert: Certificate, link: str) -> str:
 def replace_section(body: str, new: str, nl: str, where: str, first_line: int = 1) -> str:
     """Swap the text between our markers for ``new``, or append it after the body. A marker
     counts only as a whole line outside fenced code."""
-    markers = marker_lines(body)
+    markers, unclosed = scan_markers(body)
+    if not markers and unclosed is not None:
+        line = first_line + body.count("\n", 0, unclosed)
+        raise ModelCardError(f"{where}:{line}: this code fence is never closed, so a section "
+                             "added after it would be code; close it and merge again")
     if not markers:
         sep = "" if not body or body.endswith(nl + nl) else nl if body.endswith(nl) else nl + nl
         return body + sep + new + nl
@@ -234,7 +238,13 @@ _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}(?!.*`)|~{3,})")
 def marker_lines(body: str) -> list[tuple[str, int]]:
     """(marker, offset) of each line of ``body`` that is one of our markers, skipping
     fenced code blocks (CommonMark fences of backticks or tildes)."""
-    out, fence, pos = [], "", 0
+    return scan_markers(body)[0]
+
+
+def scan_markers(body: str) -> tuple[list[tuple[str, int]], int | None]:
+    """Our marker lines outside fenced code, and the offset of a fence never closed."""
+    out: list[tuple[str, int]] = []
+    fence, opened, pos = "", 0, 0
     for line in body.splitlines(keepends=True):
         text = line.rstrip("\r\n")
         if fence:
@@ -243,11 +253,11 @@ def marker_lines(body: str) -> list[tuple[str, int]]:
                     and set(stripped) == {fence[0]}):
                 fence = ""
         elif m := _FENCE_OPEN.match(text):
-            fence = m.group(1)
+            fence, opened = m.group(1), pos
         elif text.rstrip() in (BEGIN, END):
             out.append((text.rstrip(), pos))
         pos += len(line)
-    return out
+    return out, (opened if fence else None)
 
 
 def section(cert: Certificate, link: str) -> str:

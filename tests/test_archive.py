@@ -242,3 +242,26 @@ def test_trend_charts_draw_in_a_browser_under_the_csp(three: Path, tmp_path: Pat
         capture_output=True, text=True, timeout=120, check=True).stdout
     assert ">The chart could not be drawn" not in dom
     assert dom.count('class="chart-canvas vega-embed') == len(_charts(three / "index.html"))
+
+
+def test_audit_refuses_to_refile_a_release_before_any_work(tmp_path: Path, tiny_models,
+                                                           capsys) -> None:
+    """audit --archive for a release already filed stops before loading a model, unless
+    --replace (checked here only as far as the refusal: the filing itself is add's)."""
+    arch = tmp_path / "a"
+    add(arch, _cert_dir(tmp_path, "r3", seed=0, month=1))
+    (tmp_path / "v.yaml").write_text("a: [cat, dog]\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "audit: {name: x, release: r3}\n"
+        f"models:\n  base: {{path: {tiny_models['tiny-gpt2']}}}\n"
+        f"  candidates: [{{name: ft, path: {tiny_models['tiny-gpt2-ft']}}}]\n"
+        "probes:\n  concepts: {vocabulary: v.yaml}\noutput: {dir: out}\n")
+    before = sorted(p.name for p in (arch / "releases").iterdir())
+    assert run_cli(["audit", "-q", str(spec), "--archive", str(arch)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {arch / 'releases' / 'r3'}: release 'r3' is already filed; pass --replace to "
+        f"file the new certificate instead (the earlier filing is then kept in "
+        f"{arch / 'replaced'})\n")
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in (arch / "releases").iterdir()) == before

@@ -289,3 +289,12 @@ def test_a_duplicated_section_is_refused_not_merged(cert) -> None:
         merge_model_card(once + "\n" + _section(once) + "\n", cert, where="README.md")
     assert str(e.value) == ("README.md:61: the certificate section's begin marker appears more "
                             "than once; restore or remove it")
+
+
+def test_a_card_ending_in_an_open_code_fence_is_refused(cert) -> None:
+    """Appended after an unclosed fence, the section would be code, and every later merge
+    would append another one."""
+    with pytest.raises(ModelCardError) as e:
+        merge_model_card(README + "```python\nprint(1)\n", cert, where="README.md")
+    assert str(e.value) == ("README.md:13: this code fence is never closed, so a section added "
+                            "after it would be code; close it and merge again")
