@@ -90,7 +90,7 @@ def scan_releases(archive_dir: Path) -> tuple[list[Release], list[tuple[str, str
         if folder.name.startswith(".") or not (path.is_file() or path.is_symlink()):
             continue
         try:
-            _, data = load_certificate(path)
+            _, data = load_certificate(path, tables=False)  # the index reads none
         except InputError as e:
             skipped.append((folder.name, str(e)))
             continue

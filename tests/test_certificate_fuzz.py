@@ -155,7 +155,7 @@ EXPLORE = int(os.environ.get("REPORTGEN_FUZZ_EXAMPLES", "0"))
 @settings(max_examples=EXPLORE or 25, deadline=None, derandomize=not EXPLORE, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=mutations(), views=st.booleans(), raw_edit=st.sampled_from(
-    ["", "truncate", "ascii", "trailing"]))
+    ["", "", "", "ascii", "truncate", "trailing"]))
 def test_no_command_fails_internally_or_writes_outside_its_target(data, views, raw_edit):
     raw = json.dumps(data, indent=2, ensure_ascii=raw_edit == "ascii")
     if raw_edit == "truncate":
@@ -206,7 +206,7 @@ def test_no_command_fails_internally_or_writes_outside_its_target(data, views, r
         assert "Words of my own.\n" in merged and "license: mit\n" in merged
 
 
-@settings(max_examples=EXPLORE or 60, deadline=None, derandomize=not EXPLORE, database=None,
+@settings(max_examples=EXPLORE or 40, deadline=None, derandomize=not EXPLORE, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=mutations())
 def test_the_loader_accepts_only_what_the_schema_and_verdict_allow(data):
@@ -228,7 +228,7 @@ LINES = st.sampled_from([
 ])
 
 
-@settings(max_examples=EXPLORE or 100, deadline=None, derandomize=not EXPLORE, database=None)
+@settings(max_examples=EXPLORE or 60, deadline=None, derandomize=not EXPLORE, database=None)
 @given(lines=st.lists(LINES, max_size=12), front=st.lists(st.sampled_from([
     "license: mit", "tags: [a, b]", "# a comment", "base_model: gpt2", "x: &a 1\ny: *a",
     "'quoted': 2", "-dash: 3", "nested:\n  k: v", "alignment_certificate: {old: 1}"]),
