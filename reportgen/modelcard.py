@@ -272,7 +272,7 @@ def section(cert: Certificate, link: str) -> str:
               f"{md(tool.get('name', 'reportgen'))} {md(tool.get('version', ''))}".strip()]
     parts = [BEGIN, "## Alignment certificate", "",
              f"**Verdict: {md(cert.verdict)}** · " + " · ".join(facts), ""]
-    parts += _metricstable(data) + _checkstable(data) + _modelstable(data)
+    parts += _metrics_table(data) + _checks_table(data) + _models_table(data)
     parts += [f"Full certificate: [{md(link)}]({url(link)}) · certificate JSON SHA-256 "
               f"`{cert.digest}`", END]
     text = "\n".join(parts)
@@ -282,7 +282,7 @@ def section(cert: Certificate, link: str) -> str:
     return text
 
 
-def _metricstable(data: dict[str, Any]) -> list[str]:
+def _metrics_table(data: dict[str, Any]) -> list[str]:
     comps = data.get("comparisons") or []
     names = headline_metrics(data)
     if not comps or not names:
@@ -294,7 +294,7 @@ def _metricstable(data: dict[str, Any]) -> list[str]:
     return ["### Headline metrics", "", *table(["metric", *heads], rows, numeric_from=1), ""]
 
 
-def _checkstable(data: dict[str, Any]) -> list[str]:
+def _checks_table(data: dict[str, Any]) -> list[str]:
     checks = data.get("checks") or []
     if not checks:
         return ["The audit defined no checks.", ""]
@@ -305,13 +305,19 @@ def _checkstable(data: dict[str, Any]) -> list[str]:
     return ["### Checks", "", *table(head, rows, numeric_from=3, numeric_to=4), ""]
 
 
-def _modelstable(data: dict[str, Any]) -> list[str]:
+def _models_table(data: dict[str, Any]) -> list[str]:
+    models = data.get("models") or []
+    adapters = any(m.get("adapter") for m in models)  # a column only when one has an adapter
     rows = [[md(m.get("name", "")), md(str(m.get("role", "")).replace("_", " ")),
-             code(f"{(m.get('digest') or {}).get('algorithm', '')}:"
-                  f"{(m.get('digest') or {}).get('root', '')}")]
-            for m in data.get("models") or []]
+             _root(m.get("digest"))] + ([_root(m.get("adapter"))] if adapters else [])
+            for m in models]
     head = ["model", "role", "digest (OpenSSF model signing v1.0 root)"]
+    head += ["adapter digest (merged over that checkpoint)"] if adapters else []
     return ["### Checkpoints", "", *table(head, rows), ""] if rows else []
+
+
+def _root(digest: dict[str, Any] | None) -> str:
+    return code(f"{digest.get('algorithm', '')}:{digest.get('root', '')}") if digest else "—"
 
 
 def _condition(check: dict[str, Any]) -> str:

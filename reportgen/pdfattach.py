@@ -159,6 +159,11 @@ def _file_name(body: bytes) -> str | None:
     return None
 
 
+def pdf_objects(pdf: bytes) -> dict[int, tuple[bytes, bytes | None]]:
+    """Object number → (dictionary text, raw stream data or None), as read for attachments."""
+    return _all_objects(pdf, ReadStats())
+
+
 def _all_objects(pdf: bytes, stats: ReadStats) -> dict[int, tuple[bytes, bytes | None]]:
     """Object number → (dictionary text, raw stream data or None), objects streams unpacked."""
     objects: dict[int, tuple[bytes, bytes | None]] = {}
