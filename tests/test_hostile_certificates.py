@@ -279,15 +279,16 @@ def test_verify_says_what_is_wrong_with_a_crafted_signature(tmp_path: Path, caps
                                    "envelope (lists and objects nested deeper than 64 levels)")
 
 
-def test_validate_says_what_is_wrong_with_a_deep_jsonl_probe_file(tmp_path: Path,
-                                                                  capsys) -> None:
+def test_validate_says_what_is_wrong_with_a_deep_jsonl_probe_file(tmp_path: Path, capsys,
+                                                                  tiny_models) -> None:
     (tmp_path / "v.yaml").write_text("a: [cat, dog]\n")
     (tmp_path / "deep.jsonl").write_text('{"text": ' + DEEP + "}\n")
     spec = tmp_path / "spec.yaml"
-    spec.write_text("audit: {name: x}\nmodels:\n  base: {path: ./b}\n"
-                    "  candidates: [{name: ft, path: ./f}]\nprobes:\n"
-                    "  concepts: {vocabulary: ./v.yaml}\n"
+    spec.write_text("audit: {name: x}\n"
+                    f"models:\n  base: {{path: {tiny_models['tiny-gpt2']}}}\n"
+                    f"  candidates: [{{name: ft, path: {tiny_models['tiny-gpt2-ft']}}}]\n"
+                    "probes:\n  concepts: {vocabulary: ./v.yaml}\n"
                     "  domains: [{name: d, texts: ./deep.jsonl}]\n")
     assert run(["validate", str(spec)], capsys) == (2, "", (
-        f"error: {spec}: probes.domains[0].texts: ./deep.jsonl:1: not valid JSON (lists and "
-        "objects nested deeper than 64 levels)\n"))
+        f"error: {spec}:7: probes.domains[0].texts: ./deep.jsonl:1: not valid JSON (lists and "
+        "objects nested deeper than 64 levels)\n1 problem found; nothing was run.\n"))
