@@ -33,8 +33,9 @@ def _validate(args: argparse.Namespace) -> int:
     loaded = load_spec(args.spec)
     probe = concept_probe(loaded)
     spec = loaded.spec
+    concepts = f"{probe.info.count} concepts" if probe.info else "no concepts"
     print(f"{args.spec}: OK ({len(spec.models.candidates)} candidates, "
-          f"{probe.info.count} concepts, {len(spec.checks)} checks)")
+          f"{concepts}, {len(spec.checks)} checks)")
     return 0
 
 

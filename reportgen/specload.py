@@ -559,6 +559,7 @@ def _semantic_problems(raw: dict, ctx: _Ctx) -> list[Problem]:
     models = raw.get("models")
     candidates = _check_models(models if isinstance(models, dict) else {}, ctx, out)
     _check_checks(raw.get("checks"), candidates, ctx, out)
+    _check_measured(raw.get("checks"), raw.get("probes"), ctx, out)
     _check_layers(raw.get("analysis"), ctx, out)
     _check_vocabulary(raw.get("probes"), ctx, out)
     _check_risk_packs(raw.get("probes"), ctx, out)
@@ -649,6 +650,17 @@ def _check_checks(checks: Any, candidates: list[str] | None, ctx: _Ctx, out: lis
             out.append(ctx.problem((*at, "candidate"), _unknown_candidate(candidate, candidates)))
         _check_conditions(at, chk, ctx, out)
         _check_duplicate(at, chk, seen, ctx, out)
+
+
+def _check_measured(checks: Any, probes: Any, ctx: _Ctx, out: list[Problem]) -> None:
+    """A check on a family the spec gives no probes for (concepts.* without concepts)."""
+    from .metrics.scope import unmeasured
+
+    for i, chk in _mappings(checks):
+        metric = chk.get("metric")
+        why = unmeasured(metric, probes) if isinstance(metric, str) and lookup(metric) else None
+        if why:
+            out.append(ctx.problem(("checks", i, "metric"), why))
 
 
 def _unknown_candidate(name: str, candidates: list[str]) -> str:
