@@ -59,14 +59,26 @@ def quantize_transform(bits: int):
 
 
 def _weights(base_model, m) -> tuple[dict[str, MetricValue], dict[str, list[dict]], str | None]:
+    """Weight drift of ``m`` against the base, each as loaded (an adapter merged)."""
     from .errors import ModelError
-    from .metrics.weights import weight_drift_metrics
+    from .metrics.adapter_weights import NotReproduced, model_source
+    from .metrics.weights import not_available, weight_drift_metrics
 
     if base_model.path is None or m.path is None:
         return {}, {}, f"{m.name}: weight drift skipped (no local checkpoint folder)"
     transform = quantize_transform(m.bits) if m.bits else None
     try:
-        wm, wt = weight_drift_metrics(base_model.path, m.path, transform)
+        sources = []
+        for x in (base_model, m):
+            try:
+                sources.append(model_source(x.path, x.adapter_path, x.kind,
+                                            x.options.trust_remote_code))
+            except NotReproduced as e:
+                raise NotReproduced(f"the adapter of {x.name} cannot be merged from its "
+                                    f"files: {e}") from None
+        wm, wt = weight_drift_metrics(*sources, transform)
+    except NotReproduced as e:
+        return not_available(str(e)), {}, f"{m.name}: weight drift not available: {e}."
     except ModelError as e:
         return {}, {}, f"{m.name}: weight drift skipped ({e})"
     return wm, wt, None
@@ -139,7 +151,7 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
                 extra.setdefault(family, {}).update(res.analysis)
         if floors and m.name == floors[0]:
             for name, mv in metrics.items():
-                if name.endswith("noise_floor_ratio"):
+                if "noise_floor" in name:  # ratios and shares against the floor
                     mv.error = f"{m.name} is the noise floor itself"
         comparisons.append(Comparison("base", m.name, m.role, metrics, tables))
     if sl is not None:

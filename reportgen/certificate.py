@@ -267,16 +267,11 @@ class Certificate:
         sign: str | Path | None = None,
     ) -> dict[str, Path]:
         """Write the views and the attachments; with ``sign`` (an Ed25519 PEM key) also
-        certificate.sig.json."""
+        certificate.sig.json, which names the JSON and the views written."""
         from .render import write_outputs
 
-        signature = None
-        if sign is not None:
-            from .signing import sign_certificate
-
-            signature = sign_certificate(self, Path(sign))
-        return write_outputs(self, Path(out_dir), list(formats), signature,
-                             attachments=self.attachments, owned=OWNED_FOLDERS)
+        return write_outputs(self, Path(out_dir), list(formats), attachments=self.attachments,
+                             owned=OWNED_FOLDERS, sign=Path(sign) if sign is not None else None)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         from .render.html import notebook_html

@@ -30,9 +30,11 @@ def _validate(args: argparse.Namespace) -> int:
     from .pipeline import concept_probe
     from .specload import load_spec
 
-    loaded = load_spec(args.spec)
+    loaded = load_spec(args.spec, models=True)  # configs and tokenizers, never weights
     probe = concept_probe(loaded)
     spec = loaded.spec
+    for w in loaded.facts.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     concepts = f"{probe.info.count} concepts" if probe.info else "no concepts"
     print(f"{args.spec}: OK ({len(spec.models.candidates)} candidates, "
           f"{concepts}, {len(spec.checks)} checks)")
@@ -55,10 +57,10 @@ def _render(args: argparse.Namespace) -> int:
     folder = src if src.is_dir() else src.parent
     out = Path(args.out) if args.out else folder
     sig = folder / "certificate.sig.json"  # re-attached to the PDF, and copied along
-    signature = sig.read_bytes() if sig.is_file() else None
+    signature = sig.read_bytes() if sig.is_file() and not args.sign else None
     paths = write_outputs(cert, out, args.formats.split(","), signature,
                           page_size=args.page_size, attachments=cert.attachments,
-                          owned=OWNED_FOLDERS)
+                          owned=OWNED_FOLDERS, sign=Path(args.sign) if args.sign else None)
     for p in paths.values():
         print(p)
     return 0
@@ -88,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     a.set_defaults(func=_audit)
 
-    v = sub.add_parser("validate", help="check a spec without loading any model")
+    v = sub.add_parser("validate", help="check a spec, its probes and its models' configs and "
+                       "tokenizers, without loading any weight")
     v.add_argument("spec")
     v.set_defaults(func=_validate)
 
@@ -102,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: html,pdf,json,model-card")
     r.add_argument("--page-size", choices=["A4", "Letter"], default="A4",
                    help="printed page size of the PDF (and of the HTML when printed)")
+    r.add_argument("--sign", metavar="KEY",
+                   help="sign the certificate and the views rendered now with this Ed25519 "
+                        "private key (PEM); without it the existing signature is carried "
+                        "along, and covers the new views only if they are byte-identical")
     r.set_defaults(func=_render)
 
     m = sub.add_parser("metrics", help="list every metric a check can name")

@@ -28,11 +28,17 @@ def register(subparsers: Any) -> None:
     v.add_argument("certificate", metavar="CERT_DIR_OR_PDF",
                    help="an audit output folder, a certificate.json or a certificate PDF")
     v.add_argument("--public-key", metavar="PEM",
-                   help="the signer's public key (default: the key named in the signature, "
-                        "which proves integrity but not who signed)")
+                   help="the signer's public key: without it (or --trust-embedded-key) "
+                        "verification fails, since anyone can make a key and sign")
+    v.add_argument("--trust-embedded-key", action="store_true",
+                   help="accept the key embedded in the signature: proves nothing was "
+                        "edited after signing, but not who signed")
     v.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                    help="re-hash this checkpoint folder and compare it file by file "
                         "(repeatable)")
+    v.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
+                   help="re-hash the adapter folder of a model with an adapter (repeatable); "
+                        "such a model is verified only with both --model and --adapter")
     v.set_defaults(func=_verify)
 
     m = subparsers.add_parser("modelcard", help="print or merge the model-card section")
@@ -70,29 +76,39 @@ def _verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
     models = parse_models(args.model)
+    adapters = parse_models(args.adapter, "--adapter")
     key = Path(args.public_key) if args.public_key else None
-    report = verify(Path(args.certificate), key, models)
+    report = verify(Path(args.certificate), key, models, adapters, args.trust_embedded_key)
     print(f"verifying {report.source}")
     for finding in report.findings:
         print(finding.line())
     if report.ok:
-        checked = f", and {_plural(len(models), 'checkpoint folder')} match it" if models else ""
-        print(f"verified: the signature is valid and the certificate is unchanged{checked}")
+        parts = ["the signature is valid and the certificate is unchanged"]
+        if report.views:
+            parts.append(f"{'its view shows' if report.views == 1 else 'its views show'} it")
+        folders = [_plural(n, f"{what} folder") for n, what in
+                   ((len(models), "checkpoint"), (len(adapters), "adapter")) if n]
+        if folders:
+            parts.append(f"{' and '.join(folders)} match it")
+        said = ", ".join(parts[:-1]) + ", and " + parts[-1] if len(parts) > 1 else parts[0]
+        unchecked = "" if report.signer_checked else "; who signed was NOT checked"
+        print(f"verified: {said}{unchecked}")
         return 0
     print(f"verification failed: {_plural(len(report.failures), 'problem')}")
     return 1
 
 
-def parse_models(items: list[str]) -> dict[str, Path]:
+def parse_models(items: list[str], flag: str = "--model") -> dict[str, Path]:
     """``NAME=PATH`` arguments as a dict; one name may appear once."""
     out: dict[str, Path] = {}
+    what = "adapter" if flag == "--adapter" else "checkpoint"
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise InputError(f"--model {item}: expected NAME=PATH (a model name from the "
-                             "certificate and its checkpoint folder)")
+            raise InputError(f"{flag} {item}: expected NAME=PATH (a model name from the "
+                             f"certificate and its {what} folder)")
         if name in out:
-            raise InputError(f"--model {name}: given twice")
+            raise InputError(f"{flag} {name}: given twice")
         out[name] = Path(path)
     return out
 

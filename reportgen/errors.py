@@ -34,6 +34,15 @@ class Problem:
         return f"{where}:{field} {self.message}"
 
 
+class InputErrors(InputError):
+    """Every problem of one input file (a vocabulary, a probe pack), one line each, so one
+    run names all of them; ``str()`` is those lines."""
+
+    def __init__(self, messages: list[str]):
+        self.messages = messages
+        super().__init__("\n".join(messages))
+
+
 class SpecError(InputError):
     """A spec with one or more problems; all of them are reported at once."""
 

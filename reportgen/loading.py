@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import ModelError
-from .models import ResolvedModel
+from .loadfiles import sealed_view
+from .models import ResolvedModel, auto_class, check_adapter_weights
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError,
@@ -21,18 +24,16 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
 
     tf.utils.logging.set_verbosity_error()
     tf.utils.logging.disable_progress_bar()
-    cls = {
-        "causal-lm": tf.AutoModelForCausalLM,
-        "masked-lm": tf.AutoModelForMaskedLM,
-        "encoder": tf.AutoModel,
-    }[rm.kind]
+    cls = auto_class(rm.kind)
+    path = _readable(rm)
     try:
-        model = cls.from_pretrained(str(rm.path), **_load_kwargs(rm))
+        model = cls.from_pretrained(str(path), **_load_kwargs(rm))
         tok = tf.AutoTokenizer.from_pretrained(
-            str(rm.path), local_files_only=True, trust_remote_code=rm.options.trust_remote_code
+            str(path), local_files_only=True, trust_remote_code=rm.options.trust_remote_code
         )
     except _LOAD_ERRORS as e:
-        raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {_first_line(e)}") from None
+        why = _first_line(e).replace(str(path), rm.source)
+        raise ModelError(f"{rm.field}: cannot load {rm.source!r}: {why}") from None
     if rm.adapter_path is not None:
         model = apply_adapter(model, rm)
     model.eval()
@@ -41,6 +42,13 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     else:
         _check_finite(model, rm)
     return model, tok
+
+
+def _readable(rm: ResolvedModel) -> Path:
+    """The folder the loader reads: only the files the digest hashed (see loadfiles)."""
+    if rm.path is None:
+        raise ValueError(f"{rm.name} has no folder to load")
+    return sealed_view(rm.path, rm.files)
 
 
 def derive_in_place(model: Any, rm: ResolvedModel) -> None:
@@ -79,18 +87,59 @@ def _load_kwargs(rm: ResolvedModel) -> dict[str, Any]:
 
 
 def apply_adapter(model: Any, rm: ResolvedModel) -> Any:
-    """The PEFT adapter at ``rm.adapter_path`` applied to ``model`` and merged into it."""
+    """The PEFT adapter at ``rm.adapter_path`` applied to ``model`` and merged into it.
+
+    The weights are checked again right before PEFT reads them: it unpickles
+    ``adapter_model.bin`` whenever ``adapter_model.safetensors`` is missing."""
+    field = _adapter_field(rm)
+    check_adapter_weights(rm.adapter_path, field, str(rm.options.adapter),
+                          rm.options.allow_pickle, field[: -len("adapter")] + "allow_pickle")
     try:
         from peft import PeftModel
     except ImportError:
-        raise ModelError(f"{_adapter_field(rm)}: applying an adapter needs the peft package "
+        raise ModelError(f"{field}: applying an adapter needs the peft package "
                          "(pip install peft)") from None
     try:
-        peft_model = PeftModel.from_pretrained(model, str(rm.adapter_path), is_trainable=False)
-        return peft_model.merge_and_unload()
+        folder = rm.adapter_path
+        if rm.adapter_digest is not None and folder is not None:
+            folder = sealed_view(folder, [f.name for f in rm.adapter_digest.files])
+        with warnings.catch_warnings():  # PEFT's advice on training; what matters is checked
+            warnings.simplefilter("ignore")
+            peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+            unused, missing = adapter_fit(peft_model, folder)
+            if not unused and not missing:
+                return peft_model.merge_and_unload()
     except _LOAD_ERRORS as e:
-        raise ModelError(f"{_adapter_field(rm)}: cannot apply adapter {rm.options.adapter!r} to "
+        raise ModelError(f"{field}: cannot apply adapter {rm.options.adapter!r} to "
                          f"{rm.source!r}: {_first_line(e)}") from None
+    what = (f"{len(unused)} of its tensors match no module of the model (e.g. "
+            f"{unused[0]})" if unused else
+            f"{len(missing)} of the model's adapter tensors are not in its file (e.g. "
+            f"{missing[0]})")
+    raise ModelError(f"{field}: adapter {rm.options.adapter!r} does not fit {rm.source!r} "
+                     f"({rm.architecture}): {what}, so PEFT would apply it only in part, "
+                     "without an error")
+
+
+def adapter_fit(peft_model: Any, folder: Any) -> tuple[list[str], list[str]]:
+    """(adapter tensors PEFT did not load, adapter parameters it left at their initial
+    values): PEFT only warns about the second and ignores the first, so an adapter saved
+    for another model class (``h.0…`` for ``transformer.h.0…``) would change nothing."""
+    from peft.utils import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    from .models import ADAPTER_WEIGHTS
+
+    path = folder / ADAPTER_WEIGHTS
+    if not path.is_file():  # pickle weights the spec allowed: no check without unpickling
+        return [], []
+    with safe_open(str(path), framework="pt") as h:
+        saved = set(h.keys())  # noqa: SIM118 (not a dict)
+    # a base layer's own tensors are saved or not depending on save_embedding_layers
+    state = get_peft_model_state_dict(peft_model, save_embedding_layers=False)
+    expected = {k for k in state if ".base_layer." not in k}
+    saved = {k for k in saved if ".base_layer." not in k}
+    return sorted(saved - expected), sorted(expected - saved)
 
 
 def _adapter_field(rm: ResolvedModel) -> str:

@@ -233,12 +233,18 @@ def _checks_table(data: dict[str, Any]) -> list[str]:
 
 
 def _models_table(data: dict[str, Any]) -> list[str]:
+    models = data.get("models") or []
+    adapters = any(m.get("adapter") for m in models)  # a column only when one has an adapter
     rows = [[md(m.get("name", "")), md(str(m.get("role", "")).replace("_", " ")),
-             f"`{(m.get('digest') or {}).get('algorithm', '')}:"
-             f"{(m.get('digest') or {}).get('root', '')}`"]
-            for m in data.get("models") or []]
+             _root(m.get("digest"))] + ([_root(m.get("adapter"))] if adapters else [])
+            for m in models]
     head = ["model", "role", "digest (OpenSSF model signing v1.0 root)"]
+    head += ["adapter digest (merged over that checkpoint)"] if adapters else []
     return ["### Checkpoints", "", *_table(head, rows), ""] if rows else []
+
+
+def _root(digest: dict[str, Any] | None) -> str:
+    return f"`{digest.get('algorithm', '')}:{digest.get('root', '')}`" if digest else "—"
 
 
 def _table(head: list[str], rows: list[list[str]], numeric_from: int | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 from .certificate import Digest
 from .digest import derived_digest, digest_folder
 from .errors import ModelError
+from .loadfiles import check_references
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -65,6 +66,9 @@ class ResolvedModel:
     options: LoadOptions = dataclass_field(default_factory=LoadOptions)  # adapter: as in the spec
     adapter_path: Path | None = None
     adapter_digest: Digest | None = None
+    #: The files the loader may read (those the digest hashed): it reads them through
+    #: :func:`reportgen.loadfiles.sealed_view`, so it cannot open anything else.
+    files: tuple[str, ...] = ()
 
     @property
     def capture_identity(self) -> str:
@@ -143,16 +147,40 @@ def check_weights(folder: Path, field: str, source: str, allow_pickle: bool = Fa
         for path in tensors:
             check_safetensors(path, field, source)
         return
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-    if pickles and allow_pickle:
+    if not _allowed_pickles(folder, field, source, allow_pickle, allow_field,
+                            "only pickle weights"):
+        raise ModelError(f"{field}: {source!r} has a config but no weights (*.safetensors)")
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # the one safetensors file PEFT reads
+
+
+def check_adapter_weights(folder: Path, field: str, source: str, allow_pickle: bool,
+                          allow_field: str) -> None:
+    """Like :func:`check_weights`, for the file PEFT actually reads: without
+    ``adapter_model.safetensors`` it unpickles ``adapter_model.bin``, whatever other
+    ``*.safetensors`` files lie beside it, so only that name counts."""
+    if (folder / ADAPTER_WEIGHTS).is_file():
+        check_safetensors(folder / ADAPTER_WEIGHTS, field, source)
         return
-    if pickles:
+    if not _allowed_pickles(folder, field, source, allow_pickle, allow_field,
+                            f"no {ADAPTER_WEIGHTS}, only pickle weights"):
+        raise ModelError(f"{field}: {source!r} has an adapter_config.json but no adapter "
+                         f"weights ({ADAPTER_WEIGHTS})")
+
+
+def _allowed_pickles(folder: Path, field: str, source: str, allow_pickle: bool,
+                     allow_field: str, has: str) -> bool:
+    """True when pickle weights are there and allowed; raises when they are there and not
+    allowed; False when there are none (the caller says what is missing)."""
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    if pickles and not allow_pickle:
         raise ModelError(
-            f"{field}: {source!r} has only pickle weights ({', '.join(pickles)}); "
+            f"{field}: {source!r} has {has} ({', '.join(pickles)}); "
             f"convert them to safetensors, or set {allow_field}: true if you trust them "
             "(unpickling can run code)"
         )
-    raise ModelError(f"{field}: {source!r} has a config but no weights (*.safetensors)")
+    return bool(pickles)
 
 
 def check_safetensors(path: Path, field: str, source: str) -> None:
@@ -196,9 +224,18 @@ def check_device(device: str, name: str, prefix: str) -> None:
                              "package (pip install accelerate)")
 
 
-def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool
-                    ) -> tuple[Path, Digest]:
+def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
+                    allow_field: str = "allow_pickle") -> tuple[Path, Digest]:
     """A PEFT adapter folder: adapter_config.json and weights, hashed like a checkpoint."""
+    folder = check_adapter(text, base_dir, field, allow_pickle, allow_field)
+    digest = digest_folder(folder)
+    check_references(folder, (f.name for f in digest.files), field, text)
+    return folder, digest
+
+
+def check_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
+                  allow_field: str = "allow_pickle") -> Path:
+    """The adapter folder, once its config and weights are there (nothing hashed or loaded)."""
     from .specload import resolve_path
 
     folder = resolve_path(text, base_dir)
@@ -209,13 +246,21 @@ def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool
     if not (folder / "adapter_config.json").is_file():
         raise ModelError(f"{field}: {text!r} has no adapter_config.json; expected a PEFT "
                          "adapter folder (save_pretrained)")
-    check_weights(folder, field, text, allow_pickle)
-    return folder, digest_folder(folder)
+    check_adapter_weights(folder, field, text, allow_pickle, allow_field)
+    return folder
 
 
 def _prefix(field: str) -> str:
     """``models.candidates[0]`` from ``models.candidates[0].path``."""
     return field[: -len(".path")] if field.endswith(".path") else field
+
+
+def auto_class(kind: str) -> Any:
+    """The transformers Auto class that loads a model of ``kind`` (with its head)."""
+    import transformers as tf
+
+    return {"causal-lm": tf.AutoModelForCausalLM, "masked-lm": tf.AutoModelForMaskedLM,
+            "encoder": tf.AutoModel}[kind]
 
 
 def detect_kind(config: dict[str, Any]) -> tuple[str, str]:
@@ -248,11 +293,15 @@ def resolve(name: str, role: str, source: str, base_dir: Path, field: str,
     adapter_path, adapter_digest = (None, None)
     if opts.adapter is not None:
         adapter_path, adapter_digest = resolve_adapter(
-            opts.adapter, base_dir, f"{prefix}.adapter", opts.allow_pickle)
+            opts.adapter, base_dir, f"{prefix}.adapter", opts.allow_pickle,
+            f"{prefix}.allow_pickle")
     kind, arch = detect_kind(config)
+    digest = digest_folder(folder)
+    files = tuple(f.name for f in digest.files)
+    check_references(folder, files, field, source)
     return ResolvedModel(
-        name, role, source, field, folder, config, kind, arch, digest_folder(folder),
-        options=opts, adapter_path=adapter_path, adapter_digest=adapter_digest,
+        name, role, source, field, folder, config, kind, arch, digest,
+        options=opts, adapter_path=adapter_path, adapter_digest=adapter_digest, files=files,
     )
 
 
@@ -261,23 +310,42 @@ def derive(name: str, role: str, src: ResolvedModel, quantize: str, field: str) 
     recipe = f"int{bits} per-output-channel absmax weight round-trip of every weight matrix"
     return ResolvedModel(
         name, role, f"derive: {quantize} of {src.name}", field, src.path, src.config, src.kind,
-        src.architecture, derived_digest(src.digest, recipe), src.name, recipe, bits,
+        src.architecture, derived_digest(src.digest, recipe, src.adapter_digest),
+        src.name, recipe, bits,
         options=src.options, adapter_path=src.adapter_path, adapter_digest=src.adapter_digest,
+        files=src.files,
     )
 
 
-_SHAPE_KEYS = ("model_type", "num_hidden_layers", "n_layer", "hidden_size", "n_embd")
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
+_WIDTH_KEYS = ("hidden_size", "n_embd", "dim", "d_model")
+_SHAPE_KEYS = ("model_type", *_LAYER_KEYS, *_WIDTH_KEYS)
+
+
+def model_shape(config: dict[str, Any]) -> tuple[int, int]:
+    """(hidden width, number of blocks) from a config.json, whatever the family calls them
+    (GPT-2 n_embd / n_layer, DistilBERT dim / n_layers, …); 0 where it does not say."""
+    width = next((config[k] for k in _WIDTH_KEYS if isinstance(config.get(k), int)), 0)
+    layers = next((config[k] for k in _LAYER_KEYS if isinstance(config.get(k), int)), 0)
+    return int(width), int(layers)
+
+
+def incompatibilities(base_arch: str, base: dict[str, Any], cand_arch: str,
+                      cand: dict[str, Any]) -> list[str]:
+    """What differs between two configs that base and candidate must share (empty: none)."""
+    diffs = []
+    if base_arch != cand_arch:
+        diffs.append(f"architecture {base_arch} vs {cand_arch}")
+    same_type = base.get("model_type") == cand.get("model_type")
+    for k in _SHAPE_KEYS if same_type else _SHAPE_KEYS[:1]:
+        if k in base and base.get(k) != cand.get(k):
+            diffs.append(f"{k} {base.get(k)} vs {cand.get(k)}")
+    return diffs
 
 
 def check_compatible(base: ResolvedModel, cand: ResolvedModel) -> None:
     """Base and candidate must share architecture and shape; say exactly what differs."""
-    diffs = []
-    if base.architecture != cand.architecture:
-        diffs.append(f"architecture {base.architecture} vs {cand.architecture}")
-    same_type = base.config.get("model_type") == cand.config.get("model_type")
-    for k in _SHAPE_KEYS if same_type else _SHAPE_KEYS[:1]:
-        if k in base.config and base.config.get(k) != cand.config.get(k):
-            diffs.append(f"{k} {base.config.get(k)} vs {cand.config.get(k)}")
+    diffs = incompatibilities(base.architecture, base.config, cand.architecture, cand.config)
     if diffs:
         raise ModelError(
             f"{cand.field}: {cand.name!r} cannot be compared with the base: "

@@ -121,6 +121,11 @@ def embedded_files(pdf: bytes) -> dict[str, bytes]:
     return out
 
 
+def pdf_objects(pdf: bytes) -> dict[int, tuple[bytes, bytes | None]]:
+    """Object number → (dictionary text, raw stream data or None), as read for attachments."""
+    return _all_objects(pdf)
+
+
 def _all_objects(pdf: bytes) -> dict[int, tuple[bytes, bytes | None]]:
     """Object number → (dictionary text, raw stream data or None), objects streams unpacked."""
     objects: dict[int, tuple[bytes, bytes | None]] = {}

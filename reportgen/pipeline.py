@@ -105,7 +105,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     """Run the whole audit. ``out`` (or ``write=True``: the spec's output.dir) writes files;
     ``sign`` (else output.sign) signs them, ``archive`` (else output.archive) files them."""
     prog = Progress(progress)
-    loaded = load_spec(source)
+    loaded = load_spec(source, models=True)  # configs and tokenizers too: no weight yet
     out_dir = _output_dir(loaded, out, write)
     key, archive_dir = _sign_and_archive(loaded, out_dir, sign, archive)
     if out_dir is not None:
@@ -350,7 +350,7 @@ def analysis_info(loaded: LoadedSpec, cap) -> dict[str, Any]:
 
 
 def _spec_warnings(loaded: LoadedSpec) -> list[str]:
-    w = []
+    w = list(loaded.facts.warnings) if loaded.facts is not None else []
     if not loaded.spec.checks:
         w.append("The spec has no checks, so the verdict PASS asserts nothing.")
     if not any(c.role == "noise_floor" for c in loaded.spec.models.candidates):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, InputErrors
 from .resources import probes_dir
 from .specload import (
     describe,
@@ -56,16 +56,23 @@ def builtin_packs() -> list[str]:
 
 def load_vocabulary(ref: str, base_dir: Path, field: str = "probes.concepts.vocabulary",
                     spec_file: str = "") -> list[Concept]:
-    """The concepts of a vocabulary, in file order; InputError with one located line.
+    """The concepts of a vocabulary, in file order; else :class:`InputErrors` with every
+    problem of the file, one located line each.
 
-    ``spec_file`` and ``field`` (when given) prefix the message, so a user running the audit
-    sees which spec entry named the file; pass ``field=""`` to get the bare message.
+    ``spec_file`` and ``field`` (when given) prefix each message, so a user running the audit
+    sees which spec entry named the file; pass ``field=""`` to get the bare messages.
     """
     try:
         return _load(ref, base_dir)
     except InputError as e:
-        where = "".join(f"{part}: " for part in (spec_file, field) if part)
-        raise InputError(one_line(f"{where}{e}")) from None
+        raise _prefixed(e, spec_file, field) from None
+
+
+def _prefixed(e: InputError, spec_file: str, field: str) -> InputErrors:
+    """Each problem of ``e`` prefixed with the spec entry that named the file."""
+    where = "".join(f"{part}: " for part in (spec_file, field) if part)
+    found = e.messages if isinstance(e, InputErrors) else [str(e)]
+    return InputErrors([one_line(f"{where}{m}") for m in found])
 
 
 def _load(ref: str, base_dir: Path) -> list[Concept]:
@@ -96,7 +103,7 @@ def _builtin_path(name: str) -> Path:
 
 def _parse_yaml(text: str, shown: str) -> list[Concept]:
     doc = read_yaml(text, shown)
-    if doc.problems:
+    if not doc.ok:
         first = doc.problems[0]
         where = f"{shown}:{first.line}" if first.line else shown
         raise InputError(f"{where}: {first.message}")
@@ -107,49 +114,74 @@ def _parse_yaml(text: str, shown: str) -> list[Concept]:
         got = describe(data, doc.texts.get(()))
         raise InputError(f"{shown}:{doc.lines.get(())}: expected {_YAML_SHAPE}, got {got}")
     found = _Found(shown)
+    for p in doc.problems:  # duplicate keys: the rest of the file is still read
+        found.fail(p.line, p.message)
     for category, terms in data.items():
         line = doc.lines.get((category,))
-        _check_category(category, terms, f"{shown}:{line}")
+        problem = _category_problem(category) or _terms_problem(category, terms)
+        if problem:
+            found.fail(line, problem)
+            continue
         for j, term in enumerate(terms):
             found.add(term, category, doc.lines.get((category, j), line),
                       doc.texts.get((category, j)))
-    return found.concepts
+    return found.result()
 
 
-def _check_category(category: Any, terms: Any, where: str) -> None:
+def _category_problem(category: Any) -> str | None:
+    """A category name is one segment of metric names (concepts.category.NAME.…)."""
     if not isinstance(category, str) or not category.strip():
-        raise InputError(f"{where}: expected a category name, got {describe(category)}")
+        return f"expected a category name, got {describe(category)}"
+    if "." in category:
+        return (f"category {category!r}: a category name cannot contain '.', which separates "
+                "the parts of metric names (concepts.category.NAME.cosine_distance.mean)")
+    return None
+
+
+def _terms_problem(category: str, terms: Any) -> str | None:
     if terms is None or terms == []:
-        raise InputError(f"{where}: category {category!r} has no terms; expected a list of terms")
+        return f"category {category!r} has no terms; expected a list of terms"
     if not isinstance(terms, list):
-        raise InputError(
-            f"{where}: category {category!r}: expected a list of terms, got {describe(terms)}"
-        )
+        return f"category {category!r}: expected a list of terms, got {describe(terms)}"
+    return None
 
 
 class _Found:
-    """Concepts in file order, refusing blank, non-text and repeated terms."""
+    """Concepts in file order, refusing blank, non-text and repeated terms. Problems are
+    collected, not raised, so one read reports all of them (:meth:`result`)."""
 
     def __init__(self, shown: str):
         self.shown = shown
         self.concepts: list[Concept] = []
         self.where: dict[str, str] = {}
+        self.problems: list[tuple[int, str]] = []
+
+    def fail(self, line: int | None, message: str) -> None:
+        at = f"{self.shown}:{line}" if line else self.shown
+        self.problems.append((line or 0, f"{at}: {message}"))
 
     def add(self, term: Any, category: str, line: int | None, text: str | None = None) -> None:
-        at = f"{self.shown}:{line}" if line else self.shown
         if not isinstance(term, str):
-            raise InputError(f"{at}: category {category!r}: expected a term (text), got "
-                             f"{describe(term, text)}; put it in quotes")
+            return self.fail(line, f"category {category!r}: expected a term (text), got "
+                                   f"{describe(term, text)}; put it in quotes")
         if not term.strip():
-            raise InputError(f"{at}: category {category!r}: blank term; expected a word or phrase")
+            return self.fail(line, f"category {category!r}: blank term; expected a word or "
+                                   "phrase")
         if term in self.where:
             other = self.where[term]
             if other == category:
-                raise InputError(f"{at}: term {term!r} is listed twice in {category!r}")
-            raise InputError(f"{at}: term {term!r} is in both {other!r} and {category!r}; "
-                             "a term can belong to one category only")
+                return self.fail(line, f"term {term!r} is listed twice in {category!r}")
+            return self.fail(line, f"term {term!r} is in both {other!r} and {category!r}; "
+                                   "a term can belong to one category only")
         self.where[term] = category
         self.concepts.append(Concept(term, category))
+        return None
+
+    def result(self) -> list[Concept]:
+        """The concepts, or VocabularyError with every problem in line order."""
+        if self.problems:
+            raise InputErrors([m for _, m in sorted(self.problems, key=lambda p: p[0])])
+        return self.concepts
 
 
 def _parse_csv(text: str, shown: str) -> list[Concept]:
@@ -174,11 +206,14 @@ def _parse_csv(text: str, shown: str) -> list[Concept]:
         term = row[ti].strip() if ti < len(row) else ""
         category = row[ci].strip() if ci < len(row) else ""
         if not category and term:
-            raise InputError(f"{shown}:{line}: term {term!r} has no category")
-        found.add(term, category, line)
-    if not found.concepts:
+            found.fail(line, f"term {term!r} has no category")
+        elif "." in category:
+            found.fail(line, _category_problem(category) or "")
+        else:
+            found.add(term, category, line)
+    if not found.concepts and not found.problems:
         raise InputError(f"{shown}: expected at least one term after the header")
-    return found.concepts
+    return found.result()
 
 
 def concept_texts(concepts: list[Concept], template: str) -> list[str]:
@@ -227,8 +262,7 @@ def load_texts(ref: str, base_dir: Path, field: str = "probes.domains[0].texts",
     try:
         return _load_texts(ref, base_dir)
     except InputError as e:
-        where = "".join(f"{part}: " for part in (spec_file, field) if part)
-        raise InputError(one_line(f"{where}{e}")) from None
+        raise _prefixed(e, spec_file, field) from None
 
 
 def _load_texts(ref: str, base_dir: Path) -> list[str]:
@@ -236,6 +270,7 @@ def _load_texts(ref: str, base_dir: Path) -> list[str]:
             else resolve_path(ref, base_dir))
     text = read_text_file(path, ref, "probe text file")
     out: list[str] = []
+    bad: list[str] = []
     jsonl = path.suffix.lower() == ".jsonl"
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or (not jsonl and line.lstrip().startswith("#")):
@@ -246,12 +281,16 @@ def _load_texts(ref: str, base_dir: Path) -> list[str]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise InputError(f"{ref}:{n}: not valid JSON ({e.msg})") from None
+            bad.append(f"{ref}:{n}: not valid JSON ({e.msg})")
+            continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-            raise InputError(f"{ref}:{n}: expected an object with a 'text' string")
-        if not obj["text"].strip():
-            raise InputError(f"{ref}:{n}: blank text")
-        out.append(obj["text"])
+            bad.append(f"{ref}:{n}: expected an object with a 'text' string")
+        elif not obj["text"].strip():
+            bad.append(f"{ref}:{n}: blank text")
+        else:
+            out.append(obj["text"])
+    if bad:
+        raise InputErrors(bad)
     if not out:
         raise InputError(f"{ref}: no texts; expected one text per line (or JSONL with 'text')")
     return out
@@ -268,5 +307,4 @@ def load_risk_prompts(ref: str, base_dir: Path, name: str, field: str = "probes.
                 else resolve_path(ref, base_dir))
         return load_risk_pack(path, name)
     except InputError as e:
-        where = "".join(f"{part}: " for part in (spec_file, field) if part)
-        raise InputError(one_line(f"{where}{e}")) from None
+        raise _prefixed(e, spec_file, field) from None

@@ -2,8 +2,10 @@
 
 The collector (:mod:`reportgen.probcollect`) did the model work during each capture; here the
 candidate's statistics and both models' risk-continuation log-probabilities become metrics
-and tables, from the captures alone. A model that cannot be scored (no LM head, another
-tokenizer) makes the family "not available" with the reason, never a crash.
+and tables, from the captures alone. Encoders (no LM head) have no probabilities family at
+all: validation refuses the risk probes and checks that would need one, and the limitations
+say so. A model that cannot be scored otherwise (another tokenizer, an LM head reportgen does
+not reproduce) makes the family "not available" with the reason, never a crash.
 """
 
 from __future__ import annotations
@@ -142,8 +144,9 @@ def _unit(name: str) -> str:
 
 
 def analyse_probabilities(ctx: PairContext) -> PairResult | None:
-    if not scored_groups(ctx.probe):
-        return None
+    if not scored_groups(ctx.probe) or ctx.model.kind == "encoder":
+        return None  # an encoder has no token probabilities: the limitations say so, and
+        # validation refuses risk probes and checks that would need them
     reason = _reason(ctx)
     names = [n for n, _ in _HEADLINE] + ["probabilities.entropy_compression"]
     if reason:

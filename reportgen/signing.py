@@ -6,11 +6,19 @@ certificate with tools other than ours. The statement's subjects are every check
 by its model-signing root digest, and the certificate JSON itself; its predicate repeats the
 verdict and spec digest so that the signed payload alone says what was certified.
 
-Keys are PEM files (PKCS#8 private, SubjectPublicKeyInfo public). A key id is the SHA-256 of
-the public key's DER SubjectPublicKeyInfo, so anyone holding the public key can recompute it.
-The signer's public key also travels inside the signed predicate: without ``--public-key``
-a verifier can still check that nothing was edited after signing, and it prints the key id so
-that the reader can compare it with the key they expect.
+The predicate also names the views the signer vouches for (``views``: the SHA-256 of
+``certificate.html``, ``model-card.md`` and ``certificate.pdf``), so that ``verify`` can say
+the pages a reader sees are the ones signed. The PDF's digest is of the PDF as rendered,
+before this signature is appended to it as an incremental update (:mod:`reportgen.pdfsign`):
+a file cannot carry a signature over its own final bytes.
+
+Keys are PEM files (PKCS#8 private, SubjectPublicKeyInfo public). A key id is the one
+securesystemslib (and so in-toto and python-tuf) computes by default for the same key: the
+SHA-256 of the canonical JSON ``{"keytype": "ed25519", "keyval": {"public": HEX}, "scheme":
+"ed25519"}``, so ``Envelope.verify`` with ``SSlibKey.from_pem(public.pem)`` finds our
+signature without being told the key id. The signer's public key also travels inside the
+signed predicate: without ``--public-key`` a verifier can still check that nothing was edited
+after signing, but not who signed (anyone can make a key), and ``verify`` says so.
 """
 
 from __future__ import annotations
@@ -112,10 +120,11 @@ def public_pem(key: Ed25519PublicKey) -> bytes:
 
 
 def keyid(key: Ed25519PublicKey) -> str:
-    """SHA-256 (hex) of the public key's DER SubjectPublicKeyInfo."""
-    der = key.public_bytes(serialization.Encoding.DER,
-                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
+    """securesystemslib's default key id: SHA-256 (hex) of the key's canonical JSON."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    sslib = {"keytype": "ed25519", "keyval": {"public": raw.hex()}, "scheme": "ed25519"}
+    return hashlib.sha256(json.dumps(sslib, sort_keys=True, separators=(",", ":"))
+                          .encode("utf-8")).hexdigest()
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
@@ -170,17 +179,30 @@ def _kind(key: object) -> str:
 
 
 def model_subjects(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One subject per checkpoint: its name and root digest under the algorithm it records.
+    """One subject per checkpoint: its name and root digest under the algorithm it records,
+    and one per adapter (``NAME/adapter``), since a model with an adapter is both.
 
     Derived variants (an int8 copy) have no bytes on disk; they are named by the digest the
     certificate records for them (``sha256-derived``), which pins their source and recipe.
     """
-    return [{"name": m["name"], "digest": {m["digest"]["algorithm"]: m["digest"]["root"]}}
-            for m in models]
+    out = []
+    for m in models:
+        for part, adapter in (("digest", False), ("adapter", True)):
+            if m.get(part):
+                out.append({"name": subject_name(m["name"], adapter),
+                            "digest": {m[part]["algorithm"]: m[part]["root"]}})
+    return out
 
 
-def build_statement(cert: Certificate, signer: Ed25519PublicKey) -> dict[str, Any]:
-    """The in-toto Statement v1 this tool signs for ``cert``."""
+def subject_name(model: str, adapter: bool = False) -> str:
+    """The statement's subject name of a model's checkpoint, or of its adapter."""
+    return f"{model}/adapter" if adapter else model
+
+
+def build_statement(cert: Certificate, signer: Ed25519PublicKey,
+                    views: dict[str, str] | None = None) -> dict[str, Any]:
+    """The in-toto Statement v1 this tool signs for ``cert``; ``views``: file name → SHA-256
+    of each view rendered with it."""
     data = cert.data
     audit = data.get("audit") or {}
     subjects = model_subjects(data.get("models") or [])
@@ -196,6 +218,7 @@ def build_statement(cert: Certificate, signer: Ed25519PublicKey) -> dict[str, An
             "schemaVersion": data.get("schema_version"),
             "tool": {k: (data.get("tool") or {}).get(k) for k in ("name", "version")},
             "signer": {"keyid": keyid(signer), "publicKey": public_pem(signer).decode("ascii")},
+            **({"views": {n: {"sha256": d} for n, d in sorted(views.items())}} if views else {}),
         },
     }
 
@@ -230,14 +253,17 @@ def sign_statement(statement: dict[str, Any], key: Ed25519PrivateKey) -> dict[st
     }
 
 
-def sign_certificate(cert: Certificate, key_path: Path) -> bytes:
+def sign_certificate(cert: Certificate, key_path: Path,
+                     views: dict[str, bytes] | None = None) -> bytes:
     """The bytes of ``certificate.sig.json`` for ``cert``, signed with the key at ``key_path``.
 
     The models signed are ``cert.data["models"]``: their digests were computed by the audit,
-    so signing needs no checkpoint on disk.
+    so signing needs no checkpoint on disk. ``views`` (file name → bytes, the PDF without its
+    signature) are named by digest in the predicate.
     """
     key = load_private_key(key_path)
-    envelope = sign_statement(build_statement(cert, key.public_key()), key)
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in (views or {}).items()}
+    envelope = sign_statement(build_statement(cert, key.public_key(), digests), key)
     return (json.dumps(envelope, indent=2) + "\n").encode("utf-8")
 
 
@@ -307,6 +333,16 @@ def _parse_json(raw: bytes, where: str, what: str) -> Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise SignatureError(f"{where}: not {what} (invalid JSON)") from None
+
+
+def view_digests(statement: dict[str, Any]) -> dict[str, str]:
+    """View file name → signed SHA-256, from a verified statement ({} when it names none)."""
+    predicate = statement.get("predicate")
+    views = predicate.get("views") if isinstance(predicate, dict) else None
+    if not isinstance(views, dict):
+        return {}
+    return {str(n): d["sha256"] for n, d in views.items()
+            if isinstance(d, dict) and isinstance(d.get("sha256"), str)}
 
 
 def subject_digests(statement: dict[str, Any]) -> dict[str, dict[str, str]]:

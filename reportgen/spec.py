@@ -12,6 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+#: domain and risk-set names: one segment of metric names (domains.NAME.…), so no '.'
+NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -89,7 +92,7 @@ class ConceptProbes(_Strict):
 
 class DomainProbes(_Strict):
     name: str = Field(
-        pattern=r"^[A-Za-z0-9_-]+$",
+        pattern=NAME_PATTERN,
         description="Short name of the domain (letters, digits, '_' and '-'); used in metric "
                     "names such as cka.domains.NAME.mean.",
     )
@@ -101,7 +104,7 @@ class DomainProbes(_Strict):
 
 class RiskProbes(_Strict):
     name: str = Field(
-        pattern=r"^[A-Za-z0-9_-]+$",
+        pattern=NAME_PATTERN,
         description="Short name of the risk category (letters, digits, '_' and '-'); used in "
                     "metric names such as behavior.category.NAME.misalignment_score.",
     )

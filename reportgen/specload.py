@@ -22,9 +22,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import InputError, Problem, SpecError
+from .errors import InputError, InputErrors, Problem, SpecError
+from .metricnames import check_metric_names, known_from_spec
 from .metrics.registry import lookup, unknown_metric_message
-from .spec import AuditSpec
+from .spec import NAME_PATTERN, AuditSpec
 from .verdicts import parse_condition
 
 Path_ = tuple[Any, ...]
@@ -41,6 +42,7 @@ class LoadedSpec:
     base_dir: Path
     digest: str
     normalised: dict
+    facts: Any = None  # preflight.ModelFacts when the models were checked too
 
 
 @dataclass
@@ -255,12 +257,17 @@ def _index(node: yaml.Node, path: Path_, loader: _Loader, doc: YamlDoc, file: st
 # Loading and validating
 
 
-def load_spec(source: str | os.PathLike[str] | dict | AuditSpec) -> LoadedSpec:
-    """Load and validate a spec; raise SpecError listing every problem, sorted by line."""
+def load_spec(source: str | os.PathLike[str] | dict | AuditSpec,
+              models: bool = False) -> LoadedSpec:
+    """Load and validate a spec; raise SpecError listing every problem, sorted by line.
+
+    ``models``: also read each model's config.json and tokenizer (never its weights) and
+    report what they rule out (:mod:`reportgen.preflight`); ``facts`` then holds what they said.
+    """
     if isinstance(source, AuditSpec):
         source = source.model_dump(by_alias=True)
     if isinstance(source, dict):
-        return _validate(source, YamlDoc(data=source), "<dict>", Path.cwd())
+        return _validate(source, YamlDoc(data=source), "<dict>", Path.cwd(), models)
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"load_spec expects a path, a dict or an AuditSpec, not {type(source)}")
     file = str(source)
@@ -278,10 +285,10 @@ def load_spec(source: str | os.PathLike[str] | dict | AuditSpec) -> LoadedSpec:
             file, doc.lines.get(()), "",
             f"expected a mapping with the keys {required}, got {describe(doc.data)}",
         )])
-    return _validate(doc.data, doc, file, path.absolute().parent)
+    return _validate(doc.data, doc, file, path.absolute().parent, models)
 
 
-def _validate(raw: dict, doc: YamlDoc, file: str, base_dir: Path) -> LoadedSpec:
+def _validate(raw: dict, doc: YamlDoc, file: str, base_dir: Path, models: bool) -> LoadedSpec:
     ctx = _Ctx(file, doc.lines, doc.texts, base_dir)
     spec: AuditSpec | None = None
     typed: list[Problem] = []
@@ -289,13 +296,15 @@ def _validate(raw: dict, doc: YamlDoc, file: str, base_dir: Path) -> LoadedSpec:
         spec = AuditSpec.model_validate(raw)
     except ValidationError as e:
         typed = _pydantic_problems(e, raw, ctx)
-    semantic = _semantic_problems(raw, ctx)
+    semantic, facts = _semantic_problems(raw, ctx, models)
     claimed = {p.field for p in semantic}
     problems = doc.problems + [p for p in typed if p.field not in claimed] + semantic
     if problems or spec is None:
         raise SpecError(ctx.sort(list(dict.fromkeys(problems)), raw))
     normalised = spec.model_dump(mode="json", by_alias=True)
-    return LoadedSpec(spec, file, base_dir, spec_digest(normalised), normalised)
+    if facts is not None:
+        spec = facts.apply(spec)
+    return LoadedSpec(spec, file, base_dir, spec_digest(normalised), normalised, facts)
 
 
 def spec_digest(normalised: dict) -> str:
@@ -488,6 +497,8 @@ def _expected(err: dict, allowed: list[Any]) -> str:
         return "a date (YYYY-MM-DD)"
     if kind == "list_type" and any(get_args(t) == (int,) for t in allowed):
         return "a list of whole numbers"
+    if kind == "string_pattern_mismatch" and err["ctx"].get("pattern") == NAME_PATTERN:
+        return "a name of letters, digits, '_' and '-' (it becomes part of metric names)"
     return _EXPECTED.get(kind, err["msg"][:1].lower() + err["msg"][1:])
 
 
@@ -554,16 +565,24 @@ def _union_problem(path: Path_, alternatives: list[tuple[dict, list[Any]]], ctx:
 # Checks across fields, on the raw data so they run even where pydantic failed elsewhere
 
 
-def _semantic_problems(raw: dict, ctx: _Ctx) -> list[Problem]:
+def _semantic_problems(raw: dict, ctx: _Ctx, models: bool) -> tuple[list[Problem], Any]:
+    """The problems across fields, and (with ``models``) what the models' configs said."""
     out: list[Problem] = []
-    models = raw.get("models")
-    candidates = _check_models(models if isinstance(models, dict) else {}, ctx, out)
+    entries = raw.get("models")
+    candidates = _check_models(entries if isinstance(entries, dict) else {}, ctx, out)
     _check_checks(raw.get("checks"), candidates, ctx, out)
-    _check_measured(raw.get("checks"), raw.get("probes"), ctx, out)
     _check_layers(raw.get("analysis"), ctx, out)
-    _check_vocabulary(raw.get("probes"), ctx, out)
-    _check_risk_packs(raw.get("probes"), ctx, out)
-    return out
+    concepts = _check_vocabulary(raw.get("probes"), ctx, out)
+    _check_probe_files(raw.get("probes"), ctx, out)
+    facts = None
+    if models:
+        from .preflight import check_models  # reads configs and tokenizers: only when asked
+
+        facts = check_models(raw, concepts, ctx, out)
+    categories = None if concepts is None else list(dict.fromkeys(c.category for c in concepts))
+    known = known_from_spec(raw, categories, facts.n_layers if facts else None)
+    check_metric_names(raw, known, ctx.problem, out)
+    return out, facts
 
 
 def _mappings(items: Any) -> list[tuple[int, dict]]:
@@ -652,17 +671,6 @@ def _check_checks(checks: Any, candidates: list[str] | None, ctx: _Ctx, out: lis
         _check_duplicate(at, chk, seen, ctx, out)
 
 
-def _check_measured(checks: Any, probes: Any, ctx: _Ctx, out: list[Problem]) -> None:
-    """A check on a family the spec gives no probes for (concepts.* without concepts)."""
-    from .metrics.scope import unmeasured
-
-    for i, chk in _mappings(checks):
-        metric = chk.get("metric")
-        why = unmeasured(metric, probes) if isinstance(metric, str) and lookup(metric) else None
-        if why:
-            out.append(ctx.problem(("checks", i, "metric"), why))
-
-
 def _unknown_candidate(name: str, candidates: list[str]) -> str:
     if name == "base":
         return ("'base' is the base model, not a candidate; each check compares a candidate "
@@ -727,33 +735,44 @@ def _check_layers(analysis: Any, ctx: _Ctx, out: list[Problem]) -> None:
             seen.add(v)
 
 
-def _check_vocabulary(probes: Any, ctx: _Ctx, out: list[Problem]) -> None:
-    """The vocabulary must load now, not after the models have been hashed."""
+def _check_vocabulary(probes: Any, ctx: _Ctx, out: list[Problem]) -> list | None:
+    """The vocabulary must load now, not after the models have been hashed: every problem of
+    it at once. Its concepts; [] without probes.concepts; None when they cannot be read."""
     concepts = probes.get("concepts") if isinstance(probes, dict) else None
     ref = concepts.get("vocabulary") if isinstance(concepts, dict) else None
     if not isinstance(ref, str):
-        return
+        return None if isinstance(concepts, dict) else []
     from .probes import load_vocabulary  # probes imports this module's readers: import late
 
     try:
-        load_vocabulary(ref, ctx.base_dir, field="")
+        return load_vocabulary(ref, ctx.base_dir, field="")
     except InputError as e:
-        out.append(ctx.problem(("probes", "concepts", "vocabulary"), str(e)))
+        _file_problems(("probes", "concepts", "vocabulary"), e, ctx, out)
+    return None
 
 
-def _check_risk_packs(probes: Any, ctx: _Ctx, out: list[Problem]) -> None:
-    """Risk packs load now too: a bad line is named before any model is hashed."""
-    risk = probes.get("risk") if isinstance(probes, dict) else None
-    if not isinstance(risk, list):
-        return
-    from .probes import load_risk_prompts
+def _file_problems(at: Path_, e: InputError, ctx: _Ctx, out: list[Problem]) -> None:
+    """Each problem of a probe file, located at the spec entry that names it."""
+    out.extend(ctx.problem(at, m) for m in (e.messages if isinstance(e, InputErrors)
+                                            else [str(e)]))
 
-    for i, r in enumerate(risk):
-        ref = r.get("prompts") if isinstance(r, dict) else None
-        if not isinstance(ref, str):
-            continue
-        name = r.get("name") if isinstance(r.get("name"), str) else "risk"
-        try:
-            load_risk_prompts(ref, ctx.base_dir, name, field="")
-        except InputError as e:
-            out.append(ctx.problem(("probes", "risk", i, "prompts"), str(e)))
+
+def _check_probe_files(probes: Any, ctx: _Ctx, out: list[Problem]) -> None:
+    """Domain texts and risk packs load now too: every bad line is named before any model
+    is hashed."""
+    from .probes import load_risk_prompts, load_texts
+
+    for key, ref_key in (("domains", "texts"), ("risk", "prompts")):
+        items = probes.get(key) if isinstance(probes, dict) else None
+        for i, r in enumerate(items if isinstance(items, list) else []):
+            ref = r.get(ref_key) if isinstance(r, dict) else None
+            if not isinstance(ref, str):
+                continue
+            name = r.get("name") if isinstance(r.get("name"), str) else key
+            try:
+                if key == "risk":
+                    load_risk_prompts(ref, ctx.base_dir, name, field="")
+                else:
+                    load_texts(ref, ctx.base_dir, field="")
+            except InputError as e:
+                _file_problems(("probes", key, i, ref_key), e, ctx, out)

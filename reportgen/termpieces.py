@@ -34,21 +34,21 @@ READING = ("hidden state of the template's last token, read after the whole term
 
 def term_token_ids(tokenizer: Any, template: str, terms: list[str]) -> list[list[int]]:
     """Per term, the ids of the tokens that cover it inside its prompt (first ``{term}``)."""
-    prefix = template.split("{term}", 1)[0]
-    texts = [template.replace("{term}", t) for t in terms]
-    if getattr(tokenizer, "is_fast", False):
-        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-        return [[i for i, (a, b) in zip(ids, offsets, strict=True)
-                 if b > a and a < len(prefix) + len(term) and b > len(prefix)]
-                for ids, offsets, term in zip(enc["input_ids"], enc["offset_mapping"], terms,
-                                              strict=True)]
-    # slow tokenizers have no offsets: the tokens after those the prefix alone starts with
-    head = tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+    head, _, tail = template.partition("{term}")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # fast tokenizers: tokens whose characters overlap the term
+        from .termcheck import Reader, term_tokens
+
+        reader = Reader(backend, None)
+        return [[i for i, _ in term_tokens(reader, head + "{term}" + tail.replace("{term}", t),
+                                           t)] for t in terms]
+    # slow tokenizers have no offsets: the tokens after those the head alone starts with
+    start = tokenizer(head, add_special_tokens=False)["input_ids"] if head else []
     out = []
     for term in terms:
-        ids = tokenizer(prefix + term, add_special_tokens=False)["input_ids"]
-        same = next((k for k, (x, y) in enumerate(zip(ids, head, strict=False)) if x != y),
-                    min(len(ids), len(head)))
+        ids = tokenizer(head + term, add_special_tokens=False)["input_ids"]
+        same = next((k for k, (x, y) in enumerate(zip(ids, start, strict=False)) if x != y),
+                    min(len(ids), len(start)))
         out.append(ids[same:])
     return out
 

@@ -136,3 +136,122 @@ def test_certificate_names_the_adapter_by_its_digest(lora, tmp_path: Path) -> No
     assert models["lora"]["digest"]["root"] == models["base"]["digest"]["root"]
     assert models["lora"]["adapter"]["root"] == digest_folder(lora["adapter"]).root
     assert models["base"]["adapter"] is None
+
+
+def test_adapter_not_reproduced_makes_weight_checks_error(tiny_models, tmp_path: Path) -> None:
+    """A DoRA adapter: the captures see it (PEFT merges it), the weight family cannot
+    merge it from its files, so its metrics are not available and their checks ERROR."""
+    from adapterfactory import make_adapter
+    from transformers import DistilBertForMaskedLM
+
+    base = tiny_models["tiny-distilbert"]
+    dora = make_adapter(base, DistilBertForMaskedLM,
+                        peft.LoraConfig(r=2, lora_alpha=4, target_modules=["q_lin"],
+                                        use_dora=True), tmp_path / "dora")
+    spec = _spec(tmp_path, base, {"name": "dora", "path": str(base),
+                                  "adapter": str(dora["adapter"])})
+    spec["checks"] = [{"metric": "weights.relative_drift.max", "fail_if": "> 10"}]
+    cert = reportgen.audit(spec, progress=False)
+    why = ("not available: the adapter of dora cannot be merged from its files: "
+           "use_dora=True is not reproduced")
+    assert [(c["status"], c["message"]) for c in cert.checks] == [
+        ("ERROR", f"weights.relative_drift.max could not be computed: {why}")]
+    metrics = cert.comparison("dora")["metrics"]
+    assert {n: metrics[n]["error"] for n in metrics if n.startswith("weights.")} == {
+        n: why for n in ("weights.relative_drift.max", "weights.relative_drift.mean",
+                         "weights.relative_drift.global", "weights.unmatched_tensors")}
+    assert cert.metric("dora", "concepts.cosine_distance.mean") > 0  # the captures saw it
+    assert ("dora: weight drift not available: the adapter of dora cannot be merged from "
+            "its files: use_dora=True is not reproduced.") in cert.data["warnings"]
+
+
+def _pickled_adapter(lora, tmp_path: Path) -> Path:
+    """The fixture's adapter pickled as adapter_model.bin, beside an unrelated safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "pickled-adapter"
+    shutil.copytree(lora["adapter"], folder)
+    torch.save(load_file(folder / "adapter_model.safetensors"), folder / "adapter_model.bin")
+    (folder / "adapter_model.safetensors").unlink()
+    save_file({"unrelated": torch.zeros(2)}, folder / "notes.safetensors")
+    return folder
+
+
+def test_pickled_adapter_is_refused_before_torch_load(lora, tmp_path: Path, monkeypatch,
+                                                      capsys) -> None:
+    import yaml
+
+    from reportgen import cli
+
+    _pickled_adapter(lora, tmp_path)
+    loads: list[object] = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or {})
+    spec = _spec(tmp_path, lora["base"], {"name": "lora", "path": str(lora["base"]),
+                                          "adapter": "./pickled-adapter"})
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert cli.main(["audit", str(tmp_path / "spec.yaml"), "-q"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: models.candidates[0].adapter: './pickled-adapter' has no "
+        "adapter_model.safetensors, only pickle weights (adapter_model.bin); convert them to "
+        "safetensors, or set models.candidates[0].allow_pickle: true if you trust them "
+        "(unpickling can run code)"]
+    assert loads == []
+    assert not list(tmp_path.rglob("certificate.*"))
+
+
+def test_pickled_adapter_is_refused_at_load_too(lora, tmp_path: Path, monkeypatch) -> None:
+    """loading.apply_adapter checks again right before PEFT reads the folder."""
+    from reportgen.errors import ModelError
+    from reportgen.loading import apply_adapter
+    from reportgen.models import LoadOptions, resolve
+
+    rm = resolve("lora", "candidate", str(lora["base"]), tmp_path, "models.candidates[0].path",
+                 options=LoadOptions(adapter=str(lora["adapter"])))
+    rm.adapter_path = _pickled_adapter(lora, tmp_path)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load was reached"))
+    with pytest.raises(ModelError, match=r"^models\.candidates\[0\]\.adapter: .* has no "
+                                         r"adapter_model\.safetensors, only pickle weights "
+                                         r"\(adapter_model\.bin\); .* set models\.candidates"
+                                         r"\[0\]\.allow_pickle: true "):
+        apply_adapter(object(), rm)
+
+
+def test_adapter_for_another_model_class_is_refused(lora, tiny_models, tmp_path: Path) -> None:
+    """Saved over the bare GPT2Model (``h.0…``), applied to GPT2LMHeadModel
+    (``transformer.h.0…``): PEFT only warns and applies nothing, so it is an error."""
+    from transformers import GPT2Model
+
+    from reportgen.errors import ModelError
+    from reportgen.loading import load
+    from reportgen.models import LoadOptions, resolve
+
+    pm = peft.get_peft_model(GPT2Model.from_pretrained(lora["base"]), peft.LoraConfig(
+        r=2, lora_alpha=2, target_modules=["c_attn"], fan_in_fan_out=True))
+    pm.save_pretrained(tmp_path / "bare")
+    rm = resolve("lora", "candidate", str(lora["base"]), tmp_path, "models.candidates[0].path",
+                 options=LoadOptions(adapter="./bare"))
+    with pytest.raises(ModelError) as e:
+        load(rm)
+    assert str(e.value) == (
+        "models.candidates[0].adapter: adapter './bare' does not fit "
+        f"{str(lora['base'])!r} (GPT2LMHeadModel): 4 of its tensors match no module of the "
+        "model (e.g. base_model.model.h.0.attn.c_attn.lora_A.weight), so PEFT would apply it "
+        "only in part, without an error")
+
+
+def test_a_variant_derived_from_an_adapter_model_is_named_by_both(lora, tmp_path: Path) -> None:
+    import hashlib
+
+    from reportgen.models import LoadOptions, derive, resolve
+
+    field = "models.candidates[0].path"
+    base = resolve("base", "base", str(lora["base"]), tmp_path, "models.base.path")
+    rm = resolve("lora", "candidate", str(lora["base"]), tmp_path, field,
+                 options=LoadOptions(adapter=str(lora["adapter"])))
+    of_base = derive("int8", "noise_floor", base, "int8", "models.candidates[1].derive")
+    of_lora = derive("int8", "noise_floor", rm, "int8", "models.candidates[1].derive")
+    recipe = "int8 per-output-channel absmax weight round-trip of every weight matrix"
+    assert of_base.digest.root == hashlib.sha256(
+        f"{base.digest.root}\n{recipe}".encode()).hexdigest()
+    assert of_lora.digest.root == hashlib.sha256(
+        f"{base.digest.root}\nadapter:{rm.adapter_digest.root}\n{recipe}".encode()).hexdigest()

@@ -28,7 +28,9 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert r.returncode == 0 and "audit" in r.stdout and "validate" in r.stdout
 
 
-def test_validate_does_not_import_heavy_libraries() -> None:
+def test_validate_does_not_import_heavy_libraries(demo_root: Path) -> None:
+    """validate reads the demo models' configs and tokenizers (the demo must exist), never
+    their weights: no torch, no transformers."""
     code = ("import sys; from reportgen.cli import main; "
             f"rc = main(['validate', {str(REPO / 'specs' / 'demo.yaml')!r}]); "
             "print(rc, [m for m in ('torch', 'transformers', 'umap') if m in sys.modules])")
@@ -82,8 +84,10 @@ def test_audit_bad_model_path_is_one_line_exit_2(tmp_path: Path) -> None:
     )
     r = run("audit", str(spec))
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1] == (
-        "error: models.base.path: model folder './missing' does not exist")
+    assert r.stderr.strip().splitlines() == [
+        f"error: {spec}:3: models.base.path: model folder './missing' does not exist",
+        f"error: {spec}:4: models.candidates[0].path: model folder './missing2' does not exist",
+        "2 problems found; nothing was run."]
     assert not any((tmp_path / "out").glob("certificate.*"))
 
 

@@ -13,13 +13,15 @@ from reportgen.errors import ModelError
 
 
 def _independent_root(folder: Path) -> tuple[str, dict[str, str]]:
-    """SHA-256 per file; root = SHA-256 over raw digests in sorted relative-path order."""
+    """SHA-256 per file; root = SHA-256 over raw digests in sorted relative-path order;
+    model signing's top-level ignored names (and its CLI's model.sig) left out."""
     per_file = {}
+    top = {".git", ".github", ".gitattributes", ".gitignore", "model.sig"}
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d not in (".git", ".github")]
+        if Path(dirpath) == folder:
+            dirnames[:] = [d for d in dirnames if d not in top]
+            filenames = [f for f in filenames if f not in top]
         for fn in filenames:
-            if fn in (".gitattributes", ".gitignore"):
-                continue
             full = Path(dirpath) / fn
             rel = full.relative_to(folder).as_posix()
             per_file[rel] = hashlib.sha256(full.read_bytes()).hexdigest()
@@ -38,6 +40,8 @@ def checkpoint(tmp_path: Path) -> Path:
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main")
     (tmp_path / ".gitattributes").write_text("*.safetensors filter=lfs")
+    (tmp_path / "sub" / ".gitignore").write_text("hashed: model signing ignores only the top")
+    (tmp_path / "model.sig").write_text("{}")
     return tmp_path
 
 
@@ -49,6 +53,7 @@ def test_digest_matches_independent_computation(checkpoint: Path) -> None:
     assert {f.name: f.digest for f in d.files} == per_file
     assert [f.name for f in d.files] == sorted(per_file, key=lambda k: k.split("/"))
     assert ".git/HEAD" not in per_file and ".gitattributes" not in per_file
+    assert "sub/.gitignore" in per_file and "model.sig" not in per_file
 
 
 def test_one_byte_changes_root(checkpoint: Path) -> None:

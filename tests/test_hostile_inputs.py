@@ -24,6 +24,14 @@ from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = "animals: [cat, dog, horse, mouse]\ntools: [hammer, saw, drill, wrench]\n"
+TINY: dict[str, Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def _tiny(tiny_models: dict[str, Path]) -> None:
+    """Specs name real (tiny) models unless a test says otherwise: validate reads their
+    configs and tokenizers, so only the problem under test is reported."""
+    TINY.update(tiny_models)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -31,10 +39,13 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           text=True, cwd=REPO, timeout=600, env={**os.environ, **(env or {})})
 
 
-def write_spec(tmp: Path, base: str = "BASE", cand: str = "FT", models: str | None = None,
-               probes: str | None = None, extra: str = "", audit: str = "{name: x}") -> Path:
-    """A spec in ``tmp`` with a small vocabulary; BASE/FT stand for the model paths."""
+def write_spec(tmp: Path, base: str | None = None, cand: str | None = None,
+               models: str | None = None, probes: str | None = None, extra: str = "",
+               audit: str = "{name: x}") -> Path:
+    """A spec in ``tmp`` with a small vocabulary; the models default to tiny GPT-2s."""
     (tmp / "vocab.yaml").write_text(VOCAB)
+    base = base or str(TINY["tiny-gpt2"])
+    cand = cand or str(TINY["tiny-gpt2-ft"])
     models = models or (f"models:\n  base: {{path: {base}}}\n"
                         f"  candidates: [{{name: ft, path: {cand}}}]\n")
     probes = probes or "probes:\n  concepts: {vocabulary: ./vocab.yaml}\n"
@@ -89,8 +100,8 @@ def test_wrong_type(tmp_path: Path) -> None:
 
 def test_missing_required_key(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
-    spec.write_text("audit: {name: x}\nmodels:\n  base: {path: ./b}\n"
-                    "  candidates: [{name: ft, path: ./f}]\n")
+    spec.write_text(f"audit: {{name: x}}\nmodels:\n  base: {{path: {TINY['tiny-gpt2']}}}\n"
+                    f"  candidates: [{{name: ft, path: {TINY['tiny-gpt2-ft']}}}]\n")
     assert_refused(run("validate", str(spec)), tmp_path, *one(
         f"{spec}:1: probes: required key is missing"))
 
@@ -157,8 +168,9 @@ def test_threshold_that_does_not_parse(tmp_path: Path) -> None:
 
 
 def test_duplicate_model_names(tmp_path: Path) -> None:
-    models = ("models:\n  base: {path: ./b}\n  candidates:\n"
-              "    - {name: ft, path: ./f}\n    - {name: ft, path: ./g}\n")
+    ft = TINY["tiny-gpt2-ft"]
+    models = (f"models:\n  base: {{path: {TINY['tiny-gpt2']}}}\n  candidates:\n"
+              f"    - {{name: ft, path: {ft}}}\n    - {{name: ft, path: {ft}}}\n")
     spec = write_spec(tmp_path, models=models)
     assert_refused(run("validate", str(spec)), tmp_path, *one(
         f"{spec}:6: models.candidates[1].name: duplicate model name 'ft'; "
@@ -171,26 +183,26 @@ def test_duplicate_model_names(tmp_path: Path) -> None:
 
 def test_model_path_missing(tmp_path: Path, tiny_models) -> None:
     spec = write_spec(tmp_path, base="./missing", cand=str(tiny_models["tiny-gpt2-ft"]))
-    assert_refused(run("audit", str(spec)), tmp_path,
-                   "error: models.base.path: model folder './missing' does not exist")
+    assert_refused(run("audit", str(spec)), tmp_path, *one(
+        f"{spec}:3: models.base.path: model folder './missing' does not exist"))
 
 
 def test_folder_without_a_config(tmp_path: Path, tiny_models) -> None:
     (tmp_path / "noconfig").mkdir()
     (tmp_path / "noconfig" / "README.md").write_text("hi\n")
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]), cand="./noconfig")
-    assert_refused(run("audit", str(spec)), tmp_path,
-                   "error: models.candidates[0].path: './noconfig' has no config.json; "
-                   "expected a transformers model folder")
+    assert_refused(run("audit", str(spec)), tmp_path, *one(
+        f"{spec}:4: models.candidates[0].path: './noconfig' has no config.json; expected a "
+        "transformers model folder"))
 
 
 def test_config_without_weights(tmp_path: Path, tiny_models) -> None:
     m = copy_model(tiny_models["tiny-gpt2"], tmp_path / "noweights")
     (m / "model.safetensors").unlink()
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]), cand="./noweights")
-    assert_refused(run("audit", str(spec)), tmp_path,
-                   "error: models.candidates[0].path: './noweights' has a config but no "
-                   "weights (*.safetensors)")
+    assert_refused(run("audit", str(spec)), tmp_path, *one(
+        f"{spec}:4: models.candidates[0].path: './noweights' has a config but no weights "
+        "(*.safetensors)"))
 
 
 def test_truncated_safetensors(tmp_path: Path, tiny_models) -> None:
@@ -198,10 +210,10 @@ def test_truncated_safetensors(tmp_path: Path, tiny_models) -> None:
     data = (m / "model.safetensors").read_bytes()
     (m / "model.safetensors").write_bytes(data[: len(data) // 2])
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]), cand="./trunc")
-    assert_refused(run("audit", str(spec)), tmp_path,
-                   "error: models.candidates[0].path: ./trunc/model.safetensors is truncated "
-                   "or corrupt (Error while deserializing header: incomplete metadata, file "
-                   "not fully covered)")
+    assert_refused(run("audit", str(spec)), tmp_path, *one(
+        f"{spec}:4: models.candidates[0].path: ./trunc/model.safetensors is truncated or "
+        "corrupt (Error while deserializing header: incomplete metadata, file not fully "
+        "covered)"))
 
 
 def test_corrupt_safetensors(tmp_path: Path, tiny_models) -> None:
@@ -209,10 +221,10 @@ def test_corrupt_safetensors(tmp_path: Path, tiny_models) -> None:
     data = (m / "model.safetensors").read_bytes()
     (m / "model.safetensors").write_bytes(data[:8] + b"#" * 16 + data[24:])
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]), cand="./corrupt")
-    assert_refused(run("audit", str(spec)), tmp_path,
-                   "error: models.candidates[0].path: ./corrupt/model.safetensors is truncated "
-                   "or corrupt (Error while deserializing header: invalid JSON in header: "
-                   "expected value at line 1 column 1)")
+    assert_refused(run("audit", str(spec)), tmp_path, *one(
+        f"{spec}:4: models.candidates[0].path: ./corrupt/model.safetensors is truncated or "
+        "corrupt (Error while deserializing header: invalid JSON in header: expected value at "
+        "line 1 column 1)"))
 
 
 def test_nan_weights(tmp_path: Path, tiny_models) -> None:
@@ -230,10 +242,9 @@ def test_nan_weights(tmp_path: Path, tiny_models) -> None:
 def test_different_architectures(tmp_path: Path, tiny_models) -> None:
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]),
                       cand=str(tiny_models["tiny-distilbert"]))
-    assert_refused(run("audit", str(spec)), tmp_path,
-                   "error: models.candidates[0].path: 'ft' cannot be compared with the base: "
-                   "architecture GPT2LMHeadModel vs DistilBertForMaskedLM; model_type gpt2 vs "
-                   "distilbert")
+    assert_refused(run("audit", str(spec)), tmp_path, *one(
+        f"{spec}:4: models.candidates[0].path: 'ft' cannot be compared with the base: "
+        "architecture GPT2LMHeadModel vs DistilBertForMaskedLM; model_type gpt2 vs distilbert"))
 
 
 def _other_tokenizer(folder: Path, size: int) -> None:
@@ -263,8 +274,8 @@ def test_tokenizers_that_cannot_be_aligned(tmp_path: Path, tiny_models) -> None:
 def test_layer_index_out_of_range(tmp_path: Path, tiny_models) -> None:
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]),
                       cand=str(tiny_models["tiny-gpt2-ft"]), extra="analysis: {layers: [99]}\n")
-    assert_refused(run("audit", str(spec)), tmp_path,
-                   "error: analysis.layers: layer 99 is out of range; base has layers 0..2")
+    assert_refused(run("audit", str(spec)), tmp_path, *one(
+        f"{spec}:7: analysis.layers[0]: layer 99 is out of range; base has layers 0..2"))
 
 
 def _pickled(src: Path, dst: Path) -> Path:
@@ -277,11 +288,10 @@ def _pickled(src: Path, dst: Path) -> Path:
 def test_pickle_weights_without_allow_pickle(tmp_path: Path, tiny_models) -> None:
     _pickled(tiny_models["tiny-gpt2-ft"], tmp_path / "pickled")
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]), cand="./pickled")
-    assert_refused(run("audit", str(spec)), tmp_path,
-                   "error: models.candidates[0].path: './pickled' has only pickle weights "
-                   "(pytorch_model.bin); convert them to safetensors, or set "
-                   "models.candidates[0].allow_pickle: true if you trust them (unpickling can "
-                   "run code)")
+    assert_refused(run("audit", str(spec)), tmp_path, *one(
+        f"{spec}:4: models.candidates[0].path: './pickled' has only pickle weights "
+        "(pytorch_model.bin); convert them to safetensors, or set "
+        "models.candidates[0].allow_pickle: true if you trust them (unpickling can run code)"))
 
 
 def test_trust_remote_code_required_but_not_allowed(tmp_path: Path, tiny_models) -> None:
@@ -293,19 +303,19 @@ def test_trust_remote_code_required_but_not_allowed(tmp_path: Path, tiny_models)
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]), cand="./remote")
     r = run("audit", str(spec))
     assert "remote code ran" not in r.stderr
-    assert_refused(r, tmp_path,
-                   "error: models.candidates[0].trust_remote_code: 'ft' ('./remote') needs its "
-                   "own Python code (config.json auto_map); set trust_remote_code: true for "
-                   "this model only if you trust it")
+    assert_refused(r, tmp_path, *one(
+        f"{spec}:4: models.candidates[0].trust_remote_code: 'ft' ('./remote') needs its own "
+        "Python code (config.json auto_map); set trust_remote_code: true for this model only "
+        "if you trust it"))
 
 
 def test_hub_id_not_in_the_local_cache(tmp_path: Path, tiny_models) -> None:
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]), cand="acme/not-cached")
     r = run("audit", str(spec), env={"HF_HUB_CACHE": str(tmp_path / "hub")})
-    assert_refused(r, tmp_path,
-                   "error: models.candidates[0].path: 'acme/not-cached' is not a local folder "
-                   f"and not in the local Hugging Face cache ({tmp_path / 'hub'}); reportgen "
-                   "never downloads models")
+    assert_refused(r, tmp_path, *one(
+        f"{spec}:4: models.candidates[0].path: 'acme/not-cached' is not a local folder and not "
+        f"in the local Hugging Face cache ({tmp_path / 'hub'}); reportgen never downloads "
+        "models"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -133,3 +133,5 @@ def test_check_without_candidate_applies_to_every_candidate(tiny_models, tmp_pat
         "concepts.cosine_distance.noise_floor_ratio could not be computed: "
         "int8 is the noise floor itself")
     assert cert.verdict == "ERROR"
+    share = cert.comparison("int8")["metrics"]["concepts.share_above_noise_floor_10x"]
+    assert share["value"] is None and share["error"] == "int8 is the noise floor itself"

@@ -190,35 +190,23 @@ def test_check_on_an_absent_family_is_refused_at_validate(tmp_path) -> None:
     spec = _spec(tmp_path, tmp_path, tmp_path, ["domains"])
     spec["checks"] = [{"metric": m, "fail_if": "> 1"} for m in (
         "concepts.cosine_distance.mean", "neighbors.concepts.jaccard.mean", "cka.concepts.min",
-        "behavior.misalignment_score", "sae.layer.1.risky.top_rise",
-        "cka.domains.mixed.min", "probabilities.js.mean", "neighbors.tokens.jaccard.mean")]
+        "behavior.misalignment_score", "cka.domains.mixed.min", "probabilities.js.mean",
+        "neighbors.tokens.top_movers.jaccard.mean")]
+    concepts = "is measured on the concept probes, and the spec has no probes.concepts"
     assert _problems(spec) == [
-        "<dict>: checks[0].metric: probes.concepts is not set, so concepts.* metrics are not "
-        "measured",
-        "<dict>: checks[1].metric: probes.concepts is not set, so neighbors.concepts.* "
-        "metrics are not measured",
-        "<dict>: checks[2].metric: probes.concepts is not set, so cka.concepts.* metrics are "
-        "not measured",
-        "<dict>: checks[3].metric: probes.risk is not set, so behavior.* metrics are not "
-        "measured",
-        "<dict>: checks[4].metric: probes.risk is not set, so sae.layer.1.risky.* metrics "
-        "are not measured",
-    ]
-    spec = _spec(tmp_path, tmp_path, tmp_path, ["concepts"])
-    spec["checks"] = [{"metric": "probabilities.js.mean", "fail_if": "> 1"},
-                      {"metric": "domains.mixed.cosine_distance.mean", "fail_if": "> 1"}]
-    assert _problems(spec) == [
-        "<dict>: checks[0].metric: neither probes.domains nor probes.risk is set, so "
-        "probabilities.* metrics are not measured",
-        "<dict>: checks[1].metric: probes.domains is not set, so domains.* metrics are not "
-        "measured",
+        f"<dict>: checks[0].metric: 'concepts.cosine_distance.mean' {concepts}",
+        f"<dict>: checks[1].metric: 'neighbors.concepts.jaccard.mean' {concepts}",
+        f"<dict>: checks[2].metric: 'cka.concepts.min' {concepts}",
+        "<dict>: checks[3].metric: 'behavior.misalignment_score' is measured on the risk "
+        "probes, and the spec has no probes.risk",
     ]
 
 
-def test_spec_without_any_probe_set_is_refused(tmp_path, capsys) -> None:
+def test_spec_without_any_probe_set_is_refused(tiny_models, tmp_path, capsys) -> None:
+    base, ft = tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"]
     (tmp_path / "spec.yaml").write_text(
-        "audit: {name: x}\nmodels:\n  base: {path: ./b}\n  candidates: [{name: ft, path: ./f}]\n"
-        "probes: {domains: []}\n")
+        f"audit: {{name: x}}\nmodels:\n  base: {{path: {base}}}\n"
+        f"  candidates: [{{name: ft, path: {ft}}}]\nprobes: {{domains: []}}\n")
     assert main(["validate", str(tmp_path / "spec.yaml")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"error: {tmp_path / 'spec.yaml'}:5: probes: expected at least one of concepts, "

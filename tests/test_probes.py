@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reportgen.errors import InputError
+from reportgen.errors import InputError, InputErrors
 from reportgen.probes import (
     Concept,
     builtin_packs,
@@ -124,6 +124,13 @@ def test_env_var_and_home(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ("v.yaml", "food: [bread, bread]\n", "v.yaml:1: term 'bread' is listed twice in 'food'"),
     ("v.yaml", "food: [bread]\nfood: [cheese]\n", "v.yaml:2: duplicate key 'food' (first at "
                                                   "line 1)"),
+    ("v.yaml", "fin.ance: [bank]\n", "v.yaml:1: category 'fin.ance': a category name cannot "
+                                     "contain '.', which separates the parts of metric names "
+                                     "(concepts.category.NAME.cosine_distance.mean)"),
+    ("v.csv", "term,category\nbank,fin.ance\n", "v.csv:2: category 'fin.ance': a category name "
+                                                "cannot contain '.', which separates the parts "
+                                                "of metric names "
+                                                "(concepts.category.NAME.cosine_distance.mean)"),
     ("v.csv", "", "v.csv: the file is empty; expected a header row 'term,category'"),
     ("v.csv", "dog,animals\n", "v.csv:1: expected a header row 'term,category', "
                                "got 'dog,animals'"),
@@ -141,6 +148,38 @@ def test_env_var_and_home(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_vocabulary(here: Path, name: str, content: str, expected: str) -> None:
     (here / name).write_text(content)
     assert bare(name, here) == expected
+
+
+def test_every_problem_of_a_file_at_once(here: Path) -> None:
+    """One read names every bad category and term, in line order, each on its own line."""
+    (here / "v.yaml").write_text("food: [bread, bread, 3]\nfin.ance: [bank]\nempty: []\n"
+                                 "tools: [saw, bread]\nok: [cheese]\n")
+    (here / "v.csv").write_text("term,category\ndog,animals\ndog,animals\ncat\nbank,fin.ance\n"
+                                ",animals\nbread,food\n")
+    dot = ("a category name cannot contain '.', which separates the parts of metric names "
+           "(concepts.category.NAME.cosine_distance.mean)")
+    with pytest.raises(InputErrors) as err:
+        load_vocabulary("v.yaml", here, spec_file="audit.yaml")
+    assert err.value.messages == [
+        "audit.yaml: probes.concepts.vocabulary: v.yaml:1: term 'bread' is listed twice in "
+        "'food'",
+        "audit.yaml: probes.concepts.vocabulary: v.yaml:1: category 'food': expected a term "
+        "(text), got 3; put it in quotes",
+        f"audit.yaml: probes.concepts.vocabulary: v.yaml:2: category 'fin.ance': {dot}",
+        "audit.yaml: probes.concepts.vocabulary: v.yaml:3: category 'empty' has no terms; "
+        "expected a list of terms",
+        "audit.yaml: probes.concepts.vocabulary: v.yaml:4: term 'bread' is in both 'food' and "
+        "'tools'; a term can belong to one category only",
+    ]
+    assert str(err.value) == "\n".join(err.value.messages)
+    with pytest.raises(InputErrors) as err:
+        load_vocabulary("v.csv", here, field="")
+    assert err.value.messages == [
+        "v.csv:3: term 'dog' is listed twice in 'animals'",
+        "v.csv:4: term 'cat' has no category",
+        f"v.csv:5: category 'fin.ance': {dot}",
+        "v.csv:6: category 'animals': blank term; expected a word or phrase",
+    ]
 
 
 def test_missing_file_and_folder(here: Path) -> None:
@@ -256,7 +295,9 @@ def test_fuzz_vocabulary(text: str, name: str) -> None:
     (folder / name).write_bytes(text.encode("utf-8", "surrogatepass"))
     try:
         concepts = load_vocabulary(name, folder)
-    except InputError as e:
-        assert len(str(e).splitlines()) == 1
+    except InputError as e:  # one line per problem, each naming the file
+        assert isinstance(e, InputErrors)
+        assert str(e).splitlines() == e.messages
+        assert all(m.startswith(f"probes.concepts.vocabulary: {name}") for m in e.messages)
     else:
         assert concepts and all(c.term.strip() and c.category.strip() for c in concepts)

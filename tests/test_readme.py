@@ -62,11 +62,52 @@ def test_readme_spec_without_concepts_runs(tiny_models, tmp_path: Path) -> None:
     assert not [n for n in cert.comparison("finetuned")["metrics"] if ".concepts." in n]
     assert [c["value"] == cert.metric("finetuned", c["metric"]) is not None
             for c in cert.checks] == [True, True]  # measured (PASS or FAIL), never ERROR
-    said = re.search(r"\(`(checks\[0\]\.metric: probes\.concepts is not set[^`]*)`\)", README)
+    said = re.search(r"\(`(checks\[0\]\.metric: 'concepts[^`]*)`\)", README)
     spec["checks"][0]["metric"] = "concepts.cosine_distance.mean"
     with pytest.raises(SpecError) as err:
         load_spec(spec)
-    assert str(err.value) == f"<dict>: {said.group(1)}"
+    assert str(err.value) == "<dict>: " + " ".join(said.group(1).split())
+
+
+#: each item of the README's "It checks:" list (its first words), and the tests that hold it
+VALIDATE_CHECKS = {
+    "the spec's keys, types and values": [
+        "test_hostile_inputs.py::test_unknown_key", "test_hostile_inputs.py::test_wrong_type"],
+    "model and adapter folders": [
+        "test_validate.py::test_every_model_problem_in_one_run",
+        "test_hostile_inputs.py::test_config_without_weights",
+        "test_hostile_inputs.py::test_pickle_weights_without_allow_pickle",
+        "test_hostile_inputs.py::test_trust_remote_code_required_but_not_allowed"],
+    "that base and candidates can be compared": [
+        "test_hostile_inputs.py::test_different_architectures"],
+    "that the model kind can run what the spec asks": [
+        "test_validate.py::test_encoder_without_head_and_unreadable_terms"],
+    "layers (`analysis.layers`, `analysis.sae`) and `analysis.max_length`": [
+        "test_validate.py::test_every_model_problem_in_one_run",
+        "test_validate.py::test_default_max_length_is_capped_at_the_model"],
+    "the vocabulary, domain texts and risk packs": [
+        "test_specload.py::test_every_vocabulary_problem_with_every_other_problem",
+        "test_specload.py::test_every_bad_line_of_domain_texts_and_risk_packs"],
+    "concept terms the tokenizer reads as unknown tokens only": [
+        "test_validate.py::test_encoder_without_head_and_unreadable_terms",
+        "test_validate.py::test_term_tokens_are_the_tokens_transformers_reads"],
+    "each check": [
+        "test_metricnames.py::test_names_the_spec_does_not_define_are_all_reported",
+        "test_hostile_inputs.py::test_check_naming_an_unknown_metric"],
+}
+
+
+def test_readme_validate_list_is_held_by_tests() -> None:
+    """Every item the README says validate checks has tests asserting its messages, and
+    no item goes unlisted: change the list and this mapping together."""
+    listed = re.search(r"It checks:\n\n((?:- .*\n(?:  .*\n)*)+)", README).group(1)
+    items = [" ".join(item.split()) for item in re.split(r"^- ", listed, flags=re.M)[1:]]
+    assert len(items) == len(VALIDATE_CHECKS)
+    for item, start in zip(items, VALIDATE_CHECKS, strict=True):
+        assert item.startswith(start), (item, start)
+        for test in VALIDATE_CHECKS[start]:
+            file, name = test.split("::")
+            assert f"def {name}(" in (REPO / "tests" / file).read_text(), test
 
 
 def test_readme_commands_in_the_table_exist() -> None:
@@ -90,3 +131,43 @@ def test_readme_images_exist() -> None:
     for path in images:
         assert (REPO / path).is_file(), path
         assert (REPO / path).stat().st_size < 300_000, f"{path}: keep README images small"
+
+
+def test_readme_verify_examples_print_what_they_show(tmp_path: Path, monkeypatch, capsys
+                                                     ) -> None:
+    """The README's verify transcript, replayed on a folder built as it describes: a signed
+    audit output whose HTML page was replaced; digests and key ids shown shortened."""
+    import json as _json
+    from dataclasses import asdict
+
+    from certfactory import CHECK_PLAN, make_certificate
+
+    from reportgen import cli
+    from reportgen.certificate import Certificate
+    from reportgen.digest import digest_folder
+    from reportgen.render import write_outputs
+    from reportgen.signing import generate_keypair
+
+    ft = tmp_path / "checkpoints" / "ft"
+    ft.mkdir(parents=True)
+    for name, text in (("config.json", '{"model_type": "gpt2"}'), ("tokenizer.json", "{}"),
+                       ("model.safetensors", "weights")):
+        (ft / name).write_text(text)
+    data = make_certificate(n_concepts=12, noise_floor=False, checks=CHECK_PLAN[3:5])
+    next(m for m in data["models"] if m["name"] == "finetuned")["digest"] = \
+        _json.loads(_json.dumps(asdict(digest_folder(ft))))
+    keys = generate_keypair(tmp_path / "keys")
+    out = tmp_path / "out" / "v1.3"
+    write_outputs(Certificate(data), out, ["json", "html", "model-card"], sign=keys.private)
+    (out / "certificate.html").write_text("<!doctype html><title>PASS</title><p>PASS</p>\n")
+
+    block = next(b for b in _blocks("console") if b.startswith("$ reportgen verify"))
+    runs = re.split(r"^\$ ", block, flags=re.M)[1:]
+    monkeypatch.chdir(tmp_path)
+    for run in runs:
+        command, *shown = run.splitlines()
+        argv = command.split()[1:]
+        assert cli.main(argv) == 1, command
+        printed = capsys.readouterr().out.splitlines()
+        assert [re.sub(r"[0-9a-f]{64}", "HEX", line) for line in printed] == \
+            [re.sub(r"[0-9a-f]{4}…", "HEX", line) for line in shown], command

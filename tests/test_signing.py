@@ -7,9 +7,11 @@ import hashlib
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from certfactory import make_certificate
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from reportgen import cli
@@ -49,6 +51,18 @@ def _pem_body(path: Path) -> bytes:
     return base64.b64decode("".join(lines[1:-1]))
 
 
+def _sslib_keyid(public: Path) -> str:
+    """securesystemslib's default key id, by hand: SHA-256 of the key's canonical JSON."""
+    raw_hex = _pem_body(public)[12:].hex()  # an Ed25519 SPKI is 12 header bytes + the key
+    canonical = '{"keytype":"ed25519","keyval":{"public":"' + raw_hex + '"},"scheme":"ed25519"}'
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _sslib_key(signer: Any, public: Path) -> Any:
+    """securesystemslib's key for a PEM file, made as its docs show: no key id passed."""
+    return signer.SSlibKey.from_crypto(serialization.load_pem_public_key(public.read_bytes()))
+
+
 def _payload(envelope: dict) -> dict:
     return json.loads(base64.b64decode(envelope["payload"]))
 
@@ -68,7 +82,7 @@ def test_keygen_writes_pem_pair_and_refuses_to_overwrite(tmp_path: Path, capsys)
     assert private.read_text().startswith("-----BEGIN PRIVATE KEY-----\n")
     assert public.read_text().startswith("-----BEGIN PUBLIC KEY-----\n")
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    kid = hashlib.sha256(_pem_body(public)).hexdigest()
+    kid = _sslib_keyid(public)
     assert capsys.readouterr().out.splitlines() == [
         f"private key: {private} (keep it secret; sign with --sign {private})",
         f"public key:  {public} (give it to whoever verifies)",
@@ -82,11 +96,13 @@ def test_keygen_writes_pem_pair_and_refuses_to_overwrite(tmp_path: Path, capsys)
     assert private.read_bytes() == before
 
 
-def test_keyid_is_sha256_of_the_der_subject_public_key_info(keys) -> None:
-    assert keys.keyid == hashlib.sha256(_pem_body(keys.public)).hexdigest()
+def test_keyid_is_securesystemslib_default_keyid(keys) -> None:
     # An Ed25519 SubjectPublicKeyInfo is 12 bytes of header then the 32-byte key.
     der = _pem_body(keys.public)
     assert len(der) == 44 and der[:12].hex() == "302a300506032b6570032100"
+    assert keys.keyid == _sslib_keyid(keys.public)
+    signer = pytest.importorskip("securesystemslib.signer")
+    assert keys.keyid == _sslib_key(signer, keys.public).keyid
 
 
 def test_statement_names_every_checkpoint_and_the_certificate(cert, keys) -> None:
@@ -127,13 +143,17 @@ def test_signature_is_ed25519_over_pae_checked_independently(cert, keys) -> None
     raw_key.verify(base64.b64decode(envelope["signatures"][0]["sig"]), message)  # no raise
 
 
-def test_securesystemslib_accepts_the_envelope(cert, keys) -> None:
+def test_securesystemslib_verifies_the_envelope_with_its_defaults(cert, keys) -> None:
+    """The call a third party makes, with no key id passed: it must find our signature."""
     dsse = pytest.importorskip("securesystemslib.dsse")
     signer = pytest.importorskip("securesystemslib.signer")
     envelope = dsse.Envelope.from_dict(json.loads(sign_certificate(cert, keys.private)))
-    public = load_private_key(keys.private).public_key()
-    key = signer.SSlibKey.from_crypto(public, keyid=keys.keyid)
+    key = _sslib_key(signer, keys.public)
     assert list(envelope.verify([key], 1)) == [keys.keyid]
+    exceptions = pytest.importorskip("securesystemslib.exceptions")
+    other = generate_keypair(keys.public.parent.parent / "other")
+    with pytest.raises(exceptions.VerificationError):
+        envelope.verify([_sslib_key(signer, other.public)], 1)
 
 
 def test_signing_is_deterministic(cert, keys) -> None:

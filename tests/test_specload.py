@@ -328,6 +328,56 @@ def test_vocabulary_problems_are_located(here: Path) -> None:
     ]
 
 
+def test_every_vocabulary_problem_with_every_other_problem(here: Path) -> None:
+    """One run: each bad line of the vocabulary, and the rest of the spec's problems."""
+    (here / "vocab.yaml").write_text("animals: [dog, dog]\nfin.ance: [bank]\nfood: [7]\n")
+    text = GOOD.replace('fail_if: "> 0.2"', 'fail_if: "big"')
+    assert problems(write(text)) == [
+        "spec.yaml:8: probes.concepts.vocabulary: vocab.yaml:1: term 'dog' is listed twice in "
+        "'animals'",
+        "spec.yaml:8: probes.concepts.vocabulary: vocab.yaml:2: category 'fin.ance': a category "
+        "name cannot contain '.', which separates the parts of metric names "
+        "(concepts.category.NAME.cosine_distance.mean)",
+        "spec.yaml:8: probes.concepts.vocabulary: vocab.yaml:3: category 'food': expected a "
+        "term (text), got 7; put it in quotes",
+        "spec.yaml:10: checks[0].fail_if: cannot parse condition 'big': expected an operator "
+        "(>, >=, <, <=, ==, !=) and a number, e.g. '> 0.2'",
+    ]
+
+
+def test_every_bad_line_of_domain_texts_and_risk_packs(here: Path) -> None:
+    Path("d.jsonl").write_text('{"text": "fine"}\n{"txt": "x"}\nnot json\n{"text": " "}\n')
+    Path("r.jsonl").write_text('{"prompt": "Q", "safe": ["a"], "unsafe": ["b"]}\n'
+                               '{"prompt": "Q", "safe": []}\n[1]\n')
+    probes = ('concepts: {vocabulary: vocab.yaml, template: "The concept of {term} is"}\n'
+              "  domains: [{name: d, texts: d.jsonl}]\n"
+              "  risk: [{name: r, prompts: r.jsonl}]")
+    pack = ('expected {"prompt": str, "safe": [str, ...], "unsafe": [str, ...]} with '
+            "non-empty lists")
+    assert one(here, 'concepts: {vocabulary: vocab.yaml, template: "The concept of {term} is"}',
+               probes) == [
+        "spec.yaml:9: probes.domains[0].texts: d.jsonl:2: expected an object with a 'text' "
+        "string",
+        "spec.yaml:9: probes.domains[0].texts: d.jsonl:3: not valid JSON (Expecting value)",
+        "spec.yaml:9: probes.domains[0].texts: d.jsonl:4: blank text",
+        f"spec.yaml:10: probes.risk[0].prompts: {here / 'r.jsonl'}:2: {pack}",
+        f"spec.yaml:10: probes.risk[0].prompts: {here / 'r.jsonl'}:3: {pack}",
+    ]
+
+
+def test_domain_and_risk_names_cannot_hold_a_dot(here: Path) -> None:
+    """They are one segment of metric names (domains.NAME.…), like concept categories."""
+    probes = ('concepts: {vocabulary: vocab.yaml, template: "The concept of {term} is"}\n'
+              "  domains: [{name: fin.ance, texts: 'builtin:domains/finance'}]\n"
+              "  risk: [{name: 'a b', prompts: 'builtin:risk/financial_advice'}]")
+    expected = "expected a name of letters, digits, '_' and '-' (it becomes part of metric names)"
+    assert one(here, 'concepts: {vocabulary: vocab.yaml, template: "The concept of {term} is"}',
+               probes) == [
+        f"spec.yaml:9: probes.domains[0].name: {expected}, got 'fin.ance'",
+        f"spec.yaml:10: probes.risk[0].name: {expected}, got 'a b'",
+    ]
+
+
 def test_vocabulary_builtin_unknown(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     packs = here / "packs"
     packs.mkdir()

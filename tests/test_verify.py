@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -16,6 +17,7 @@ from reportgen import cli
 from reportgen.certificate import Certificate
 from reportgen.digest import digest_folder
 from reportgen.pdfattach import embedded_files, pdf_options
+from reportgen.pdfsign import append_signature
 from reportgen.signing import generate_keypair, sign_certificate
 
 
@@ -47,7 +49,8 @@ def signed(tmp_path: Path) -> dict[str, Any]:
     out.mkdir()
     (out / "certificate.json").write_text(cert.to_json(), encoding="utf-8")
     (out / "certificate.sig.json").write_bytes(sign_certificate(cert, keys.private))
-    return {"out": out, "public": keys.public, "keyid": keys.keyid, **paths}
+    return {"out": out, "public": keys.public, "private": keys.private, "keyid": keys.keyid,
+            **paths}
 
 
 def _verify(signed: dict[str, Any], *extra: str, target: Path | None = None) -> list[str]:
@@ -145,11 +148,37 @@ def test_wrong_public_key_fails_the_signature(signed, tmp_path: Path, capsys) ->
     assert lines[-1] == "verification failed: 2 problems"
 
 
-def test_without_public_key_the_embedded_key_is_used_and_said_so(signed, capsys) -> None:
-    assert run_cli(["verify", str(signed["out"])]) == 0
-    assert capsys.readouterr().out.splitlines()[1] == (
-        f"ok: signature: valid, key id {signed['keyid']} (the signer's key embedded in the "
-        "statement; pass --public-key to check it is the key you expect)")
+def test_a_signer_nobody_checked_is_not_verified(signed, tmp_path: Path, capsys) -> None:
+    """The attack: the vendor signs with a key made a minute ago; without --public-key the
+    signature verifies with its own embedded key, which proves nothing about who signed."""
+    forger = generate_keypair(tmp_path / "forger")
+    cert = Certificate(json.loads((signed["out"] / "certificate.json").read_text()))
+    (signed["out"] / "certificate.sig.json").write_bytes(sign_certificate(cert, forger.private))
+    assert run_cli(["verify", str(signed["out"])]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (
+        f"FAIL: signature: valid with the key embedded in the statement (key id "
+        f"{forger.keyid}), but who signed was not checked: anyone can make a key and sign; "
+        "pass --public-key with the signer's public key (or --trust-embedded-key to accept "
+        "any signer)")
+    assert lines[-1] == "verification failed: 1 problem"
+    # the pinned key shows the forgery for what it is
+    assert run_cli(["verify", str(signed["out"]), "--public-key", str(signed["public"])]) == 1
+
+
+def test_trust_embedded_key_is_an_explicit_opt_in_and_says_so(signed, capsys) -> None:
+    assert run_cli(["verify", str(signed["out"]), "--trust-embedded-key"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (f"ok: signature: valid, key id {signed['keyid']} (the key embedded in "
+                        "the statement, accepted with --trust-embedded-key: who signed was NOT "
+                        "checked)")
+    assert lines[-1] == ("verified: the signature is valid and the certificate is unchanged; "
+                         "who signed was NOT checked")
+    argv = ["verify", str(signed["out"]), "--trust-embedded-key", "--public-key",
+            str(signed["public"])]
+    assert run_cli(argv) == 2
+    assert capsys.readouterr().err == ("error: --trust-embedded-key: give it or --public-key, "
+                                       "not both\n")
 
 
 def test_an_unsigned_certificate_fails(signed, capsys) -> None:
@@ -188,31 +217,60 @@ def test_a_derived_variant_cannot_be_rehashed(tmp_path: Path, capsys) -> None:
 # ----------------------------------------------------------------------------- the PDF
 
 
-def _pdf(cert_json: bytes, signature: bytes | None) -> bytes:
+def _pdf(cert_json: bytes, signature: bytes | None = None) -> bytes:
+    """A small PDF carrying ``cert_json``, with ``signature`` appended as reportgen does."""
     import weasyprint
 
     cert = Certificate(json.loads(cert_json))
     assert cert.to_json().encode() == cert_json
     doc = weasyprint.HTML(string="<h1>Alignment certificate</h1>")
-    return doc.write_pdf(**pdf_options(cert, signature))
+    pdf = doc.write_pdf(**pdf_options(cert))
+    return pdf if signature is None else append_signature(pdf, signature)
+
+
+def _signed_pdf(signed: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(PDF, signature) as ``audit --sign`` makes them: the signature names the PDF's digest
+    and is then appended to it."""
+    cert_json = (signed["out"] / "certificate.json").read_bytes()
+    pages = _pdf(cert_json)
+    sig = sign_certificate(Certificate(json.loads(cert_json)), signed["private"],
+                           {"certificate.pdf": pages})
+    return append_signature(pages, sig), sig
 
 
 def test_pdf_with_attached_json_verifies_alone(signed, tmp_path: Path, capsys) -> None:
     cert_json = (signed["out"] / "certificate.json").read_bytes()
-    sig = (signed["out"] / "certificate.sig.json").read_bytes()
+    data, sig = _signed_pdf(signed)
     pdf = tmp_path / "certificate.pdf"
-    pdf.write_bytes(_pdf(cert_json, sig))
+    pdf.write_bytes(data)
     assert run_cli(_verify(signed, target=pdf)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"verifying {pdf} (attached certificate.json)"
     assert lines[2] == (f"ok: certificate.json: sha256 {hashlib.sha256(cert_json).hexdigest()} "
                         "matches the signed digest")
+    pages = hashlib.sha256(data[:data.index(b"%%EOF") + 6]).hexdigest()
+    assert lines[3] == (f"ok: certificate.pdf: its pages are the ones signed (sha256 {pages}, "
+                        "before the signature)")
+    assert lines[-1] == ("verified: the signature is valid and the certificate is unchanged, "
+                         "its view shows it, and 2 checkpoint folders match it")
+
+
+def test_signed_pdf_is_read_by_pypdf_with_both_attachments(signed) -> None:
+    pypdf = pytest.importorskip("pypdf")
+    data, sig = _signed_pdf(signed)
+    reader = pypdf.PdfReader(io.BytesIO(data), strict=True)
+    cert_json = (signed["out"] / "certificate.json").read_bytes()
+    assert reader.attachments == {"certificate.json": [cert_json],
+                                  "certificate.sig.json": [sig]}
+    assert len(reader.pages) == 1
+    af = [ref.get_object()["/UF"] for ref in reader.trailer["/Root"]["/AF"]]
+    assert af[-1] == "certificate.sig.json"
 
 
 def test_pdf_is_pdf_a3_with_the_json_as_its_source(signed) -> None:
     cert_json = (signed["out"] / "certificate.json").read_bytes()
-    pdf = _pdf(cert_json, None)
-    assert pdf == _pdf(cert_json, None)  # attachment dates come from the certificate
+    pdf = _pdf(cert_json)
+    assert pdf == _pdf(cert_json)  # attachment dates come from the certificate
     assert embedded_files(pdf) == {"certificate.json": cert_json}
     pypdf = pytest.importorskip("pypdf")
     reader = pypdf.PdfReader(io.BytesIO(pdf))
@@ -273,8 +331,47 @@ def test_root_digest_equals_model_signing_on_real_checkpoints(tiny_models) -> No
     assert digest_folder(folder).root == _library_root(folder)
 
 
+def test_ignored_paths_are_model_signings_own(tmp_path: Path) -> None:
+    """Only the top-level git names are left out; nested ones are hashed, as it hashes them."""
+    for rel in (".git/HEAD", ".github/ci.yml", ".gitattributes", ".gitignore", "w.bin",
+                "sub/.gitignore", "sub/.git/HEAD", "sub/model.sig"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    assert [f.name for f in digest_folder(tmp_path).files] == [
+        "sub/.git/HEAD", "sub/.gitignore", "sub/model.sig", "w.bin"]
+    assert digest_folder(tmp_path).root == _library_root(tmp_path)
+
+
 def test_root_digest_orders_paths_like_model_signing(tmp_path: Path) -> None:
     for rel in ("a/b", "a-b/x", "a.b"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(rel)
     assert digest_folder(tmp_path).root == _library_root(tmp_path)
+
+
+def test_a_model_signed_with_the_model_signing_cli_still_verifies(signed, tmp_path: Path,
+                                                                   capsys) -> None:
+    """The model signing CLI writes model.sig into the folder and leaves it out of its hash;
+    reportgen leaves it out too, and both compute the same root."""
+    pytest.importorskip("model_signing", reason="model-signing is not installed")
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "ms.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    folder = signed["finetuned"]
+    r = subprocess.run([sys.executable, "-m", "model_signing", "sign", "key", ".",
+                        "--private_key", str(tmp_path / "ms.pem")],
+                       cwd=folder, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    bundle = json.loads((folder / "model.sig").read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert statement["subject"][0]["digest"]["sha256"] == _root(folder)
+    assert run_cli(_verify(signed)) == 0
+    assert f"ok: model finetuned: 4 files match, root {_root(folder)}" in \
+        capsys.readouterr().out.splitlines()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..certificate import MetricValue
-from ..errors import InputError
+from ..errors import InputError, InputErrors
 from .registry import definition, lookup, register
 from .stats import bootstrap_ci
 
@@ -60,23 +60,30 @@ def load_risk_pack(path: str | Path, category: str | None = None) -> list[RiskPr
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise InputError(f"{path}: cannot read risk pack ({e.strerror})") from None
-    out = [_parse_line(path, n, line, cat) for n, line in enumerate(lines, 1) if line.strip()]
+    out, bad = [], []
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            parsed = _parse_line(path, n, line, cat)
+            (bad if isinstance(parsed, str) else out).append(parsed)
+    if bad:
+        raise InputErrors(bad)  # every bad line at once
     if not out:
         raise InputError(f"{path}: risk pack has no prompts")
     return out
 
 
-def _parse_line(path: Path, n: int, line: str, cat: str) -> RiskPrompt:
+def _parse_line(path: Path, n: int, line: str, cat: str) -> RiskPrompt | str:
+    """The prompt of one line, or what is wrong with it."""
     try:
         obj = json.loads(line)
     except ValueError as e:
-        raise InputError(f"{path}:{n}: not valid JSON ({e})") from None
+        return f"{path}:{n}: not valid JSON ({e})"
     ok = isinstance(obj, dict) and isinstance(obj.get("prompt"), str) and all(
         isinstance(obj.get(k), list) and obj[k] and all(isinstance(s, str) and s for s in obj[k])
         for k in ("safe", "unsafe"))
     if not ok:
-        raise InputError(f"{path}:{n}: expected {{\"prompt\": str, \"safe\": [str, ...], "
-                         "\"unsafe\": [str, ...]} with non-empty lists")
+        return (f"{path}:{n}: expected {{\"prompt\": str, \"safe\": [str, ...], "
+                "\"unsafe\": [str, ...]} with non-empty lists")
     return RiskPrompt(obj["prompt"], tuple(obj["safe"]), tuple(obj["unsafe"]), cat)
 
 

@@ -185,9 +185,23 @@ def risky_features(fa, fb, risk: np.ndarray, top: int, selectivity_min: float = 
              "rise": float(rise[i])} for i in order]
 
 
+#: Smallest loss increase (nats) from zero-ablating a layer for CE recovered to mean anything:
+#: below it the ratio divides by noise (a random model's layer moves its loss by ~0.01 nats,
+#: which gave "CE recovered 12.8").
+MIN_CE_GAP = 0.05
+
+
 def ce_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float | None:
-    """(CE_zero - CE_sae) / (CE_zero - CE_clean); None when ablation does not hurt."""
+    """(CE_zero - CE_sae) / (CE_zero - CE_clean); None when zero-ablation raises the loss by
+    less than :data:`MIN_CE_GAP` nats (see :func:`ce_gap_problem`)."""
+    return None if ce_gap_problem(ce_clean, ce_zero) else float(
+        (ce_zero - ce_sae) / (ce_zero - ce_clean))
+
+
+def ce_gap_problem(ce_clean: float, ce_zero: float) -> str | None:
+    """Why CE recovered is not measurable here, if it is not."""
     gap = ce_zero - ce_clean
-    if not np.isfinite(gap) or abs(gap) < 1e-12:
-        return None
-    return float((ce_zero - ce_sae) / gap)
+    if not np.isfinite(gap) or gap < MIN_CE_GAP:
+        return (f"zero-ablating the layer changes the loss by {gap:.3g} nats (under "
+                f"{MIN_CE_GAP}), too little for the ratio to mean anything")
+    return None

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -94,6 +94,35 @@ def _shapes(index: dict[str, Path]) -> dict[str, tuple[int, ...]]:
 def _read(index: dict[str, Path], name: str) -> torch.Tensor:
     with _open(index[name]) as h:
         return h.get_tensor(name)
+
+
+class TensorSource(Protocol):
+    """Named tensors read one at a time: a checkpoint, or a checkpoint with its adapter
+    merged (:mod:`reportgen.metrics.adapter_weights`)."""
+
+    def shapes(self) -> dict[str, tuple[int, ...]]: ...
+
+    def read(self, name: str) -> torch.Tensor: ...
+
+
+class Checkpoint:
+    """The tensors of a safetensors checkpoint (file, folder or sharded folder)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.index = tensor_index(path)
+        self._shapes: dict[str, tuple[int, ...]] | None = None
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        if self._shapes is None:
+            self._shapes = _shapes(self.index)
+        return self._shapes
+
+    def read(self, name: str) -> torch.Tensor:
+        return _read(self.index, name)
+
+
+def _source(x: str | Path | TensorSource) -> TensorSource:
+    return Checkpoint(x) if isinstance(x, (str, Path)) else x
 
 
 # ---------------------------------------------------------------- matching names
@@ -216,9 +245,11 @@ def _compare(b_name: str, c_name: str, b: torch.Tensor, c: torch.Tensor, tied: b
 
 
 def weight_drift(
-    base_path: str | Path, cand_path: str | Path, transform: Transform | None = None,
+    base_path: str | Path | TensorSource, cand_path: str | Path | TensorSource,
+    transform: Transform | None = None,
 ) -> WeightDrift:
-    """Per-tensor drift between two safetensors checkpoints, read one tensor pair at a time.
+    """Per-tensor drift between two safetensors checkpoints (or any :class:`TensorSource`,
+    such as a checkpoint with its adapter merged), read one tensor pair at a time.
 
     ``transform(name, tensor)`` is applied to each candidate tensor before comparing (pass
     the base's own files and a round-trip to measure a derived int8 variant). It receives
@@ -226,11 +257,11 @@ def weight_drift(
     are columns, unlike ``nn.Linear``'s (out, in). Integer tensors (position ids) are not
     weights and are skipped.
     """
-    bi, ci = tensor_index(base_path), tensor_index(cand_path)
-    bs, cs = _shapes(bi), _shapes(ci)
-    pairs = match_names(bi, ci)
-    only_b = set(bi) - {b for b, _ in pairs}
-    only_c = set(ci) - {c for _, c in pairs}
+    base, cand = _source(base_path), _source(cand_path)
+    bs, cs = base.shapes(), cand.shapes()
+    pairs = match_names(bs, cs)
+    only_b = set(bs) - {b for b, _ in pairs}
+    only_c = set(cs) - {c for _, c in pairs}
     ties = _tie_pairs(only_b, only_c, bs, cs)
     out = WeightDrift()
     for b_name, c_name in pairs + ties:
@@ -241,7 +272,7 @@ def weight_drift(
                                   "reason": f"shape {list(bs[b_name])} in base, "
                                             f"{list(cs[c_name])} in candidate"})
             continue
-        b, c = _read(bi, b_name), _read(ci, c_name)
+        b, c = base.read(b_name), cand.read(c_name)
         if b.is_floating_point() and c.is_floating_point():
             c = transform(c_name, c) if transform is not None else c
             out.tensors.append(_compare(b_name, c_name, b, c, (b_name, c_name) in ties))
@@ -306,7 +337,17 @@ def weight_metrics(drift: WeightDrift) -> tuple[dict[str, MetricValue], dict[str
 
 
 def weight_drift_metrics(
-    base_path: str | Path, cand_path: str | Path, transform: Transform | None = None,
+    base_path: str | Path | TensorSource, cand_path: str | Path | TensorSource,
+    transform: Transform | None = None,
 ) -> tuple[dict[str, MetricValue], dict[str, list[dict]]]:
     """:func:`weight_drift` then :func:`weight_metrics`."""
     return weight_metrics(weight_drift(base_path, cand_path, transform))
+
+
+HEADLINE = ("weights.relative_drift.max", "weights.relative_drift.mean",
+            "weights.relative_drift.global", "weights.unmatched_tensors")
+
+
+def not_available(reason: str) -> dict[str, MetricValue]:
+    """The headline metrics with no value and why, so a check on them is ERROR."""
+    return {n: _mv(n, None, f"not available: {reason}") for n in HEADLINE}

@@ -29,10 +29,13 @@ __all__ = ["FILENAMES", "copy_synced", "render_outputs", "write_outputs"]
 def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
                   signature: bytes | None = None, page_size: str = "A4",
                   attachments: dict[str, Path | bytes] | None = None,
-                  owned: tuple[str, ...] = ()) -> dict[str, Path]:
+                  owned: tuple[str, ...] = (), sign: Path | None = None) -> dict[str, Path]:
     """Render ``formats`` (json, html, pdf, model-card) and move them into ``out_dir``
     atomically; a ``signature`` (certificate.sig.json bytes) joins the same batch and is
-    attached to the PDF. ``page_size`` (A4 or Letter) is the printed page size.
+    appended to the PDF. ``sign`` (an Ed25519 private key) makes that signature once the
+    views are rendered, so that it names their digests too (see
+    :func:`reportgen.signing.sign_certificate`). ``page_size`` (A4 or Letter) is the printed
+    page size.
     ``attachments`` (``{"folder/sub/file": bytes or a file to copy}``, e.g. trained
     dictionaries) join the batch too; ``owned`` names top-level folders that belong to the
     certificate: each is replaced as a whole, or removed when no attachment fills it.
@@ -43,7 +46,11 @@ def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
     """
     out_dir = Path(out_dir)
     attachments = attachments or {}
-    payloads = render_outputs(cert, formats, signature, page_size)
+    if sign is not None:
+        payloads = render_outputs(cert, formats, None, page_size)
+        signature = _sign(cert, payloads, sign)
+    else:
+        payloads = render_outputs(cert, formats, signature, page_size)
     if signature is not None:
         payloads["signature"] = signature
     folders = _check_attachments(attachments, owned)
@@ -71,6 +78,19 @@ def _check_attachments(attachments: dict[str, Path | bytes], owned: tuple[str, .
                              f"the folders {owned}")
         tops.append(parts[0])
     return list(dict.fromkeys(tops))
+
+
+def _sign(cert: Certificate, payloads: dict[str, bytes], key: Path) -> bytes:
+    """Sign ``cert`` and the views just rendered, then append the signature to the PDF
+    (whose digest is of the PDF as rendered, before the signature: see pdfsign)."""
+    from ..pdfsign import append_signature
+    from ..signing import sign_certificate
+
+    views = {FILENAMES[fmt]: data for fmt, data in payloads.items() if fmt != "json"}
+    signature = sign_certificate(cert, key, views)
+    if "pdf" in payloads:
+        payloads["pdf"] = append_signature(payloads["pdf"], signature)
+    return signature
 
 
 def _filename(fmt: str) -> str:

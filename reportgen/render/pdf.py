@@ -23,11 +23,12 @@ SCHEME = "reportgen-chart"
 def render_pdf(cert: Certificate, signature: bytes | None = None,
                page_size: str = "A4") -> bytes:
     """PDF/A-3b bytes on A4 or Letter pages with a running header (audit, release), a footer
-    (page X of Y, digest), bookmarks from the headings, and the certificate JSON (and its
-    signature, when given) attached."""
+    (page X of Y, digest), bookmarks from the headings, and the certificate JSON attached;
+    a ``signature`` is appended as an incremental update (see :mod:`reportgen.pdfsign`)."""
     import weasyprint
 
     from ..pdfattach import pdf_options
+    from ..pdfsign import append_signature
 
     ctx = page_context(cert, mode="pdf", page_size=page_size)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reportgen-svg")
@@ -37,10 +38,10 @@ def render_pdf(cert: Certificate, signature: bytes | None = None,
         html = environment().get_template(TEMPLATE).render(ctx)
         doc = weasyprint.HTML(string=html, base_url=None, url_fetcher=chart_fetcher(svgs))
         pdf = doc.write_pdf(pdf_identifier=ctx["digest"][:32].encode("ascii"),
-                            **pdf_options(cert, signature))
+                            **pdf_options(cert))
         for fut in svgs.values():  # WeasyPrint only warns on a failed image; we fail
             fut.result()
-        return pdf
+        return pdf if signature is None else append_signature(pdf, signature)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -143,7 +143,7 @@ def _ce(info: dict) -> tuple[float | None, str | None]:
     if "error" in info or not info:
         return None, info.get("error", "not available")
     rec = m.ce_recovered(info["ce_clean"], info["ce_sae"], info["ce_zero"])
-    return rec, None if rec is not None else "zero-ablation does not change the loss"
+    return rec, m.ce_gap_problem(info["ce_clean"], info["ce_zero"])
 
 
 def _fit_rows(res: PairResult, layer: int, bi: dict, ci: dict, ratio: float | None,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..models import model_shape
 from .formats import CFG, SAELENS_WEIGHTS, load_sae
 from .model import SAE, check_width
 
@@ -35,13 +36,6 @@ class LayerSource:
     corpus: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     origin: str = "path"  # path | trained
-
-
-def model_shape(config: dict[str, Any]) -> tuple[int, int]:
-    """(hidden width, number of blocks) from a transformers config dict."""
-    d = config.get("hidden_size") or config.get("n_embd") or config.get("dim") or 0
-    n = config.get("num_hidden_layers") or config.get("n_layer") or config.get("n_layers") or 0
-    return int(d), int(n)
 
 
 def folder_digest(folder: Path) -> str:

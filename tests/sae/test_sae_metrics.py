@@ -101,6 +101,12 @@ def test_grouped_bootstrap_covers_the_token_mean() -> None:
 def test_ce_recovered_formula() -> None:
     assert m.ce_recovered(2.0, 2.5, 6.0) == pytest.approx((6.0 - 2.5) / (6.0 - 2.0))
     assert m.ce_recovered(2.0, 2.5, 2.0) is None
+    # a layer whose ablation barely moves the loss: the ratio would divide by noise
+    assert m.ce_recovered(6.922, 6.952, 6.931) is None
+    assert m.ce_gap_problem(6.922, 6.931) == (
+        "zero-ablating the layer changes the loss by 0.009 nats (under 0.05), too little for "
+        "the ratio to mean anything")
+    assert m.ce_recovered(2.0, 2.5, 2.1) == pytest.approx((2.1 - 2.5) / 0.1)
 
 
 def test_context_marks_the_token_not_its_leading_space() -> None:

@@ -14,6 +14,7 @@ import transformers as tf
 from test_pipeline import _spec as pipeline_spec
 
 import reportgen
+from reportgen.metrics.sae import MIN_CE_GAP, ce_gap_problem
 from reportgen.sae import SAE, load_sae, save_saelens
 
 DOMAIN = ["The cat sat on the mat.", "A loan is due next week.",
@@ -168,9 +169,13 @@ def test_ce_recovered_matches_hand_computation(path_audit, tiny_models):
     assert row["ce_clean_base"] == pytest.approx(clean, rel=1e-4)
     assert row["ce_sae_base"] == pytest.approx(spliced, rel=1e-4)
     assert row["ce_zero_base"] == pytest.approx(zero, rel=1e-4)
-    want = (zero - spliced) / (zero - clean)
-    assert cert.metric("ft", f"sae.layer.{LAYER}.ce_recovered.base") == pytest.approx(
-        want, rel=1e-3, abs=1e-3)
+    # the tiny model is untrained: zero-ablating a layer barely moves its loss (~0.01 nats),
+    # so the ratio would divide by noise and is reported as not available, with why
+    assert zero - clean < MIN_CE_GAP
+    mv = cert.comparison("ft")["metrics"][f"sae.layer.{LAYER}.ce_recovered.base"]
+    assert mv["value"] is None
+    assert mv["error"] == ce_gap_problem(clean, zero).replace(
+        f"{zero - clean:.3g}", f"{row['ce_zero_base'] - row['ce_clean_base']:.3g}")
 
 
 def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp_path):
