@@ -64,6 +64,7 @@ def test_readme_spec_without_concepts_runs(tiny_models, tmp_path: Path) -> None:
             for c in cert.checks] == [True, True]  # measured (PASS or FAIL), never ERROR
     said = re.search(r"\(`(checks\[0\]\.metric: 'concepts[^`]*)`\)", README)
     spec["checks"][0]["metric"] = "concepts.cosine_distance.mean"
+    spec["probes"]["domains"][0]["texts"] = str(tmp_path / "support-tickets.txt")
     with pytest.raises(SpecError) as err:
         load_spec(spec)
     assert str(err.value) == "<dict>: " + " ".join(said.group(1).split())
