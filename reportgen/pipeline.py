@@ -101,13 +101,18 @@ class ConceptProbe:
 
 def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
               write: bool | None = None, sign: str | Path | None = None,
-              archive: str | Path | None = None) -> Certificate:
+              archive: str | Path | None = None, replace: bool = False) -> Certificate:
     """Run the whole audit. ``out`` (or ``write=True``: the spec's output.dir) writes files;
-    ``sign`` (else output.sign) signs them, ``archive`` (else output.archive) files them."""
+    ``sign`` (else output.sign) signs them, ``archive`` (else output.archive) files them,
+    replacing a filing of the same release only with ``replace``."""
     prog = Progress(progress)
     loaded = load_spec(source, models=True)  # configs and tokenizers too: no weight yet
     out_dir = _output_dir(loaded, out, write)
     key, archive_dir = _sign_and_archive(loaded, out_dir, sign, archive)
+    if archive_dir is not None and not replace:
+        from .archive import check_not_filed
+
+        check_not_filed(archive_dir, loaded.spec.audit.release)
     if out_dir is not None:
         ensure_writable(out_dir)
     probe = concept_probe(loaded)
@@ -141,10 +146,9 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         if archive_dir is not None:
             from .archive import add
 
-            added = add(archive_dir, out_dir)
-            prog.say(f"filed release {added.release!r} in {added.index}")
-            for f in added.missing:
-                prog.say(f"warning: {f} was not filed (not in {out_dir})")
+            added = add(archive_dir, out_dir, replace=replace)
+            for line in added.lines() + added.warnings(str(out_dir)):
+                prog.say(line)
     prog.say(f"verdict: {cert.verdict}")
     return cert
 

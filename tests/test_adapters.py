@@ -190,11 +190,14 @@ def test_pickled_adapter_is_refused_before_torch_load(lora, tmp_path: Path, monk
                                           "adapter": "./pickled-adapter"})
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert cli.main(["audit", str(tmp_path / "spec.yaml"), "-q"]) == 2
+    spec_file = tmp_path / "spec.yaml"
+    line = next(i for i, t in enumerate(spec_file.read_text().splitlines(), 1)
+                if "pickled-adapter" in t)
     assert capsys.readouterr().err.splitlines() == [
-        "error: models.candidates[0].adapter: './pickled-adapter' has no "
+        f"error: {spec_file}:{line}: models.candidates[0].adapter: './pickled-adapter' has no "
         "adapter_model.safetensors, only pickle weights (adapter_model.bin); convert them to "
         "safetensors, or set models.candidates[0].allow_pickle: true if you trust them "
-        "(unpickling can run code)"]
+        "(unpickling can run code)", "1 problem found; nothing was run."]
     assert loads == []
     assert not list(tmp_path.rglob("certificate.*"))
 
