@@ -37,8 +37,9 @@ def _validate(args: argparse.Namespace) -> int:
         echo(f"warning: {w}", err=True)
     from .numfmt import plural
 
+    concepts = plural(probe.info.count, "concept") if probe.info else "no concepts"
     echo(f"{args.spec}: OK ({plural(len(spec.models.candidates), 'candidate')}, "
-         f"{plural(probe.info.count, 'concept')}, {plural(len(spec.checks), 'check')})")
+         f"{concepts}, {plural(len(spec.checks), 'check')})")
     return 0
 
 

@@ -92,5 +92,6 @@ def _import_families() -> None:
     from . import (
         collapsefamily,  # noqa: F401  (concept collapse, from the concept captures)
         probfamily,  # noqa: F401  (probabilities, behaviour)
+        termpieces,  # noqa: F401  (concept terms' token counts)
     )
     from .sae import family as _sae  # noqa: F401
