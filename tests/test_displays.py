@@ -122,9 +122,13 @@ def test_a_candidate_with_no_token_drift_says_so(raw) -> None:
     assert "token-movers-lora" not in tables
     assert ("lora: no token moved (every shared token's input embedding is the base's), so "
             "there are no token movers to list.") in notes
+    charts.comparison(data, "finetuned")["tables"]["neighbors_tokens"] = [
+        {"token": "Ġbank", "cosine_distance": 0.3, "jaccard": 0.5, "shared": 7,
+         "base_neighbours": [{"label": "Ġloan", "similarity": 0.9}],
+         "candidate_neighbours": [{"label": "Ġbet", "similarity": 0.8}]}]
     tables, notes = representation_tables(data, "neighbors")
-    shown = [t.caption for t in tables["neighbors-distribution"]]
-    assert not any("lora" in c for c in shown)
+    shown = [t.caption for ts in tables.values() for t in ts]
+    assert shown == ["Neighbourhoods of the top token movers: finetuned"]
     assert "lora: no token moved, so no token neighbourhood is listed." in notes
     assert "no token embedding moved" in candidate_line(lora)
     assert "[PAD]" not in candidate_line(lora)
