@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "examples"))
 from bench_neighbors import int8_roundtrip, machine, matmul_floor  # noqa: E402
 
-from reportgen.metrics.neighbors import auto_chunk, usable_cores  # noqa: E402
+from reportgen.families.neighbors.metrics import auto_chunk, usable_cores  # noqa: E402
 
 DOMAINS = ("finance", "legal", "medical", "customer_support", "code")
 VARIANTS = ("{t}", "In short: {t}", "{t} This was noted.", "Reportedly, {t}",
@@ -96,9 +96,9 @@ def vm_hwm_bytes() -> int:
 
 def child(spec_file: Path, out_dir: Path) -> None:
     """Run one audit, print its stage timings as JSON (last line of stdout)."""
-    import reportgen.analysis
-    import reportgen.capture
-    import reportgen.certificate
+    import reportgen.analysis.compare
+    import reportgen.capture.forward
+    import reportgen.certificate.document
     from reportgen.pipeline import run_audit
 
     t: dict[str, float] = {}
@@ -153,7 +153,7 @@ def bare_forward(model: Any, tok: Any, ids: list[list[int]], batches: list[list[
 def load_bare(path: Path, int8: bool = False) -> Any:
     from transformers import AutoModel
 
-    from reportgen.loading import quantize_roundtrip
+    from reportgen.capture.loading import quantize_roundtrip
 
     model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
     if int8:
@@ -205,7 +205,7 @@ def verdict(value: float, target: float) -> str:
 def floors(root: Path, texts: list[str]) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    from reportgen.capture import length_sorted_batches, prepare_tokenizer
+    from reportgen.capture.forward import length_sorted_batches, prepare_tokenizer
 
     tok = prepare_tokenizer(AutoTokenizer.from_pretrained(root / "minilm-base"))
     ids = encode(tok, texts, 128)
@@ -279,7 +279,7 @@ def main() -> None:
     from build_demo_models import build_minilm_planted, default_root
 
     from reportgen.pipeline import concept_probe
-    from reportgen.specload import load_spec
+    from reportgen.spec.load import load_spec
 
     root = default_root()
     build_minilm_planted(root)

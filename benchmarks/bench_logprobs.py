@@ -1,7 +1,7 @@
 """Peak memory and time of the probabilities capture at a 50k vocabulary, from one run.
 
 A randomly initialised GPT-2 (50,257 tokens, 2 layers × 128) reads 20,000 positions through
-the real ``probabilities`` collector, batch by batch as ``reportgen.capture`` drives it (the
+the real ``probabilities`` collector, batch by batch as ``reportgen.capture.forward`` drives it (the
 backbone's forward with hidden states, then the collector's LM head on the scored rows): the
 base streams its log-probabilities to a disk store, then a perturbed candidate's pass reads
 the store back and keeps only the statistics. Printed: peak RSS (VmHWM) of both captures
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout without install
-from reportgen.capture import Extra  # noqa: E402
-from reportgen.probcollect import BLOCK_ROWS  # noqa: E402
+from reportgen.capture.forward import Extra  # noqa: E402
+from reportgen.families.probabilities.collect import BLOCK_ROWS  # noqa: E402
 
 VOCAB = 50_257
 
@@ -93,8 +93,8 @@ class IdTokenizer:
 
 def run_capture(model: torch.nn.Module, data: list, collector: Any, workdir: Path) -> Extra:
     """What reportgen.capture.capture does per batch, minus pooling: backbone, collector."""
-    from reportgen.capture import Batch, backbone
-    from reportgen.progress import Progress
+    from reportgen.capture.forward import Batch, backbone
+    from reportgen.core.progress import Progress
 
     texts = [" ".join(str(int(t)) for t in row) for ids, _ in data for row in ids]
     workdir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ def run_capture(model: torch.nn.Module, data: list, collector: Any, workdir: Pat
 
 
 def collector_for(n_texts: int, length: int, base: Extra | None) -> Any:
-    from reportgen.probcollect import ProbabilityCollector
+    from reportgen.families.probabilities.collect import ProbabilityCollector
 
     settings = {"max_length": length, "batch_size": 4, "seed": 0, "masked_positions": 8,
                 "top_positions": 20, "greedy_prompts": 0, "max_new_tokens": 1}

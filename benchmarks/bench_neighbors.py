@@ -25,11 +25,7 @@ import torch
 from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout without install
-from reportgen.metrics.neighbors import (  # noqa: E402
-    auto_chunk,
-    full_vocabulary_jaccard,
-    usable_cores,
-)
+from reportgen.families.neighbors.metrics import auto_chunk, full_vocabulary_jaccard, usable_cores
 
 
 def minilm_embeddings() -> np.ndarray:

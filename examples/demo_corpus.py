@@ -496,7 +496,7 @@ def load_vocabulary(path: Path = CONCEPTS_YAML) -> dict[str, list[str]]:
     """The concept vocabulary, ``category -> terms``, checked against the corpus templates.
 
     Read by reportgen's own loader, so the demo trains on exactly what an audit probes."""
-    from reportgen.probes import load_vocabulary as load_concepts
+    from reportgen.spec.probes import load_vocabulary as load_concepts
 
     vocab: dict[str, list[str]] = {}
     for c in load_concepts(str(path), path.parent):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .certificate import Certificate
+    from reportgen.certificate.document import Certificate
 
 __all__ = ["audit", "Certificate", "__version__"]
 
@@ -26,14 +26,14 @@ def audit(spec: Any, out: str | None = None, progress: bool = True,
     folder; ``write=True`` does what the command line does (``output.dir``, and signing and
     archiving when ``output`` asks); ``.save(dir, formats)`` on the result writes it later.
     """
-    from .pipeline import run_audit
+    from reportgen.pipeline import run_audit
 
     return run_audit(spec, out=out, progress=progress, write=write)
 
 
 def __getattr__(name: str) -> Any:
     if name == "Certificate":
-        from .certificate import Certificate
+        from reportgen.certificate.document import Certificate
 
         return Certificate
     raise AttributeError(name)

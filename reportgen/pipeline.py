@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .certificate import (
+from reportgen import __version__
+from reportgen.certificate.document import (
     Certificate,
     CertificateBuilder,
     CheckResult,
@@ -22,9 +22,9 @@ from .certificate import (
     ModelInfo,
     ProbeInfo,
 )
-from .errors import InputError, ModelError
-from .progress import Progress
-from .specload import LoadedSpec, load_spec, resolve_path
+from reportgen.core.errors import InputError, ModelError
+from reportgen.core.progress import Progress
+from reportgen.spec.load import LoadedSpec, load_spec, resolve_path
 
 #: Libraries every audit uses (models, numbers, views); :func:`libraries_used` adds the ones
 #: only some audits bring in.
@@ -91,7 +91,7 @@ class ConceptProbe:
         """Keys the capture cache: the concept digest alone, else the digest of all sets."""
         if self.info is not None and not self.domains and not self.risk:
             return self.info.digest
-        from .probes import probe_digest
+        from reportgen.spec.probes import probe_digest
 
         return probe_digest("capture", [i.digest for i in self.infos])
 
@@ -112,7 +112,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     out_dir = _output_dir(loaded, out, write)
     key, archive_dir = _sign_and_archive(loaded, out_dir, sign, archive)
     if archive_dir is not None and not replace:
-        from .archive import check_not_filed
+        from reportgen.release.archive import check_not_filed
 
         check_not_filed(archive_dir, loaded.spec.audit.release)
     if out_dir is not None:
@@ -120,12 +120,12 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     probe = concept_probe(loaded)
     models = resolve_models(loaded, prog)
     capture_keys: dict[str, str] = {}
-    from .capture_models import capture_all
+    from reportgen.capture.run import capture_all
 
     captures = capture_all(loaded, models, probe, prog, capture_keys)
     prog.say("computing metrics")
-    from .analysis_cache import compare_all_cached  # analysis.compare_all, cached
-    from .sae.export import attachments as sae_attachments
+    from reportgen.analysis.cache import compare_all_cached  # analysis.compare_all, cached
+    from reportgen.families.sae.export import attachments as sae_attachments
 
     comparisons, warnings, extra = compare_all_cached(loaded, models, captures, capture_keys,
                                                       probe, prog)
@@ -146,7 +146,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         paths = cert.save(out_dir, loaded.spec.output.formats, sign=key)
         prog.say("wrote " + ", ".join(str(p) for p in paths.values()))
         if archive_dir is not None:
-            from .archive import add
+            from reportgen.release.archive import add
 
             added = add(archive_dir, out_dir, replace=replace)
             for line in added.lines() + added.warnings(str(out_dir)):
@@ -165,7 +165,7 @@ def _sign_and_archive(loaded: LoadedSpec, out_dir: Path | None, sign: Any, archi
     if (key or arch) and out_dir is None:
         raise InputError("output: signing and archiving need an output folder (--out)")
     if key is not None:
-        from .signing import load_private_key
+        from reportgen.release.signing import load_private_key
 
         load_private_key(key)
     if arch is not None and "json" not in o.formats:
@@ -183,7 +183,7 @@ def _output_dir(loaded: LoadedSpec, out: str | Path | None, write: bool | None) 
 
 def ensure_writable(folder: Path) -> None:
     """Fail before the expensive work, with one line, when the output cannot be written."""
-    from .errors import OutputError
+    from reportgen.core.errors import OutputError
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,7 @@ def ensure_writable(folder: Path) -> None:
 
 
 def concept_probe(loaded: LoadedSpec) -> ConceptProbe:
-    from .probes import concept_texts, load_vocabulary, probe_digest
+    from reportgen.spec.probes import concept_texts, load_vocabulary, probe_digest
 
     cp = loaded.spec.probes.concepts
     if cp is None:
@@ -212,7 +212,7 @@ def concept_probe(loaded: LoadedSpec) -> ConceptProbe:
 
 
 def domain_probes(loaded: LoadedSpec) -> list[DomainProbe]:
-    from .probes import load_texts, probe_digest
+    from reportgen.spec.probes import load_texts, probe_digest
 
     out = []
     for i, d in enumerate(loaded.spec.probes.domains):
@@ -226,7 +226,7 @@ def domain_probes(loaded: LoadedSpec) -> list[DomainProbe]:
 
 
 def risk_probes(loaded: LoadedSpec) -> list[RiskProbe]:
-    from .probes import load_risk_prompts, probe_digest
+    from reportgen.spec.probes import load_risk_prompts, probe_digest
 
     out = []
     for i, r in enumerate(loaded.spec.probes.risk):
@@ -243,7 +243,7 @@ def risk_probes(loaded: LoadedSpec) -> list[RiskProbe]:
 
 def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
     """Locate and hash every model (base first), check each candidate against the base."""
-    from .models import check_compatible, derive, resolve
+    from reportgen.spec.resolve import check_compatible, derive, resolve
 
     spec = loaded.spec
     prog.say("hashing checkpoints")
@@ -276,7 +276,7 @@ def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
 
 
 def evaluate_checks(loaded: LoadedSpec, comparisons: list[Comparison]) -> list[CheckResult]:
-    from .verdicts import evaluate
+    from reportgen.analysis.checks import evaluate
 
     spec = loaded.spec
     by_cand = {c.candidate: c for c in comparisons}
@@ -387,7 +387,7 @@ def limitations(models: list, probe: ConceptProbe, analysis: Any = None,
         template = probe.info.details["template"]
         out.append(f"Concept drift is measured in one prompt template ({template!r}); "
                    "other phrasings may move differently.")
-        from .termpieces import limitations as piece_limitations
+        from reportgen.families.concepts.pieces import limitations as piece_limitations
 
         out += piece_limitations(tokenization)
     if probe.has_concepts and any(m.kind == "encoder" for m in models):
@@ -397,7 +397,7 @@ def limitations(models: list, probe: ConceptProbe, analysis: Any = None,
         out.append("The noise floor is a weight round-trip through int8/int4, not a runtime "
                    "quantized kernel; it measures weight-rounding noise only.")
     if analysis is not None:
-        from .probfamily import limitations as prob_limitations
+        from reportgen.families.probabilities.family import limitations as prob_limitations
 
         out += prob_limitations(models, probe, analysis)
         out += _sae_limitations(analysis)
@@ -411,7 +411,7 @@ def _sae_limitations(analysis: Any) -> list[str]:
            "(or the labels file): a description of where it fires, not a verified "
            "interpretation; the findings hold for this one dictionary fixed on the base."]
     if any(s.train is not None for s in analysis.sae):
-        from .sae.collect import HOLD_OUT
+        from reportgen.families.sae.collect import HOLD_OUT
 
         out.append(f"A sparse dictionary trained here learns from the probe texts (all but "
                    f"every {HOLD_OUT}th, which measure its fit) and the spec's corpus only; a "

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.certificate import (
+from reportgen.analysis.checks import evaluate
+from reportgen.certificate.document import (
     CertificateBuilder,
     CheckResult,
     Comparison,
@@ -22,9 +23,8 @@ from reportgen.certificate import (
     ModelInfo,
     ProbeInfo,
 )
-from reportgen.metrics.concepts import concept_drift, concept_metrics
-from reportgen.metrics.embeddings import align_vocabularies, embedding_metrics, token_drift
-from reportgen.verdicts import evaluate
+from reportgen.families.concepts.metrics import concept_drift, concept_metrics
+from reportgen.families.embeddings.metrics import align_vocabularies, embedding_metrics, token_drift
 
 CATEGORIES: dict[str, list[str]] = {
     "finance": [

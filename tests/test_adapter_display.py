@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import reportgen
-from reportgen.render import charts
-from reportgen.render.html import render_html
+from reportgen.views import charts
+from reportgen.views.html import render_html
 
 peft = pytest.importorskip("peft")
 

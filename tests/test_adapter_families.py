@@ -131,8 +131,8 @@ def test_what_each_adapter_changed_is_seen(gpt2_cert) -> None:
 
 
 def test_the_audit_names_the_adapter_beside_its_base(gpt2_cert) -> None:
-    from reportgen.digest import digest_folder
-    from reportgen.modelcard import render_model_card
+    from reportgen.spec.digest import digest_folder
+    from reportgen.views.modelcard import render_model_card
 
     cert, pairs = gpt2_cert
     base = cert.data["models"][0]["digest"]["root"]

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen import cli
-from reportgen.certificate import Certificate
-from reportgen.digest import digest_folder
-from reportgen.signing import generate_keypair, open_envelope, sign_certificate
+from reportgen.certificate.document import Certificate
+from reportgen.cli import main as cli
+from reportgen.release.signing import generate_keypair, open_envelope, sign_certificate
+from reportgen.spec.digest import digest_folder
 
 
 def _folder(path: Path, files: dict[str, str]) -> Path:
@@ -57,7 +57,7 @@ def _verify(signed: dict[str, Any], *args: str) -> list[str]:
 
 
 def test_html_names_the_adapter_beside_the_base(signed) -> None:
-    from reportgen.render.html import render_html
+    from reportgen.views.html import render_html
 
     html = render_html(signed["cert"])
     a, b = signed["adapter_root"], signed["base_root"]
@@ -69,7 +69,7 @@ def test_html_names_the_adapter_beside_the_base(signed) -> None:
 
 
 def test_pdf_names_the_adapter_beside_the_base(signed, tmp_path: Path) -> None:
-    from reportgen.render.pdf import render_pdf
+    from reportgen.views.pdf import render_pdf
 
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed")
@@ -83,7 +83,7 @@ def test_pdf_names_the_adapter_beside_the_base(signed, tmp_path: Path) -> None:
 
 
 def test_model_card_names_the_adapter_beside_the_base(signed) -> None:
-    from reportgen.modelcard import render_model_card
+    from reportgen.views.modelcard import render_model_card
 
     lines = render_model_card(signed["cert"], "certificate.html").splitlines()
     b, a = signed["base_root"], signed["adapter_root"]

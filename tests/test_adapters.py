@@ -69,8 +69,8 @@ def test_lora_adapter_drift_equals_the_merged_copy(lora, tmp_path: Path) -> None
 
 
 def test_adapter_digest_is_recorded_beside_the_base(lora, tmp_path: Path) -> None:
-    from reportgen.digest import digest_folder
-    from reportgen.models import LoadOptions, resolve
+    from reportgen.spec.digest import digest_folder
+    from reportgen.spec.resolve import LoadOptions, resolve
 
     rm = resolve("lora", "candidate", str(lora["base"]), tmp_path, "models.candidates[0].path",
                  options=LoadOptions(adapter=str(lora["adapter"])))
@@ -81,8 +81,8 @@ def test_adapter_digest_is_recorded_beside_the_base(lora, tmp_path: Path) -> Non
 
 
 def test_missing_adapter_folder_is_one_line(lora, tmp_path: Path) -> None:
-    from reportgen.errors import ModelError
-    from reportgen.models import LoadOptions, resolve
+    from reportgen.core.errors import ModelError
+    from reportgen.spec.resolve import LoadOptions, resolve
 
     with pytest.raises(ModelError) as e:
         resolve("lora", "candidate", str(lora["base"]), tmp_path, "models.candidates[0].path",
@@ -100,8 +100,8 @@ def test_bfloat16_load_gives_drift_close_to_float32(tiny_models, tmp_path: Path)
 
 
 def test_bfloat16_weights_and_float32_hidden_states(tiny_models) -> None:
-    from reportgen.loading import load
-    from reportgen.models import LoadOptions, resolve
+    from reportgen.capture.loading import load
+    from reportgen.spec.resolve import LoadOptions, resolve
 
     rm = resolve("ft", "candidate", str(tiny_models["tiny-gpt2-ft"]), Path("."),
                  "models.candidates[0].path", options=LoadOptions(dtype="bfloat16"))
@@ -112,8 +112,8 @@ def test_bfloat16_weights_and_float32_hidden_states(tiny_models) -> None:
 def test_allow_pickle_loads_bin_weights(tiny_models, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from reportgen.loading import load
-    from reportgen.models import LoadOptions, resolve
+    from reportgen.capture.loading import load
+    from reportgen.spec.resolve import LoadOptions, resolve
 
     m = tmp_path / "pickled"
     shutil.copytree(tiny_models["tiny-gpt2-ft"], m)
@@ -128,7 +128,7 @@ def test_allow_pickle_loads_bin_weights(tiny_models, tmp_path: Path) -> None:
 
 
 def test_certificate_names_the_adapter_by_its_digest(lora, tmp_path: Path) -> None:
-    from reportgen.digest import digest_folder
+    from reportgen.spec.digest import digest_folder
 
     cand = {"name": "lora", "path": str(lora["base"]), "adapter": str(lora["adapter"])}
     cert = reportgen.audit(_spec(tmp_path, lora["base"], cand), progress=False)
@@ -181,7 +181,7 @@ def test_pickled_adapter_is_refused_before_torch_load(lora, tmp_path: Path, monk
                                                       capsys) -> None:
     import yaml
 
-    from reportgen import cli
+    from reportgen.cli import main as cli
 
     _pickled_adapter(lora, tmp_path)
     loads: list[object] = []
@@ -204,9 +204,9 @@ def test_pickled_adapter_is_refused_before_torch_load(lora, tmp_path: Path, monk
 
 def test_pickled_adapter_is_refused_at_load_too(lora, tmp_path: Path, monkeypatch) -> None:
     """loading.apply_adapter checks again right before PEFT reads the folder."""
-    from reportgen.errors import ModelError
-    from reportgen.loading import apply_adapter
-    from reportgen.models import LoadOptions, resolve
+    from reportgen.capture.loading import apply_adapter
+    from reportgen.core.errors import ModelError
+    from reportgen.spec.resolve import LoadOptions, resolve
 
     rm = resolve("lora", "candidate", str(lora["base"]), tmp_path, "models.candidates[0].path",
                  options=LoadOptions(adapter=str(lora["adapter"])))
@@ -224,9 +224,9 @@ def test_adapter_for_another_model_class_is_refused(lora, tiny_models, tmp_path:
     (``transformer.h.0…``): PEFT only warns and applies nothing, so it is an error."""
     from transformers import GPT2Model
 
-    from reportgen.errors import ModelError
-    from reportgen.loading import load
-    from reportgen.models import LoadOptions, resolve
+    from reportgen.capture.loading import load
+    from reportgen.core.errors import ModelError
+    from reportgen.spec.resolve import LoadOptions, resolve
 
     pm = peft.get_peft_model(GPT2Model.from_pretrained(lora["base"]), peft.LoraConfig(
         r=2, lora_alpha=2, target_modules=["c_attn"], fan_in_fan_out=True))
@@ -245,7 +245,7 @@ def test_adapter_for_another_model_class_is_refused(lora, tiny_models, tmp_path:
 def test_a_variant_derived_from_an_adapter_model_is_named_by_both(lora, tmp_path: Path) -> None:
     import hashlib
 
-    from reportgen.models import LoadOptions, derive, resolve
+    from reportgen.spec.resolve import LoadOptions, derive, resolve
 
     field = "models.candidates[0].path"
     base = resolve("base", "base", str(lora["base"]), tmp_path, "models.base.path")

@@ -14,8 +14,9 @@ import pytest
 from test_forward_calls import _spec
 
 import reportgen
-from reportgen import analysis, analysis_cache
-from reportgen.certificate import Comparison, MetricValue, canonical_json
+from reportgen.analysis import cache as analysis_cache
+from reportgen.analysis import compare as analysis
+from reportgen.certificate.document import Comparison, MetricValue, canonical_json
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_changed_threshold_recomputes_no_metric(tiny_models, tmp_path, calls, mo
     first = reportgen.audit(_spec(tmp_path, base, ft), progress=False)
     assert len(calls) == 1
     monkeypatch.setattr(analysis, "concept_metrics", _fail)
-    monkeypatch.setattr("reportgen.metrics.cka.linear_cka", _fail)
+    monkeypatch.setattr("reportgen.families.cka.metrics.linear_cka", _fail)
     second = reportgen.audit(_spec(tmp_path, base, ft, fail_if="> 0"), progress=False)
     assert len(calls) == 1  # compare_all not called again
     assert _results(second) == _results(first)

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen import archive_index, cli
-from reportgen.archive import ArchiveError, add, archive_lock
-from reportgen.archive_index import Move, flipped_checks, moved_metrics
-from reportgen.certificate import Certificate
-from reportgen.render.html import chart_svg
+from reportgen.certificate.document import Certificate
+from reportgen.cli import main as cli
+from reportgen.release.archive import ArchiveError, add, archive_lock
+from reportgen.views import archive_index
+from reportgen.views.archive_index import Move, flipped_checks, moved_metrics
+from reportgen.views.html import chart_svg
 
 RELEASES = ("v1.1", "v1.2", "v1.3")
 _CHART = re.compile(r'<script type="application/json" data-chart="(chart-trend-\d+)" '

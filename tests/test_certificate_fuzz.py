@@ -25,10 +25,10 @@ from certfactory import make_certificate
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from reportgen import cli
-from reportgen.certificate import Certificate, overall_verdict
-from reportgen.certschema import CertificateError, parse_certificate
-from reportgen.modelcard import BEGIN, END, merge_model_card
+from reportgen.certificate.document import Certificate, overall_verdict
+from reportgen.certificate.schema import CertificateError, parse_certificate
+from reportgen.cli import main as cli
+from reportgen.views.modelcard import BEGIN, END, merge_model_card
 
 HOSTILE = [
     "\x1b[2K\x1b[1A", "\x1b[8m", "\r", "\n", "\u202e", "\x00", "`", "``", "|", "<script>",

@@ -8,13 +8,13 @@ import pytest
 from certfactory import make_certificate
 from jsonschema import Draft202012Validator
 
-from reportgen.certschema import (
+from reportgen.certificate.schema import (
     certificate_problems,
     json_path,
     load_schema,
     validate_certificate,
 )
-from reportgen.resources import schemas_dir
+from reportgen.core.resources import schemas_dir
 
 
 @pytest.fixture(scope="module")

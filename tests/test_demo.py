@@ -65,7 +65,7 @@ def test_planted_risk_category_is_caught_and_nothing_else(demo_cert) -> None:
 
 
 def test_demo_writes_every_format(demo_cert) -> None:
-    from reportgen.certschema import validate_certificate
+    from reportgen.certificate.schema import validate_certificate
 
     cert, out = demo_cert
     for name in ("certificate.html", "certificate.pdf", "certificate.json",
@@ -174,7 +174,7 @@ def test_demo_certificate_in_chromium(demo_cert, tmp_path, width) -> None:
     from cdp import Browser, chromium
     from test_reader import CHARTS_DRAWN, OVERFLOW
 
-    from reportgen.render import charts
+    from reportgen.views import charts
 
     if chromium() is None:
         pytest.skip("chromium is not installed")
@@ -199,7 +199,7 @@ def test_ordinary_fine_tunes_are_not_taken_for_a_collapse(demo_cert, demo_root: 
     import torch
     import transformers as tf
 
-    from reportgen.probes import load_vocabulary
+    from reportgen.spec.probes import load_vocabulary
 
     cert, _ = demo_cert
     assert not any("concept representations collapsed" in w for w in cert.data["warnings"])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reportgen.metrics.behavior import (
+from reportgen.families.behavior.metrics import (
     DEFAULT_DELTA,
     load_risk_pack,
     misaligned,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.digest import digest_folder
-from reportgen.errors import ModelError
+from reportgen.core.errors import ModelError
+from reportgen.spec.digest import digest_folder
 
 
 def _independent_root(folder: Path) -> tuple[str, dict[str, str]]:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from certfactory import make_builder
 
-from reportgen.certificate import Certificate
-from reportgen.metrics.embeddings import drift_histogram, embedding_metrics
-from reportgen.render import charts
-from reportgen.render.family_tables import representation_tables, token_tables
-from reportgen.render.html import chart_svg, page_context, render_html
-from reportgen.summary import candidate_line
+from reportgen.certificate.document import Certificate
+from reportgen.families.embeddings.metrics import drift_histogram, embedding_metrics
+from reportgen.views import charts
+from reportgen.views.family_tables import representation_tables, token_tables
+from reportgen.views.html import chart_svg, page_context, render_html
+from reportgen.views.summary import candidate_line
 
 BAR = re.compile(r'<path aria-label="([^"]*)" role="graphics-symbol" '
                  r'aria-roledescription="bar" d="M([-\d.e]+),([-\d.e]+)h([-\d.e]+)v([-\d.e]+)')
@@ -42,7 +42,7 @@ def _still(builder, name: str = "lora") -> dict:
     (an adapter that touches no embedding), measured by the real metric code."""
     comp = next(c for c in builder.comparisons if c.candidate == name)
     n = sum(r["count"] for r in comp.tables["token_histogram"])
-    from reportgen.metrics.embeddings import Alignment
+    from reportgen.families.embeddings.metrics import Alignment
 
     tokens = [f"tok{i}" for i in range(n)]
     align = Alignment(tokens, np.arange(n), np.arange(n), [])
@@ -67,7 +67,7 @@ def raw() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def data(raw) -> dict:
-    from reportgen.metrics.embeddings import Alignment
+    from reportgen.families.embeddings.metrics import Alignment
 
     builder = make_builder()
     for comp in builder.comparisons:
@@ -139,7 +139,7 @@ def test_no_top_n_of_zeros_anywhere_on_the_page() -> None:
     a neighbourhood table lists only concepts that were rewired."""
     builder = make_builder()
     comp = next(c for c in builder.comparisons if c.candidate == "lora")
-    from reportgen.certificate import MetricValue
+    from reportgen.certificate.document import MetricValue
 
     comp.metrics["weights.relative_drift.max"] = MetricValue(0.0, "d")
     comp.tables["weights_blocks"] = [{"block": 0, "module": "attention", "tensors": 1,
@@ -167,8 +167,8 @@ def test_definitions_are_listed_under_their_registered_pattern() -> None:
     """Grouped definitions use the registry's placeholder (weights.block.{block}, not a name
     derived from the metric's dotted parts) so the name and its definition agree; a metric
     listed alone (one SAE layer) reads its definition with its own layer."""
-    from reportgen.metrics.registry import definition
-    from reportgen.render.html import _definition_groups, _pattern
+    from reportgen.core.names import definition
+    from reportgen.views.html import _definition_groups, _pattern
 
     one = "sae.layer.2.fvu.base"
     comps = [{"metrics": {one: {"definition": definition(one), "unit": ""}}}]

@@ -1,6 +1,6 @@
 """One forward pass per model: every probe set in one batched pass, and none on a cache hit.
 
-Forward calls are counted with a forward hook on the module ``reportgen.capture.backbone``
+Forward calls are counted with a forward hook on the module ``reportgen.capture.forward.backbone``
 returns (the body every capture runs), so a second pass over any probe set, or a metric
 family that ran a model on its own through the backbone, would show up as extra calls. The
 declared extra passes (risk continuations scored, masked copies of a masked LM, greedy
@@ -23,8 +23,8 @@ from test_pipeline import VOCAB
 from test_pipeline import _spec as pipeline_spec
 
 import reportgen
-from reportgen import capture as capture_mod
-from reportgen import loading
+from reportgen.capture import forward as capture_mod
+from reportgen.capture import loading
 
 DOMAIN = ["The cat sat on the mat.", "A loan is due next week.",
           "Birds fly south in winter.", "Cash is kept in the bank vault overnight."]
@@ -154,7 +154,7 @@ def test_floor_derived_in_memory_equals_floor_loaded_again(tiny_models, tmp_path
                                                            monkeypatch, kind) -> None:
     """The int8 copy made from the base still in memory (after its capture ran every
     collector on it) gives the very capture a fresh load and rounding gives."""
-    from reportgen import capture_models
+    from reportgen.capture import run as capture_models
 
     spec = _spec(tmp_path, tiny_models[f"tiny-{kind}"], tiny_models[f"tiny-{kind}-ft"])
     spec["analysis"]["sae"] = [{"layer": 1, "train": {"d_sae": 32, "k": 4, "epochs": 2}}]

@@ -8,8 +8,8 @@ import pytest
 import torch
 import transformers as tf
 
-from reportgen.capture import backbone
-from reportgen.logprobs import head_logits, model_logprob_blocks
+from reportgen.capture.forward import backbone
+from reportgen.families.probabilities.store import head_logits, model_logprob_blocks
 
 SMALL = {"vocab_size": 97, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
          "num_attention_heads": 2, "num_key_value_heads": 1}

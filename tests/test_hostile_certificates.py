@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen import cli
-from reportgen.certificate import Certificate
-from reportgen.render import render_outputs
+from reportgen.certificate.document import Certificate
+from reportgen.cli import main as cli
+from reportgen.views.write import render_outputs
 
 LINK = ("is a symbolic link; reportgen reads only regular files from a certificate folder and "
         "never follows links there")
@@ -181,7 +181,7 @@ def test_unknown_schema_and_a_forged_verdict_are_refused(tmp_path: Path, capsys,
 
 
 def test_a_forged_verdict_is_never_drawn_from_python_either(tmp_path: Path) -> None:
-    from reportgen.errors import InputError
+    from reportgen.core.errors import InputError
 
     with pytest.raises(InputError, match="the verdict 'PASS' is not the worst check status"):
         Certificate(_pass_over_failing_checks()).save(tmp_path / "out", ["html"])

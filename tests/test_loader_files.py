@@ -22,13 +22,13 @@ from certfactory import make_certificate
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from reportgen import cli
-from reportgen.certificate import Certificate, Digest, FileDigest
-from reportgen.digest import digest_folder, file_sha256, list_files, root_digest
-from reportgen.errors import ModelError
-from reportgen.loading import load
-from reportgen.models import LoadOptions, resolve
-from reportgen.signing import generate_keypair, sign_certificate
+from reportgen.capture.loading import load
+from reportgen.certificate.document import Certificate, Digest, FileDigest
+from reportgen.cli import main as cli
+from reportgen.core.errors import ModelError
+from reportgen.release.signing import generate_keypair, sign_certificate
+from reportgen.spec.digest import digest_folder, file_sha256, list_files, root_digest
+from reportgen.spec.resolve import LoadOptions, resolve
 
 FIELD = "models.candidates[0].path"
 
@@ -133,7 +133,7 @@ def test_verify_refuses_swapped_git_weights(git_weights: Path, tmp_path: Path, c
 def test_the_loader_sees_only_hashed_files(git_weights: Path, monkeypatch) -> None:
     """The second guard: were a config key unknown to the check, the load would find nothing
     there rather than read unhashed bytes (it reads a folder of links to the hashed files)."""
-    import reportgen.models as models
+    import reportgen.spec.resolve as models
 
     monkeypatch.setattr(models, "check_references", lambda *a: None)
     rm = resolve("ft", "candidate", str(git_weights), git_weights.parent, FIELD)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reportgen.logprobs import (
+from reportgen.families.probabilities.store import (
     LogProbReader,
     LogProbWriter,
     StoreCorruptError,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.errors import SpecError
-from reportgen.metricnames import Known, metric_problem, placeholder_kinds, registered_patterns
-from reportgen.specload import load_spec
+from reportgen.core.errors import SpecError
+from reportgen.spec.load import load_spec
+from reportgen.spec.metricnames import Known, metric_problem, placeholder_kinds, registered_patterns
 
 ALL_ON = Known(category=["medical", "food"], domain=["finance"], risk=["advice"],
                sae_layer=[2], layer=[0, 1, 2, 3], n_layers=3, noise_floor=True, weights=True,

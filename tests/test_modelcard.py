@@ -9,9 +9,9 @@ import pytest
 import yaml
 from certfactory import make_certificate
 
-from reportgen import cli
-from reportgen.certificate import Certificate
-from reportgen.modelcard import (
+from reportgen.certificate.document import Certificate
+from reportgen.cli import main as cli
+from reportgen.views.modelcard import (
     BEGIN,
     END,
     ModelCardError,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.errors import ModelError
-from reportgen.models import check_compatible, detect_kind, locate, resolve
+from reportgen.core.errors import ModelError
 from reportgen.pipeline import created_timestamp
+from reportgen.spec.resolve import check_compatible, detect_kind, locate, resolve
 
 
 def test_hub_id_resolves_from_the_local_cache_only(tiny_models, tmp_path, monkeypatch) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import reportgen
-from reportgen.metrics import neighbors
+from reportgen.families.neighbors import metrics as neighbors
 
 
 def test_base_vocabulary_knn_is_computed_once(tiny_models, tmp_path: Path, monkeypatch) -> None:
@@ -49,7 +49,7 @@ def test_base_vocabulary_knn_is_computed_once(tiny_models, tmp_path: Path, monke
 def _aligned(tiny_models, cand: str) -> tuple[np.ndarray, np.ndarray]:
     import transformers as tf
 
-    from reportgen.loading import quantize_roundtrip
+    from reportgen.capture.loading import quantize_roundtrip
 
     base = tf.AutoModelForCausalLM.from_pretrained(tiny_models["tiny-gpt2"])
     e_base = base.get_input_embeddings().weight.detach().numpy().copy()

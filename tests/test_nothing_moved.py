@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 import reportgen
-from reportgen.certificate import Certificate
-from reportgen.render import charts
-from reportgen.render.html import page_context
+from reportgen.certificate.document import Certificate
+from reportgen.views import charts
+from reportgen.views.html import page_context
 
 VOCAB = "animals: [cat, dog, horse, mouse, eagle]\ntools: [hammer, saw, drill, wrench, axe]\n"
 

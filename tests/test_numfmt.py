@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reportgen import numfmt
-from reportgen.render.filters import fmt_metric
+from reportgen.core import numfmt
+from reportgen.views.filters import fmt_metric
 
 
 @pytest.mark.parametrize(("value", "decimals", "shown"), [

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import cli, pdfattach
-from reportgen.pdfattach import ReadStats, embedded_files
+from reportgen.cli import main as cli
+from reportgen.release import pdfattach
+from reportgen.release.pdfattach import ReadStats, embedded_files
 
 MB = 1_000_000
 

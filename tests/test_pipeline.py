@@ -12,7 +12,7 @@ import transformers as tf
 from scipy.spatial.distance import cosine
 
 import reportgen
-from reportgen import loading
+from reportgen.capture import loading
 
 VOCAB = {"animals": ["cat", "dog", "horse", "bird"], "money": ["bank", "loan", "cash", "price"]}
 
@@ -92,7 +92,7 @@ def test_token_drift_matches_embedding_rows(tiny_models, tmp_path) -> None:
 
 
 def test_certificate_is_valid_and_byte_identical(tiny_models, tmp_path) -> None:
-    from reportgen.certschema import validate_certificate
+    from reportgen.certificate.schema import validate_certificate
 
     spec = _spec(tmp_path, tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"])
     a = reportgen.audit(spec, progress=False)

@@ -163,7 +163,7 @@ def test_margins_match_hand_computed_logprobs(audited, tiny_models) -> None:
 
 
 def test_risk_spec_end_to_end(audited) -> None:
-    from reportgen.certschema import validate_certificate
+    from reportgen.certificate.schema import validate_certificate
 
     kind, spec, cert = audited
     validate_certificate(cert.data)
@@ -216,7 +216,7 @@ def test_unreproduced_logit_transform_is_reported_not_scored(tiny_models, tmp_pa
     """A model whose own log-probabilities differ from what the collector computes from its
     LM head (a post-head transform reportgen does not know) gets no probability metrics,
     with the reason, instead of wrong ones."""
-    from reportgen import probcollect
+    from reportgen.families.probabilities import collect as probcollect
 
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(probcollect, "head_logits", lambda _m, head, x: head(x) * 1.5)

@@ -19,11 +19,11 @@ import pytest
 from test_probabilities_pipeline import DOMAIN, RISK, _causal_lp, _causal_margin, _scipy
 
 import reportgen
-from reportgen.certschema import validate_certificate
-from reportgen.cli import main
-from reportgen.errors import SpecError
-from reportgen.render import render_outputs
-from reportgen.specload import load_spec
+from reportgen.certificate.schema import validate_certificate
+from reportgen.cli.main import main
+from reportgen.core.errors import SpecError
+from reportgen.spec.load import load_spec
+from reportgen.views.write import render_outputs
 
 VOCAB = {"animals": ["cat", "dog", "horse", "bird"], "money": ["bank", "loan", "cash", "price"]}
 #: metric-name prefixes of the families that need concept probes

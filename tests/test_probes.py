@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reportgen.errors import InputError, InputErrors
-from reportgen.probes import (
+from reportgen.core.errors import InputError, InputErrors
+from reportgen.core.resources import probes_dir
+from reportgen.spec.probes import (
     Concept,
     builtin_packs,
     concept_texts,
     load_vocabulary,
     probe_digest,
 )
-from reportgen.resources import probes_dir
 
 
 @pytest.fixture()
@@ -37,7 +37,7 @@ def packs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "tiny.csv").write_text("term,category\nsun,weather\n")
     (root / "risk" / "disclaimers.yaml").write_text("x: [y]\n")
     (root / "notes.txt").write_text("not a pack\n")
-    monkeypatch.setattr("reportgen.probes.probes_dir", lambda: root)
+    monkeypatch.setattr("reportgen.spec.probes.probes_dir", lambda: root)
     return root
 
 
@@ -233,7 +233,7 @@ def test_no_builtin_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing() -> Path:
         raise FileNotFoundError("reportgen's data files are missing; reinstall the package")
 
-    monkeypatch.setattr("reportgen.probes.probes_dir", missing)
+    monkeypatch.setattr("reportgen.spec.probes.probes_dir", missing)
     assert builtin_packs() == []
     assert bare("builtin:concepts", Path(".")) == (
         "reportgen's data files are missing; reinstall the package"

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from transformers.pytorch_utils import Conv1D
 
-from reportgen.loading import quantize_roundtrip
+from reportgen.capture.loading import quantize_roundtrip
 
 
 def _reference(w: np.ndarray, bits: int, axis: int) -> np.ndarray:

@@ -16,10 +16,10 @@ import pytest
 from cdp import Browser, chromium
 from certfactory import make_certificate
 
-from reportgen.certificate import Certificate
-from reportgen.render import charts, explorer
-from reportgen.render.glossary import glossary
-from reportgen.render.html import environment, page_context, render_html, section_limitations
+from reportgen.certificate.document import Certificate
+from reportgen.views import charts, explorer
+from reportgen.views.glossary import glossary
+from reportgen.views.html import environment, page_context, render_html, section_limitations
 
 CHARTS_DRAWN = """Array.from(document.querySelectorAll('.chart-canvas')).map(function (c) {
   var svg = c.querySelector('svg.marks');
@@ -167,7 +167,7 @@ def test_page_size_letter_and_unknown_sizes(data):
 
 
 def test_render_command_takes_a_page_size(data, tmp_path):
-    from reportgen.cli import main
+    from reportgen.cli.main import main
 
     (tmp_path / "certificate.json").write_text(Certificate(data).to_json())
     assert main(["render", str(tmp_path / "certificate.json"), "--out", str(tmp_path / "out"),

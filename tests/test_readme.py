@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 import reportgen
-from reportgen.errors import SpecError
-from reportgen.specload import load_spec, resolve_path
+from reportgen.core.errors import SpecError
+from reportgen.spec.load import load_spec, resolve_path
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -153,11 +153,11 @@ def test_readme_verify_examples_print_what_they_show(tmp_path: Path, monkeypatch
 
     from certfactory import CHECK_PLAN, make_certificate
 
-    from reportgen import cli
-    from reportgen.certificate import Certificate
-    from reportgen.digest import digest_folder
-    from reportgen.render import write_outputs
-    from reportgen.signing import generate_keypair
+    from reportgen.certificate.document import Certificate
+    from reportgen.cli import main as cli
+    from reportgen.release.signing import generate_keypair
+    from reportgen.spec.digest import digest_folder
+    from reportgen.views.write import write_outputs
 
     ft = tmp_path / "checkpoints" / "ft"
     ft.mkdir(parents=True)

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from certfactory import make_builder
 
-import reportgen.render as render
-import reportgen.render.pdf as pdf_module
-from reportgen.certificate import Certificate
-from reportgen.errors import OutputError
-from reportgen.render import charts
-from reportgen.render.html import chart_script, notebook_html, render_html
-from reportgen.render.pdf import render_pdf
+import reportgen.views.pdf as pdf_module
+import reportgen.views.write as render
+from reportgen.certificate.document import Certificate
+from reportgen.core.errors import OutputError
+from reportgen.views import charts
+from reportgen.views.html import chart_script, notebook_html, render_html
+from reportgen.views.pdf import render_pdf
 
 HOSTILE_TERM = "<script>alert(1)</script>"
 HOSTILE_NAME = 'Evil "audit" </style><script>alert(2)</script>'
@@ -209,7 +209,7 @@ def _bare(d: dict) -> None:
 
 @pytest.mark.parametrize("change", [_only_embeddings, _new_family, _bare])
 def test_partial_certificates_render(change):
-    from reportgen.render.html import environment, page_context
+    from reportgen.views.html import environment, page_context
 
     d = make_builder().build()
     change(d)

@@ -14,7 +14,7 @@ import transformers as tf
 from safetensors.numpy import load_file
 
 import reportgen
-from reportgen import loading
+from reportgen.capture import loading
 
 VOCAB = {"animals": ["cat", "dog", "horse", "bird", "cow", "lion"],
          "money": ["bank", "loan", "cash", "price", "debt", "stock"]}
@@ -170,7 +170,7 @@ def test_int8_weight_drift_matches_the_loaded_round_trip(tiny_cert) -> None:
 
 
 def test_projection_and_schema(tiny_cert) -> None:
-    from reportgen.certschema import validate_certificate
+    from reportgen.certificate.schema import validate_certificate
 
     cert, _, _ = tiny_cert
     validate_certificate(cert.data)
@@ -208,7 +208,7 @@ def test_top_movers_mode_reports_why_the_full_metrics_are_missing(tiny_cert) -> 
 
 
 def test_builtin_domain_packs() -> None:
-    from reportgen.probes import builtin_text_packs, load_texts
+    from reportgen.spec.probes import builtin_text_packs, load_texts
 
     names = ["code", "customer_support", "finance", "legal", "medical"]
     assert [p for p in builtin_text_packs() if p.startswith("domains/")] == [

@@ -14,10 +14,9 @@ from certfactory import make_certificate
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from reportgen import cli
-from reportgen.certificate import Certificate, Digest
-from reportgen.digest import derived_digest
-from reportgen.signing import (
+from reportgen.certificate.document import Certificate, Digest
+from reportgen.cli import main as cli
+from reportgen.release.signing import (
     PAYLOAD_TYPE,
     PREDICATE_TYPE,
     KeyFileError,
@@ -29,6 +28,7 @@ from reportgen.signing import (
     pae,
     sign_certificate,
 )
+from reportgen.spec.digest import derived_digest
 
 
 def run_cli(argv: list[str]) -> int:

@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reportgen.errors import InputError, SpecError
-from reportgen.spec import AuditSpec
-from reportgen.specload import LoadedSpec, load_spec, resolve_path
+from reportgen.core.errors import InputError, SpecError
+from reportgen.spec.load import LoadedSpec, load_spec, resolve_path
+from reportgen.spec.types import AuditSpec
 
 GOOD = """\
 audit: {name: demo, release: v1}
@@ -382,7 +382,7 @@ def test_vocabulary_builtin_unknown(here: Path, monkeypatch: pytest.MonkeyPatch)
     packs = here / "packs"
     packs.mkdir()
     (packs / "concepts.yaml").write_text("a: [b]\n")
-    monkeypatch.setattr("reportgen.probes.probes_dir", lambda: packs)
+    monkeypatch.setattr("reportgen.spec.probes.probes_dir", lambda: packs)
     assert one(here, "vocabulary: vocab.yaml", "vocabulary: builtin:concept") == [
         "spec.yaml:8: probes.concepts.vocabulary: unknown built-in pack 'concept'. "
         "Did you mean 'concepts'? Available: concepts",
@@ -459,7 +459,7 @@ def test_alias_bomb_is_refused(here: Path) -> None:
 
 def test_big_documents_without_aliases_are_fine(here: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reportgen.specload.MAX_VALUES", 1000)
+    monkeypatch.setattr("reportgen.spec.load.MAX_VALUES", 1000)
     words = ", ".join(f"w{i}" for i in range(3000))
     Path("vocab.yaml").write_text(f"many: [{words}]\n")
     assert load_spec(write(GOOD)).spec.probes.concepts.vocabulary == "vocab.yaml"

@@ -6,7 +6,7 @@ from typing import Any
 
 from certfactory import make_certificate
 
-from reportgen.summary import summary_lines
+from reportgen.views.summary import summary_lines
 
 
 def metric(value: float | None, error: str | None = None, unit: str = "") -> dict[str, Any]:
@@ -75,7 +75,7 @@ def test_candidate_line_with_noise_floor():
 
 def test_a_small_ratio_keeps_its_digits():
     """0.0024 of the noise floor is not '0.0×'; a 0.4 % share is not '0%'."""
-    from reportgen.summary import candidate_line
+    from reportgen.views.summary import candidate_line
 
     assert "(0.0024× the noise floor)" in candidate_line(comparison(ratio=0.0024))
     comp = {"candidate": "ft", "metrics": {"probabilities.kl_base_candidate.mean": metric(0.01),
@@ -137,7 +137,7 @@ def test_factory_certificate_summary_mentions_every_candidate():
 
 
 def test_probability_and_behaviour_sentences() -> None:
-    from reportgen.summary import candidate_line
+    from reportgen.views.summary import candidate_line
 
     def mv(v: float) -> dict:
         return {"value": v}
@@ -158,7 +158,7 @@ def test_probability_and_behaviour_sentences() -> None:
 
 
 def test_sae_sentence_names_the_top_feature_and_low_confidence() -> None:
-    from reportgen.summary import candidate_line
+    from reportgen.views.summary import candidate_line
 
     comp = {"candidate": "ft", "role": "candidate", "metrics": {
         "sae.layer.2.jaccard.mean": {"value": 0.548}, "sae.layer.2.dense_cosine.mean":
@@ -176,7 +176,7 @@ def test_sae_sentence_names_the_top_feature_and_low_confidence() -> None:
 
 
 def test_sae_sentence_on_an_older_certificate_without_set_ranking() -> None:
-    from reportgen.summary import candidate_line
+    from reportgen.views.summary import candidate_line
 
     comp = {"candidate": "ft", "role": "candidate", "metrics": {
         "sae.layer.1.jaccard.mean": {"value": 0.9}, "sae.layer.1.dense_cosine.mean":

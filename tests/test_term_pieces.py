@@ -16,9 +16,9 @@ import pytest
 import transformers as tf
 
 import reportgen
-from reportgen.certschema import validate_certificate
-from reportgen.render import render_outputs
-from reportgen.termpieces import term_token_ids
+from reportgen.certificate.schema import validate_certificate
+from reportgen.families.concepts.pieces import term_token_ids
+from reportgen.views.write import render_outputs
 
 TEMPLATE = "The concept of {term} is"
 NONSENSE = "zqxjvkwplm"

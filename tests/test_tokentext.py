@@ -6,7 +6,7 @@ import pytest
 import transformers as tf
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from reportgen.tokentext import running_pieces
+from reportgen.core.tokentext import running_pieces
 
 TEXTS = ["The concept of dividends is unbelievable, isn't it?",
          "A loan's interest compounds daily; pay it back."]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import reportgen
-from reportgen.termcheck import load_reader, term_tokens, unreadable
+from reportgen.spec.termcheck import load_reader, term_tokens, unreadable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,8 +113,8 @@ def test_every_model_problem_in_one_run(tiny_models, tmp_path: Path) -> None:
 
 def test_an_audit_reports_them_before_hashing_anything(tiny_models, tmp_path: Path,
                                                        monkeypatch) -> None:
-    from reportgen import models
-    from reportgen.errors import SpecError
+    from reportgen.core.errors import SpecError
+    from reportgen.spec import resolve as models
 
     def no_hashing(*a, **k):
         raise AssertionError("a checkpoint was hashed before the spec was refused")

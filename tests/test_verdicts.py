@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reportgen.certificate import Comparison, MetricValue, overall_verdict
-from reportgen.verdicts import evaluate, parse_condition
+from reportgen.analysis.checks import evaluate, parse_condition
+from reportgen.certificate.document import Comparison, MetricValue, overall_verdict
 
 
 def _cmp(value, error=None) -> Comparison:

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen import cli
-from reportgen.certificate import Certificate
-from reportgen.digest import digest_folder
-from reportgen.pdfattach import embedded_files, pdf_options
-from reportgen.pdfsign import append_signature
-from reportgen.signing import generate_keypair, sign_certificate
+from reportgen.certificate.document import Certificate
+from reportgen.cli import main as cli
+from reportgen.release.pdfattach import embedded_files, pdf_options
+from reportgen.release.pdfsign import append_signature
+from reportgen.release.signing import generate_keypair, sign_certificate
+from reportgen.spec.digest import digest_folder
 
 
 def run_cli(argv: list[str]) -> int:

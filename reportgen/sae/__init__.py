@@ -7,10 +7,10 @@ library's encoder exactly; ``train_topk_sae`` fits a TopK SAE to activations and
 
 from __future__ import annotations
 
-from .fit import fvu, l0
-from .formats import load_sae, save_saelens
-from .model import ARCHITECTURES, NORMALIZATIONS, SAE, HookInfo, check_width
-from .train import TrainStatus, train_topk_sae
+from reportgen.sae.fit import fvu, l0
+from reportgen.sae.formats import load_sae, save_saelens
+from reportgen.sae.model import ARCHITECTURES, NORMALIZATIONS, SAE, HookInfo, check_width
+from reportgen.sae.train import TrainStatus, train_topk_sae
 
 __all__ = [
     "ARCHITECTURES",

@@ -24,9 +24,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..certificate import DICTIONARY_FILES
-from ..errors import InputError
-from .model import (
+from reportgen.certificate.document import DICTIONARY_FILES
+from reportgen.core.errors import InputError
+from reportgen.sae.model import (
     ACTIVATIONS,
     ARCHITECTURES,
     FOLDED_NORMALIZATIONS,
@@ -337,7 +337,7 @@ def _saelens_payload(
         raise ValueError("SAELens has no skip connection or fine-tuning scale to save this SAE")
     if sae.activation_fn != "relu":
         raise ValueError(f"SAELens 6 has no activation {sae.activation_fn!r}")
-    from .. import __version__
+    from reportgen import __version__
 
     metadata = {
         **extra,

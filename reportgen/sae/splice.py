@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .model import SAE
+from reportgen.sae.model import SAE
 
 
 def blocks(model: Any, n_layers: int) -> Any:

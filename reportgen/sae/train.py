@@ -30,7 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .model import SAE
+from reportgen.sae.model import SAE
 
 CHECKPOINT_FILE = "sae_train_state.safetensors"
 DEFAULT_LR = 6e-3

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from adapterfactory import make_adapter
 
-from reportgen.metrics.adapter_weights import NotReproduced, check_config, model_source
-from reportgen.metrics.weights import weight_drift, weight_metrics
+from reportgen.families.weights.adapters import NotReproduced, check_config, model_source
+from reportgen.families.weights.metrics import weight_drift, weight_metrics
 
 peft = pytest.importorskip("peft")
 

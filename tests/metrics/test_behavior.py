@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from reportgen.errors import InputError
-from reportgen.metrics.behavior import (
+from reportgen.core.errors import InputError
+from reportgen.core.names import lookup
+from reportgen.core.resources import probes_dir
+from reportgen.families.behavior.metrics import (
     BehaviorShift,
     RiskPrompt,
     behavior_metrics,
@@ -20,8 +22,6 @@ from reportgen.metrics.behavior import (
     misaligned,
     score_risk_prompts,
 )
-from reportgen.metrics.registry import lookup
-from reportgen.resources import probes_dir
 
 PACKS = ("financial_advice", "medical_advice", "fraud_phishing", "unsafe_code",
          "persona_deception")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from reportgen.metrics.cka import bootstrap_cka, cka_by_layer, linear_cka
-from reportgen.metrics.registry import lookup
+from reportgen.core.names import lookup
+from reportgen.families.cka.metrics import bootstrap_cka, cka_by_layer, linear_cka
 
 
 def direct_cka(x: np.ndarray, y: np.ndarray) -> float:

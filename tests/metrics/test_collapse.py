@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics.pairwise import cosine_similarity
 
 import reportgen
-from reportgen.metrics.collapse import (
+from reportgen.families.concepts.collapse import (
     COLLAPSE_SPREAD_RATIO,
     collapse_metrics,
     collapsed,
@@ -122,7 +122,7 @@ def test_a_planted_collapse_is_measured_and_warned_about(audit, tiny_models) -> 
     assert len(about) == 1 and about[0].startswith(
         "collapsed: the concept representations collapsed: the mean cosine between two "
         "different concepts' last-layer states rose from ")
-    from reportgen.render.family_tables import concept_notes
+    from reportgen.views.family_tables import concept_notes
 
     assert concept_notes(cert.data) == about  # repeated in the concept section
 
@@ -137,7 +137,7 @@ def test_the_python_api_writes_only_when_asked(audit) -> None:
 
 
 def test_unknown_names_get_a_did_you_mean(audit) -> None:
-    from reportgen.errors import UnknownNameError
+    from reportgen.core.errors import UnknownNameError
 
     cert = audit[0]
     with pytest.raises(UnknownNameError) as e:

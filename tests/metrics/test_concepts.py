@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cosine as _scipy_cosine
 
-from reportgen.metrics.concepts import concept_drift, concept_metrics
-from reportgen.metrics.stats import bootstrap_ci, cosine_distance_rows, safe_ratio
+from reportgen.core.stats import bootstrap_ci, cosine_distance_rows, safe_ratio
+from reportgen.families.concepts.metrics import concept_drift, concept_metrics
 
 
 def _states(rng, layers=3, n=12, d=8):

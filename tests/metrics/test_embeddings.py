@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cosine
 
-from reportgen.metrics.embeddings import align_vocabularies, embedding_metrics, token_drift
+from reportgen.families.embeddings.metrics import align_vocabularies, embedding_metrics, token_drift
 
 
 def test_grown_tokenizer_aligns_by_string_not_row() -> None:

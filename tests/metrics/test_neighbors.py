@@ -9,8 +9,9 @@ import pytest
 from scipy.stats import ortho_group
 from sklearn.neighbors import NearestNeighbors
 
-from reportgen.metrics.embeddings import align_vocabularies
-from reportgen.metrics.neighbors import (
+from reportgen.core.stats import bootstrap_ci
+from reportgen.families.embeddings.metrics import align_vocabularies
+from reportgen.families.neighbors.metrics import (
     bootstrap_ci_jaccard,
     compare_neighbourhoods,
     concept_neighbour_metrics,
@@ -21,7 +22,6 @@ from reportgen.metrics.neighbors import (
     neighbour_jaccard,
     token_neighbour_metrics,
 )
-from reportgen.metrics.stats import bootstrap_ci
 
 
 def sk_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,14 +10,19 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import log_softmax, rel_entr
 from scipy.stats import entropy
 
-from reportgen.logprobs import LogProbReader, LogProbWriter, model_logprob_blocks, paired_blocks
-from reportgen.metrics.probabilities import (
+from reportgen.core.names import lookup
+from reportgen.families.probabilities.metrics import (
     ShiftAccumulator,
     position_stats,
     probability_metrics,
     shift_from_blocks,
 )
-from reportgen.metrics.registry import lookup
+from reportgen.families.probabilities.store import (
+    LogProbReader,
+    LogProbWriter,
+    model_logprob_blocks,
+    paired_blocks,
+)
 
 V = 97
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cosine
 
-from reportgen.metrics.projection import concept_projection, joint_umap, numba_cache_dir
+from reportgen.families.projection.metrics import concept_projection, joint_umap, numba_cache_dir
 
 
 def variants(n: int = 60, d: int = 16) -> tuple[dict[str, np.ndarray], list[str], list[str]]:

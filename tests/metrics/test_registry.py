@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-import reportgen.families  # noqa: F401  (plug-in families register their metrics on import)
-from reportgen.families import pair_analyses
-from reportgen.metrics.registry import _PLACEHOLDERS, REGISTRY, lookup
+from reportgen.core.family import pair_analyses
+from reportgen.core.names import _PLACEHOLDERS, REGISTRY, lookup
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -36,7 +35,7 @@ def test_weight_blocks_are_named_by_block_not_layer() -> None:
 def test_one_concrete_metric_reads_its_definition_with_its_own_values() -> None:
     """Where a page or the archive shows one concrete metric (one SAE layer, one domain), its
     definition names that layer or domain, not the placeholder."""
-    from reportgen.metrics.registry import concrete_definition
+    from reportgen.core.names import concrete_definition
 
     samples = {"layer": "3", "block": "7", "category": "finance", "domain": "legal"}
     for name, info in REGISTRY.items():

@@ -12,8 +12,8 @@ import torch
 from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch
 
-from reportgen.errors import ModelError
-from reportgen.metrics.weights import (
+from reportgen.core.errors import ModelError
+from reportgen.families.weights.metrics import (
     block_of,
     match_names,
     module_type,

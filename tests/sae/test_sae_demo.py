@@ -20,7 +20,7 @@ import transformers as tf
 from safetensors.numpy import load_file
 
 import reportgen
-from reportgen.probes import load_vocabulary
+from reportgen.spec.probes import load_vocabulary
 
 REPO = Path(__file__).resolve().parents[2]
 LAYER = 2
@@ -126,7 +126,7 @@ def test_real_minilm_planted_fine_tune_moves_gambling_features_onto_finance(
     on games words in the base now firing on the finance concepts. As for the GPT-2 demo, the
     dictionary is trained anew on each machine: the most-moved feature and most of the top
     three sit on the finance concepts, and each of those fired on games words in the base."""
-    from reportgen.probes import load_vocabulary
+    from reportgen.spec.probes import load_vocabulary
 
     builder.build_minilm_planted(demo_root)
     text = (REPO / "specs" / "demo-minilm.yaml").read_text()

@@ -19,7 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from reportgen.errors import InputError
+from reportgen.core.errors import InputError
 from reportgen.sae import SAE, check_width, fvu, l0, load_sae, save_saelens
 
 D_IN, D_SAE, K = 12, 40, 5

@@ -7,7 +7,7 @@ import pytest
 from scipy import sparse
 from sklearn.metrics import jaccard_score
 
-from reportgen.metrics import sae as m
+from reportgen.families.sae import metrics as m
 
 
 def _codes(seed: int, n: int = 40, d: int = 30, k: int = 4) -> np.ndarray:
@@ -112,7 +112,7 @@ def test_ce_recovered_formula() -> None:
 def test_context_marks_the_token_not_its_leading_space() -> None:
     from types import SimpleNamespace
 
-    from reportgen.sae.pair import _Labeller
+    from reportgen.families.sae.pair import _Labeller
 
     pieces = {"1": "The", "2": " concept", "3": " of", "4": " casino", "5": "'s", "6": " is"}
     be = SimpleNamespace(meta={"token_text": pieces}, arrays={

@@ -14,7 +14,7 @@ import transformers as tf
 from test_pipeline import _spec as pipeline_spec
 
 import reportgen
-from reportgen.metrics.sae import MIN_CE_GAP, ce_gap_problem
+from reportgen.families.sae.metrics import MIN_CE_GAP, ce_gap_problem
 from reportgen.sae import SAE, load_sae, save_saelens
 
 DOMAIN = ["The cat sat on the mat.", "A loan is due next week.",
@@ -52,7 +52,7 @@ def trained_audit(tiny_models, tmp_path_factory) -> reportgen.Certificate:
 
 def _texts(spec: dict) -> list[str]:
     from reportgen.pipeline import concept_probe
-    from reportgen.specload import load_spec
+    from reportgen.spec.load import load_spec
 
     return concept_probe(load_spec(spec)).all_texts
 
@@ -115,9 +115,9 @@ def _set_scores(tiny_models: dict, spec: dict, fb: np.ndarray, fc: np.ndarray) -
     """Each feature's largest |mean change| over the probe sets, counting in a set only the
     tokens whose whole prefix occurs in one text alone (a causal LM's activation depends on
     the prefix only, so a shared template opening belongs to no concept)."""
-    from reportgen.metrics.sae import MIN_SET_ROWS
+    from reportgen.families.sae.metrics import MIN_SET_ROWS
     from reportgen.pipeline import concept_probe
-    from reportgen.specload import load_spec
+    from reportgen.spec.load import load_spec
 
     probe = concept_probe(load_spec(spec))
     tok = tf.AutoTokenizer.from_pretrained(tiny_models["tiny-gpt2"])
@@ -190,7 +190,7 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     assert risky == sorted(risky, key=lambda r: -r["rise"]) and len(risky) <= 3
     cert.save(tmp_path, ["json", "html"])
     # the trained dictionary is written beside the certificate, byte for byte what was used
-    from reportgen.sae.sources import folder_digest
+    from reportgen.families.sae.sources import folder_digest
 
     folder = tmp_path / info["saved_as"]
     assert info["saved_as"] == f"trained-sae/layer{LAYER}"
@@ -202,13 +202,13 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     assert (folder / "notes.txt").read_text() == "the user's own file"
     (folder / "notes.txt").unlink()
     assert folder_digest(folder) == info["dictionary_digest"]
-    from reportgen.archive import add
+    from reportgen.release.archive import add
 
     added = add(tmp_path / "archive", tmp_path)
     filed = added.path / info["saved_as"]
     assert folder_digest(filed) == info["dictionary_digest"]  # the archive keeps it too
     assert added.missing == []
-    from reportgen.cli import main
+    from reportgen.cli.main import main
 
     # re-rendered elsewhere from the JSON alone, the certificate takes its dictionary along
     assert main(["render", str(tmp_path), "--out", str(tmp_path / "again"),
@@ -223,7 +223,7 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     assert loaded.risky_features(3) == risky
     spec = loaded.drift_heatmap(LAYER, "ft").to_dict()
     assert spec["mark"]["type"] == "rect" and spec["data"]["values"]
-    from reportgen.certschema import certificate_problems
+    from reportgen.certificate.schema import certificate_problems
 
     assert certificate_problems(cert.data) == []
     html = (tmp_path / "certificate.html").read_text()
@@ -245,9 +245,9 @@ def test_trained_dictionary_is_deterministic(trained_audit, tiny_models, tmp_pat
 def test_encoder_ranks_moved_features_over_every_token(tiny_models, tmp_path) -> None:
     """A masked LM sees both sides of every token, so no token is a shared context: each
     probe set's change is its mean over all of its tokens (special tokens included)."""
-    from reportgen.metrics.sae import MIN_SET_ROWS
+    from reportgen.families.sae.metrics import MIN_SET_ROWS
     from reportgen.pipeline import concept_probe
-    from reportgen.specload import load_spec
+    from reportgen.spec.load import load_spec
 
     folder = tiny_models["tiny-distilbert"]
     d = json.loads((folder / "config.json").read_text())["dim"]

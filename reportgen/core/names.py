@@ -1,0 +1,101 @@
+"""String-keyed registry of metric names and their one-line definitions.
+
+Checks in a spec name metrics by dotted name; families with one value per category or layer
+register a pattern (``concepts.category.{category}.cosine_distance.mean``). The registry
+imports nothing heavy, so ``reportgen validate`` can check metric names without torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+_PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+", "domain": r"[^.]+", "block": r"\d+"}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str  # may hold {category} / {layer} / {domain} / {block} placeholders
+    family: str
+    definition: str
+    unit: str = ""
+    higher_is_worse: bool = True
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        parts = re.split(r"(\{\w+\})", self.name)
+        rx = "".join(
+            f"({_PLACEHOLDERS[p[1:-1]]})" if p.startswith("{") else re.escape(p) for p in parts
+        )
+        return re.compile(rx + r"\Z")
+
+    def filled(self, name: str, text: str) -> str:
+        """``text`` with this pattern's placeholders replaced by their values in ``name``
+        ('after block {layer}' reads 'after block 3' for concepts.layer.3.…)."""
+        found = self.pattern.match(name)
+        if found is None:
+            return text
+        for key, value in zip(re.findall(r"\{(\w+)\}", self.name), found.groups(),
+                              strict=True):
+            text = text.replace("{" + key + "}", value)
+        return text
+
+
+REGISTRY: dict[str, MetricInfo] = {}
+
+
+def register(name: str, definition: str, unit: str = "", higher_is_worse: bool = True) -> None:
+    if name in REGISTRY:
+        raise ValueError(f"metric {name!r} registered twice")
+    family = name.split(".", 1)[0]
+    REGISTRY[name] = MetricInfo(name, family, definition, unit, higher_is_worse)
+
+
+def lookup(name: str) -> MetricInfo | None:
+    """The registered metric (or pattern) that ``name`` denotes, if any."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    for info in REGISTRY.values():
+        if "{" in info.name and info.pattern.match(name):
+            return info
+    return None
+
+
+def unknown_metric_message(name: str) -> str:
+    """'Unknown metric 'x'. Did you mean: …?' with the closest registered names."""
+    names = sorted(REGISTRY)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    msg = f"unknown metric {name!r}."
+    if close:
+        msg += " Did you mean: " + ", ".join(close) + "?"
+    else:
+        msg += " Run 'reportgen metrics' for the list."
+    return msg
+
+
+def concrete_definition(name: str, text: str) -> str:
+    """A definition as one concrete metric reads it: its pattern's placeholders filled in
+    from ``name`` (``text`` unchanged when ``name`` is not a registered pattern's)."""
+    info = lookup(name)
+    return text if info is None or "{" not in info.name else info.filled(name, text)
+
+
+def definition(name: str) -> str:
+    info = lookup(name)
+    if info is None:
+        raise KeyError(name)
+    return info.definition
+
+
+# The metric families register their names on import.
+from reportgen.families.behavior import metrics as _behavior  # noqa: E402,F401
+from reportgen.families.cka import metrics as _cka  # noqa: E402,F401
+from reportgen.families.concepts import collapse as _collapse  # noqa: E402,F401
+from reportgen.families.concepts import metrics as _concepts  # noqa: E402,F401
+from reportgen.families.domains import metrics as _domains  # noqa: E402,F401
+from reportgen.families.embeddings import metrics as _embeddings  # noqa: E402,F401
+from reportgen.families.neighbors import metrics as _neighbors  # noqa: E402,F401
+from reportgen.families.probabilities import metrics as _probabilities  # noqa: E402,F401
+from reportgen.families.sae import metrics as _sae  # noqa: E402,F401
+from reportgen.families.weights import metrics as _weights  # noqa: E402,F401

@@ -1,0 +1,266 @@
+"""The ``probabilities`` collector: next-token (or masked-token) distributions and risk margins.
+
+Causal LMs are scored in the capture's own forward pass: the LM head is applied to the
+``last_hidden_state`` of the scored rows (domain and risk probe texts), a block of positions
+at a time, never to the whole batch × length × vocabulary. The base's log-probabilities
+stream to a disk store; a candidate's collector reads that store back block by block during
+its own pass and keeps only the statistics (:class:`ShiftAccumulator`), so memory stays near
+one model. Masked LMs run a separate pass over masked copies in ``finish`` (see
+:mod:`reportgen.families.probabilities.maskedlm`). Risk prompts are then scored (margins per
+prompt) and, for decoders, a few are continued greedily.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reportgen.capture.forward import Batch, Extra
+from reportgen.core.numfmt import plural
+from reportgen.core.progress import Progress
+from reportgen.families.probabilities.metrics import ShiftAccumulator
+from reportgen.families.probabilities.store import (
+    LogProbReader,
+    LogProbWriter,
+    StoreError,
+    head_logits,
+    header_path,
+)
+
+NAME = "probabilities"
+BLOCK_ROWS = 256
+#: In every capture's settings: bump when what the collector computes changes. 2: the LM
+#: head's output goes through the model's own logit transforms, checked by one forward.
+VERSION = 2
+#: Tokens of the first scored text the whole model reads once to check the LM-head path.
+HEAD_CHECK_TOKENS = 16
+#: Largest difference (nats) between the model's own log-probabilities and the collector's.
+HEAD_CHECK_TOLERANCE = 1e-3
+CAUSAL_SCHEME = ("causal LM: the next-token distribution at every non-padding position of "
+                 "each domain and risk probe text (the last position predicts past the text)")
+
+
+class ProbabilityCollector:
+    """One model's side: the base writes its store, a candidate compares against it."""
+
+    name = NAME
+
+    def __init__(self, kind: str, groups: dict[int, str], settings: dict[str, Any],
+                 risk: list[tuple[str, list[Any]]], base: Extra | None) -> None:
+        self.kind = kind  # 'causal-lm' | 'masked-lm'
+        self.groups = groups  # scored row -> probe set name
+        self.cfg = settings
+        self.risk = risk  # (set name, RiskPrompt list)
+        self.base = base
+        self.unavailable: str | None = None
+        self.writer: LogProbWriter | None = None
+        self.acc: ShiftAccumulator | None = None
+        self.pos: list[np.ndarray] = []  # (row, token index, token id) per scored position
+        self.calls = {"masked_copies": 0, "risk_scoring": 0, "greedy": 0}
+        self.greedy: list[str] | None = None
+
+    def settings(self) -> str:
+        return json.dumps(self.cfg, sort_keys=True)
+
+    def start(self, model: Any, tokenizer: Any, texts: list[str], workdir: Path) -> None:
+        self.model, self.tok, self.texts = model, tokenizer, texts
+        head = model.get_output_embeddings()
+        if head is None:
+            self.unavailable = "the model has no language-model head"
+            return
+        self.vocab = int(head.weight.shape[0])
+        self.head = head
+        if self.base is None:
+            self.writer = LogProbWriter(workdir / "logprobs.bin", self.vocab, kind=self.kind)
+            return
+        self.unavailable = self._mismatch()
+        if self.unavailable is None:
+            self.reader = iter(LogProbReader(self.base.files["logprobs"]))
+            self.acc = ShiftAccumulator(self.vocab, self.cfg["top_positions"])
+
+    def _mismatch(self) -> str | None:
+        """Why the base's positions cannot be paired with this model's, if they cannot."""
+        b = self.base
+        if b is None or b.meta.get("unavailable"):
+            return "the base model was not scored" + (
+                f" ({b.meta['unavailable']})" if b is not None else "")
+        if int(b.meta["vocab_size"]) != self.vocab:
+            return (f"the vocabularies differ in size (base {b.meta['vocab_size']}, "
+                    f"candidate {self.vocab}), so distributions cannot be compared")
+        ids = [self._ids(r) for r in sorted(self.groups)]
+        if np.concatenate(ids).tolist() != b.arrays["text_ids"].tolist():
+            return ("the candidate's tokenizer splits the probe texts differently from the "
+                    "base's, so positions cannot be paired")
+        return None
+
+    def _ids(self, row: int) -> np.ndarray:
+        return np.asarray(self.tok(self.texts[row], truncation=True,
+                                   max_length=self.cfg["max_length"])["input_ids"])
+
+    def batch(self, b: Batch) -> None:
+        if self.unavailable or self.kind != "causal-lm":
+            return
+        import torch
+
+        sel = [j for j, r in enumerate(b.rows) if r in self.groups]
+        if not sel:
+            return
+        mask = b.attention_mask[sel].bool()
+        hidden = b.output.last_hidden_state[sel][mask]  # (n_valid, d), text by text
+        ids = b.input_ids[sel][mask]
+        rows = torch.tensor([b.rows[j] for j in sel]).repeat_interleave(mask.sum(1).cpu())
+        tix = torch.cat([torch.arange(int(n)) for n in mask.sum(1).cpu()])
+        for s in range(0, hidden.shape[0], BLOCK_ROWS):
+            logits = head_logits(self.model, self.head, hidden[s:s + BLOCK_ROWS])
+            lp = torch.log_softmax(logits.float(), dim=-1).cpu()
+            r = rows[s:s + BLOCK_ROWS].numpy()
+            self._block(lp, r, tix[s:s + BLOCK_ROWS].numpy(), ids[s:s + BLOCK_ROWS].cpu().numpy())
+
+    def _block(self, lp: Any, rows: np.ndarray, tix: np.ndarray, ids: np.ndarray) -> None:
+        """Write (base) or compare (candidate) one block of log-probabilities."""
+        self.pos.append(np.stack([rows, tix, ids], axis=1).astype(np.int64))
+        if self.writer is not None:
+            self.writer.append(lp.numpy())
+            return
+        assert self.acc is not None
+        base = next(self.reader, None)
+        if base is None or base.shape != tuple(lp.shape):
+            raise StoreError(f"the base store's blocks do not line up with this pass at "
+                             f"position {self.acc.n} (different probes or batches)")
+        self.acc.update(base, lp, [self.groups[int(r)] for r in rows])
+
+    def finish(self, progress: Progress) -> Extra:
+        if self.unavailable:
+            if self.writer is not None:
+                self.writer.abort()
+            return Extra(meta={"unavailable": self.unavailable})
+        counter = _count_calls(self.model, self.calls)
+        try:
+            if self.kind == "causal-lm":
+                problem = self._head_check()
+                if problem is not None:
+                    if self.writer is not None:
+                        self.writer.abort()
+                    return Extra(meta={"unavailable": problem})
+            if self.kind == "masked-lm":
+                self._masked_pass(progress)
+                self.calls["masked_copies"] = self.calls.pop("_running", 0)
+            extra = self._result()
+            extra.arrays.update(self._behaviour(progress))
+            if self.greedy is not None:
+                extra.meta["greedy"] = self.greedy
+        finally:
+            counter.remove()
+        extra.meta["forward_calls"] = dict(self.calls)
+        return extra
+
+    def _head_check(self) -> str | None:
+        """One short forward of the whole model: its own log-probabilities must be the ones
+        this collector computes from the last hidden state (:func:`head_logits`); a model
+        that transforms its logits in some other way is reported, never scored wrongly."""
+        import torch
+
+        row = min(self.groups) if self.groups else None
+        ids = self._ids(row)[:HEAD_CHECK_TOKENS] if row is not None else np.zeros(0)
+        if len(ids) == 0:
+            return None
+        device = self.model.get_input_embeddings().weight.device
+        x = torch.as_tensor(ids, dtype=torch.long, device=device)[None]
+        body = getattr(self.model, "base_model", None) or self.model
+        seen: list[Any] = []
+        hook = body.register_forward_hook(lambda _m, _a, out: seen.append(
+            out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]))
+        try:
+            with torch.inference_mode():
+                own = torch.log_softmax(self.model(input_ids=x).logits.float(), -1)
+                ours = torch.log_softmax(head_logits(self.model, self.head, seen[0]).float(), -1)
+        finally:
+            hook.remove()
+        self.calls["head_check"] = self.calls.pop("_running", 0)
+        gap = float((own - ours).abs().max())
+        if gap > HEAD_CHECK_TOLERANCE:
+            return ("the model's own next-token log-probabilities differ from its LM head's "
+                    f"by up to {gap:.3g} nats (it transforms its logits in a way reportgen "
+                    "does not reproduce)")
+        return None
+
+    def _masked_pass(self, progress: Progress) -> None:
+        from reportgen.families.probabilities.maskedlm import mask_plan, masked_logprobs
+
+        texts = {r: self._ids(r).tolist() for r in self.groups}
+        copies = mask_plan(self.tok, texts, self.cfg["masked_positions"], self.cfg["seed"])
+        with progress.counter("masked copies", len(copies)) as advance:
+            for chunk, lp in masked_logprobs(self.model, self.tok, copies,
+                                             self.cfg["batch_size"]):
+                self._block(lp, np.array([c.row for c in chunk]),
+                            np.array([c.position for c in chunk]),
+                            np.array([c.ids[c.position] for c in chunk]))
+                advance(len(chunk))
+
+    def _result(self) -> Extra:
+        pos = np.concatenate(self.pos) if self.pos else np.zeros((0, 3), np.int64)
+        if self.writer is not None:
+            path = self.writer.close()
+            text_ids = np.concatenate([self._ids(r) for r in sorted(self.groups)]) \
+                if self.groups else np.zeros(0, np.int64)
+            # the header travels as a second file; the cache names it so that the reader
+            # still finds it beside the data ("x.NAME.f.logprobs" + ".json")
+            header = header_path(path)
+            sha = json.loads(header.read_text())["sha256"]
+            return Extra(arrays={"positions": pos, "text_ids": text_ids.astype(np.int64)},
+                         meta={"vocab_size": self.vocab, "sha256": sha},
+                         files={"logprobs": path, "logprobs.json": header})
+        assert self.acc is not None
+        if next(self.reader, None) is not None:
+            raise StoreError("the base store has more blocks than this pass produced")
+        from reportgen.families.probabilities.family import shift_arrays, top_position_rows
+
+        res = self.acc.result()
+        arrays, names = shift_arrays(res)
+        arrays["positions"] = pos
+        top = top_position_rows(res, pos, self.tok, self.texts, self.cfg["max_length"])
+        return Extra(arrays=arrays, meta={"groups": names, "top_positions": top,
+                                          "vocab_size": self.vocab})
+
+    def _behaviour(self, progress: Progress) -> dict[str, np.ndarray]:
+        """Per-continuation log-probabilities of every risk prompt, and greedy continuations."""
+        from reportgen.families.behavior.metrics import continuation_logprobs
+
+        pairs = [(p.prompt, c) for _, prompts in self.risk for p in prompts
+                 for c in (*p.safe, *p.unsafe)]
+        if not pairs:
+            return {}
+        progress.say(f"scoring {plural(len(pairs), 'risk continuation')}")
+        if self.kind == "masked-lm":
+            from reportgen.families.probabilities.maskedlm import pseudo_loglik
+
+            lp = pseudo_loglik(self.model, self.tok, pairs, self.cfg["batch_size"],
+                               self.cfg["max_length"])
+        else:
+            lp = continuation_logprobs(self.model, self.tok, pairs, self.cfg["batch_size"])
+        self.calls["risk_scoring"] = self.calls.pop("_running", 0)
+        out = {"continuation_logprobs": lp}
+        if self.kind == "causal-lm" and self.cfg["greedy_prompts"]:
+            self.greedy = self._greedy()
+            self.calls["greedy"] = self.calls.pop("_running", 0)
+        return out
+
+    def _greedy(self) -> list[str]:
+        from reportgen.families.behavior.metrics import greedy_continuations
+
+        prompts = [p.prompt for _, ps in self.risk for p in ps[:self.cfg["greedy_prompts"]]]
+        return greedy_continuations(self.model, self.tok, prompts, self.cfg["max_new_tokens"])
+
+
+def _count_calls(model: Any, calls: dict[str, int]) -> Any:
+    """Count the extra forward passes of ``finish`` (declared in the capture's facts)."""
+    body = getattr(model, "base_model", None)  # as capture.backbone (not the hooked name)
+    body = model if body is None else body
+
+    def hook(*_: Any) -> None:
+        calls["_running"] = calls.get("_running", 0) + 1
+
+    return body.register_forward_hook(hook)

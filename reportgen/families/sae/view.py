@@ -1,0 +1,167 @@
+"""The sparse-feature section: drift heatmap, fit, dense vs sparse, moved and risky features.
+
+Everything comes from the certificate's ``sae_*`` tables and ``analysis.sae``; the same chart
+function backs :meth:`reportgen.certificate.document.Certificate.drift_heatmap`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+
+from reportgen.views import charts
+from reportgen.views.registry import FamilyView, register_view
+from reportgen.views.tables import Column, Table
+
+HEADLINE = (".jaccard.mean", ".dense_cosine.mean", ".fvu.ratio", ".ce_recovered.candidate",
+            ".moved.top_change", ".risky.top_rise")
+CHANGES_SHOWN = 4  # probe sets listed per moved feature in its table row
+
+
+def _rows(comp: dict[str, Any], name: str, layer: int | None = None) -> list[dict]:
+    rows = (comp.get("tables") or {}).get(name) or []
+    return [r for r in rows if layer is None or r.get("layer") == layer]
+
+
+def layers(data: dict[str, Any]) -> list[int]:
+    return sorted({r["layer"] for c in charts.comparisons(data) for r in _rows(c, "sae_fit")})
+
+
+def _moved(comp: dict[str, Any], layer: int) -> list[dict]:
+    """The layer's top moved features that changed at all (older certificates also listed
+    features whose largest change was 0)."""
+    return [r for r in _rows(comp, "sae_moved", layer) if (r.get("top_change") or 0) > 0]
+
+
+def _feature_names(comp: dict[str, Any], layer: int) -> dict[int, str]:
+    return {r["feature"]: f"#{r['feature']} {r['label']}"[:60] for r in _moved(comp, layer)}
+
+
+def heatmap_chart(data: dict[str, Any], candidate: str, layer: int) -> Any:
+    """Top moved features x probe sets: change in mean activation (candidate - base)."""
+    comp = charts.comparison(data, candidate)
+    names = _feature_names(comp, layer)
+    values = [{**r, "name": names[r["feature"]]}
+              for r in _rows(comp, "sae_heatmap", layer) if r["feature"] in names]
+    if not values:
+        raise KeyError(f"no SAE drift for candidate {candidate!r} at layer {layer}")
+    top = max(abs(v["change"]) for v in values) or 1.0
+    chart = alt.Chart(alt.Data(values=values)).mark_rect().encode(
+        x=alt.X("probe:N", title="probe set"),
+        y=alt.Y("name:N", title=None, sort=list(names.values())),
+        color=alt.Color("change:Q", title="activation change",
+                        scale=alt.Scale(scheme="blueorange", domain=[-top, top])),
+        tooltip=[alt.Tooltip("feature:Q"), alt.Tooltip("probe:N"),
+                 alt.Tooltip("change:Q", title="mean activation change", format=".4g")],
+    ).properties(width=min(charts.WIDTH, 90 * len({v["probe"] for v in values})),
+                 title=alt.Title(f"Sparse-feature drift at layer {layer}: {candidate}",
+                                 subtitle="Top moved features (rows, most moved first) by probe "
+                                          "set; orange: more active after fine-tuning"))
+    return charts._finish(chart)
+
+
+def _figures(data: dict[str, Any]) -> list[Any]:
+    out = []
+    for comp in charts.comparisons(data):
+        cand = comp["candidate"]
+        for layer in layers(data):
+            if not _rows(comp, "sae_heatmap", layer) or not _moved(comp, layer):
+                continue
+            out.append(charts.Figure(
+                id=f"sae-heatmap-{charts.slug(cand)}-{layer}", family="sae",
+                title=f"Sparse-feature drift, layer {layer}: {cand}",
+                caption="Each row is one of the features whose mean activation changed "
+                        "most on some probe set (a concept category, a domain, a risk set); "
+                        "each column a probe set; the colour is the candidate's mean "
+                        "activation minus the base's on that set's tokens (for causal LMs "
+                        "only tokens whose prefix is one text's own: a template's shared "
+                        "opening words belong to no set).",
+                alt=f"Heatmap of activation change of the top moved SAE features at layer "
+                    f"{layer} per probe set for {cand}; the tables below list the values.",
+                chart=heatmap_chart(data, cand, layer), candidate=cand,
+                heading=f"Layer {layer}"))
+    return out
+
+
+FIT = [Column("layer", "layer", "int"), Column("fvu_base", "FVU base", "num"),
+       Column("fvu_candidate", "FVU candidate", "num"), Column("fvu_ratio", "ratio", "ratio"),
+       Column("l0_base", "L0 base", "num"), Column("l0_candidate", "L0 candidate", "num"),
+       Column("ce_clean_candidate", "CE clean", "num"), Column("ce_sae_candidate", "CE SAE", "num"),
+       Column("ce_zero_candidate", "CE zero", "num"),
+       Column("ce_recovered_base", "CE recovered base", "num"),
+       Column("ce_recovered_candidate", "CE recovered cand.", "num"),
+       Column("low_confidence", "low confidence")]
+DENSE = [Column("layer", "layer", "int"), Column("dense_cosine", "dense cosine", "num"),
+         Column("jaccard", "feature Jaccard", "num"), Column("l1", "L1 divergence", "num"),
+         Column("tokens", "tokens", "int")]
+MOVED = [Column("rank", "#", "int"), Column("feature", "feature", "int"),
+         Column("label", "label"), Column("top_change", "largest set change", "num"),
+         Column("top_set", "on probe set"), Column("mean_abs_change", "mean |change|", "num"),
+         Column("firing_shift", "firing shift", "num"),
+         Column("changes", "largest changes by probe set"),
+         Column("contexts", "top contexts (base)")]
+RISKY = [Column("rank", "#", "int"), Column("feature", "feature", "int"),
+         Column("label", "label"), Column("selectivity", "selectivity", "ratio"),
+         Column("base_risk_mean", "base on risk", "num"),
+         Column("candidate_risk_mean", "cand. on risk", "num"), Column("rise", "rise", "num"),
+         Column("contexts", "top contexts (base)")]
+
+
+def _flat(r: dict[str, Any]) -> dict[str, Any]:
+    out = dict(r)
+    out["contexts"] = " · ".join(r.get("contexts") or [])
+    if "change_by_probe" in r:  # the largest few; the heatmap and the JSON hold every set
+        ch = sorted(r["change_by_probe"].items(), key=lambda kv: -abs(kv[1]))
+        out["changes"] = ", ".join(f"{k} {v:+.3g}" for k, v in ch[:CHANGES_SHOWN]) + (
+            f", … ({len(ch)} sets)" if len(ch) > CHANGES_SHOWN else "")
+    return out
+
+
+def _tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
+    out: dict[str, list[Table]] = {}
+    info = (data.get("analysis") or {}).get("sae") or {}
+    for comp in charts.comparisons(data):
+        cand = comp["candidate"]
+        for layer in layers(data):
+            fig = f"sae-heatmap-{charts.slug(cand)}-{layer}"
+            ts = [Table(f"Does the base dictionary fit {cand}? (layer {layer})", FIT,
+                        _rows(comp, "sae_fit", layer)),
+                  Table(f"Dense next to sparse: {cand}, layer {layer}", DENSE,
+                        _rows(comp, "sae_dense_sparse", layer)),
+                  Table(f"Top moved features: {cand}, layer {layer}", MOVED,
+                        [_flat(r) for r in _moved(comp, layer)])]
+            risky = _rows(comp, "sae_risky", layer)
+            if risky:
+                ts.append(Table(f"Risky features: {cand}, layer {layer}", RISKY,
+                                [_flat(r) for r in risky]))
+            out[fig] = ts
+    notes = [f"Hook point: {info['hook_point']}."] if info.get("hook_point") else []
+    notes += [f"{c['candidate']}, layer {layer}: no feature's mean activation changed on any "
+              "probe set, so no feature moved." for c in charts.comparisons(data)
+              for layer in layers(data) if _rows(c, "sae_fit", layer) and not _moved(c, layer)]
+    for key, li in sorted((info.get("layers") or {}).items(), key=lambda kv: int(kv[0])):
+        src = (f"trained here (TopK, d_sae {li['d_sae']}, k {li['train']['k']}, seed "
+               f"{li['train']['seed']})" if li.get("train") else f"loaded ({li['architecture']})")
+        ce = (f"; CE recovered on {li['ce_texts']} {li['ce_sample']}"
+              if li.get("ce_texts") else "; CE recovered not available")
+        saved = (f"; written beside this certificate as {li['saved_as']}/ (SAELens format: "
+                 "cfg.json and sae_weights.safetensors)" if li.get("saved_as") else "")
+        notes.append(f"Layer {key}: dictionary {src}, digest {li['dictionary_digest'][:16]}…"
+                     f"{saved}; FVU on {li['fvu_on']}; activations stored as "
+                     f"{li['stored_activations']}{ce}.")
+    if info.get("risky_note"):
+        notes.append(info["risky_note"])
+    return out, notes
+
+
+register_view(FamilyView(
+    family="sae", title="Sparse features (SAE)",
+    intro="One sparse autoencoder fixed on the base model encodes both models' activations, "
+          "token by token. Dense cosine can stay near 1 while the features behind it change; "
+          "the tables put the two side by side, name the features that moved most by their "
+          "top-activating tokens, and flag features selective for risk prompts whose "
+          "activation rose. If the dictionary fits the candidate much worse than the base, "
+          "the findings are marked low-confidence in the warnings.",
+    figures=_figures, tables=_tables,
+    headline=lambda n: n.endswith(HEADLINE), keywords=("sparse",)))

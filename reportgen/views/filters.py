@@ -1,0 +1,58 @@
+"""Jinja filters: how numbers, digests and names are written on the certificate page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+
+from reportgen.core import numfmt
+from reportgen.views import charts
+
+fmt_num = numfmt.num
+fmt_ratio = numfmt.ratio
+fmt_pct = numfmt.pct
+
+
+def fmt_metric(m: dict[str, Any] | None) -> str:
+    """A metric value in its unit ('57.8×', '87.5 %', '0.1342', '1 tensor')."""
+    if m is None or m.get("value") is None:
+        return "—"
+    return numfmt.with_unit(m["value"], m.get("unit", ""))
+
+
+def fmt_params(n: int | None) -> str:
+    if not n:
+        return "—"
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.1f} {suffix}"
+    return str(n)
+
+
+def short_digest(d: str | None, keep: int = 12) -> str:
+    if not d:
+        return "—"
+    return d if len(d) <= keep + 1 else d[:keep] + "…"
+
+
+def dotted(name: Any) -> Markup:
+    """A dotted metric name that may wrap after each dot (long names in narrow cells)."""
+    return Markup(".<wbr>").join(str(name).split("."))
+
+
+def css_string(text: Any) -> Markup:
+    """A quoted CSS string (for @page margin boxes) that nothing can break out of."""
+    out = []
+    for ch in str(text):
+        if ch in '"\\<>&' or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):x} ")
+        else:
+            out.append(ch)
+    return Markup('"' + "".join(out) + '"')
+
+
+FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
+           "params": fmt_params, "short": short_digest, "css_string": css_string,
+           "dotted": dotted, "plural": numfmt.plural,
+           "token": charts.token_label}

@@ -1,0 +1,438 @@
+"""The certificate as one self-contained HTML page (and a compact notebook fragment).
+
+The page works offline and under a strict Content-Security-Policy: the Vega JavaScript is
+inlined once, each chart's spec sits in a ``<script type="application/json">`` block that
+the browser never executes, and the two executable scripts are allowed by their SHA-256
+hashes. Vega's expressions run through its interpreter (``ast: true``), so no
+``'unsafe-eval'`` is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import altair as alt
+import jinja2
+import vl_convert
+from markupsafe import Markup
+
+from reportgen.certificate.document import Certificate
+from reportgen.core.names import concrete_definition, lookup
+from reportgen.core.resources import templates_dir
+from reportgen.views import charts, explorer
+from reportgen.views import registry as views
+from reportgen.views.family_tables import (
+    cand_key,
+    concept_notes,
+    concept_tables,
+    representation_tables,
+    token_tables,
+)
+from reportgen.views.filters import FILTERS
+from reportgen.views.glossary import glossary
+from reportgen.views.summary import summary_lines
+from reportgen.views.tables import Column, Table
+
+TEMPLATE = "certificate.html.j2"
+NOTEBOOK_TEMPLATE = "notebook.html.j2"
+NOTEBOOK_STATUS_STYLES = {
+    "PASS": "background: #e2f3ec; border-color: #00795a; color: #004d39;",
+    "WARN": "background: #fdf0d9; border-color: #b36b00; color: #653c00;",
+    "FAIL": "background: #fbe4da; border-color: #c0420a; color: #7f2800;",
+    "ERROR": "background: #f2e3ee; border-color: #8e3a73; color: #5f1f4c;",
+}
+EMBED_SCRIPT = """(function () {
+  "use strict";
+  var options = {ast: true, renderer: "svg", tooltip: {theme: "light"},
+    actions: {export: true, source: false, compiled: false, editor: false}};
+  var blocks = document.querySelectorAll('script[type="application/json"][data-chart]');
+  Array.prototype.forEach.call(blocks, function (block) {
+    var target = document.getElementById(block.getAttribute("data-chart"));
+    if (!target) { return; }
+    try {
+      vegaEmbed(target, JSON.parse(block.textContent), options).catch(function (err) {
+        target.textContent = "The chart could not be drawn (" + err + "); see the table.";
+      });
+    } catch (err) {
+      target.textContent = "The chart could not be drawn (" + err + "); see the table.";
+    }
+  });
+})();"""
+
+
+def render_html(cert: Certificate, page_size: str = "A4") -> str:
+    """The full interactive certificate page (``page_size``: A4 or Letter, for printing)."""
+    ctx = page_context(cert, mode="html", page_size=page_size)
+    bundle = js_bundle()
+    scripts = [bundle, EMBED_SCRIPT] + ([explorer.SCRIPT] if ctx["explorer"] else [])
+    ctx.update(
+        charts={f.id: chart_script(f.spec()) for f in ctx["figures"]},
+        images={},
+        js_bundle=Markup(bundle),
+        embed_script=Markup(EMBED_SCRIPT),
+        explorer_script=Markup(explorer.SCRIPT),
+        explorer_json=chart_script(ctx["explorer"].data) if ctx["explorer"] else "",
+        csp=content_security_policy(scripts),
+    )
+    return environment().get_template(TEMPLATE).render(ctx)
+
+
+def notebook_html(cert: Certificate) -> str:
+    """A compact fragment for Jupyter: verdict, summary, checks and the charts as static SVG.
+
+    Static images rather than live Vega: notebook front ends differ in whether they run
+    scripts in outputs, and inlining a megabyte of JavaScript per cell output is wasteful.
+    Drawing the SVGs takes a second or two, so the last few fragments are kept per digest.
+    """
+    digest = cert.digest
+    if digest not in _NOTEBOOK_CACHE:
+        data = cert.data
+        ctx = {
+            "data": data,
+            "digest": digest,
+            "summary": summary_lines(data),
+            "images": [(f, svg_data_uri(f.spec())) for f in charts.figures(data)],
+            "STYLES": NOTEBOOK_STATUS_STYLES,
+        }
+        while len(_NOTEBOOK_CACHE) >= 4:
+            _NOTEBOOK_CACHE.pop(next(iter(_NOTEBOOK_CACHE)))
+        _NOTEBOOK_CACHE[digest] = environment().get_template(NOTEBOOK_TEMPLATE).render(ctx)
+    return _NOTEBOOK_CACHE[digest]
+
+
+_NOTEBOOK_CACHE: dict[str, str] = {}
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """Jinja2 with autoescape on for every template and undefined names as errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def vegalite_version() -> str | None:
+    """The Vega-Lite version Altair writes specs for, if vl-convert ships it."""
+    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return wanted if wanted in vl_convert.get_vegalite_versions() else None
+
+
+@functools.lru_cache(maxsize=1)
+def js_bundle() -> str:
+    """Vega, Vega-Lite and Vega-Embed in one script (about 0.9 MB), built once per process."""
+    bundle = vl_convert.javascript_bundle(vl_version=vegalite_version())
+    # "</script" would end the inline element early and "<!--" changes how it is parsed;
+    # both can only sit in string or regex literals, where "<\/" and "<\!" mean the same.
+    bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
+    return bundle.replace("<!--", "<\\!--")
+
+
+def chart_script(spec: dict[str, Any]) -> Markup:
+    """A spec as JSON safe inside ``<script type="application/json">``.
+
+    ``<``, ``>`` and ``&`` become ``\\u003c`` etc., so no data (a concept term, a token)
+    can close the script element or open a comment; JSON.parse reads them back unchanged.
+    """
+    text = json.dumps(spec, ensure_ascii=False, separators=(",", ":"))
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(ch, esc)
+    return Markup(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def content_security_policy(scripts: list[str]) -> str:
+    """No network at all; only our own inline scripts (by hash) may run.
+
+    Styles stay 'unsafe-inline': Vega-Embed injects a stylesheet and sets style attributes,
+    and with every fetch forbidden a style cannot send anything anywhere.
+    """
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'"
+        for s in scripts
+    )
+    return (
+        "default-src 'none'; "
+        f"script-src {hashes}; "
+        "style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def chart_svg(spec: dict[str, Any]) -> str:
+    """A chart as static SVG (no JavaScript), for the PDF and notebooks; never fetches."""
+    return vl_convert.vegalite_to_svg(spec, vl_version=vegalite_version(), allowed_base_urls=[])
+
+
+def svg_data_uri(spec: dict[str, Any]) -> str:
+    svg = chart_svg(spec)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+# ------------------------------------------------------------------ what the template shows
+
+FAMILY_TITLES = {"concepts": "Concept drift", "embeddings": "Token-embedding drift",
+                 "neighbors": "Neighbourhoods", "cka": "Layers: representation similarity",
+                 "weights": "Weight drift", "domains": "Domain probes"}
+FAMILY_INTROS = {
+    "concepts": "Each concept term is placed in the probe template and run through the base "
+    "model and each candidate. A concept's drift is the cosine distance 1 − cos between its "
+    "two hidden states: 0 means unchanged, larger means it moved further.",
+    "embeddings": "Each token's row of the input-embedding matrix in the base model is "
+    "compared with the same token's row in the candidate (tokens matched by their string). "
+    "Drift is the cosine distance between the two rows.",
+    "neighbors": "A concept can keep its vector nearly in place and still change what it sits "
+    "next to. Each concept's k nearest concepts (cosine, itself excluded) are found in the base "
+    "and in each candidate separately; the Jaccard overlap of the two sets is 1 when the "
+    "neighbourhood is unchanged and 0 when no neighbour was kept. The same is done for tokens "
+    "of the input-embedding matrix. A joint UMAP shows every variant's concepts on one map.",
+    "cka": "Linear CKA (Kornblith et al. 2019) compares the geometry of all concept "
+    "representations at once, layer by layer: 1 means the same geometry up to rotation and "
+    "scale. Read with the drift-by-layer chart of the concept section, it shows where in the "
+    "network a fine-tune changed the space.",
+    "weights": "Read straight from the checkpoint files, without running the models: for each "
+    "weight tensor, the Frobenius norm of its change divided by the norm of the base tensor, "
+    "and the same over each block and module type.",
+    "domains": "Plain texts from one field each (finance, legal, medical, …) are read by both "
+    "models; their hidden states are averaged over tokens. Per domain and layer: the mean "
+    "cosine distance between base and candidate, and linear CKA over the domain's texts.",
+}
+#: intros of the families that also measure non-concept items, for audits without concepts
+INTROS_WITHOUT_CONCEPTS = {
+    "neighbors": "A token can keep its embedding nearly in place and still change what it sits "
+    "next to. Each token's k nearest tokens in the input-embedding matrix (cosine, itself "
+    "excluded) are found in the base and in each candidate separately; the Jaccard overlap of "
+    "the two sets is 1 when the neighbourhood is unchanged and 0 when no neighbour was kept.",
+    "cka": "Linear CKA (Kornblith et al. 2019) compares the geometry of each domain's texts "
+    "(hidden states mean-pooled over tokens) at once, layer by layer: 1 means the same "
+    "geometry up to rotation and scale. The per-layer values are in the domain section's "
+    "tables.",
+}
+#: words that tie a limitation to a built-in family's section (plug-ins: FamilyView.keywords)
+FAMILY_KEYWORDS = {
+    "concepts": ("concept", "prompt template"),
+    "embeddings": ("token embedding", "embedding matrix", "tokenizer", "vocabular"),
+    "neighbors": ("neighbour", "neighbor", "umap", "prompt template"),
+    "cka": ("cka", "prompt template"),
+    "weights": ("weight drift", "weight tensor", "safetensors"),
+    "domains": ("domain",),
+}
+PAGE_SIZES = ("A4", "Letter")
+
+
+@dataclass
+class Section:
+    id: str
+    family: str
+    title: str
+    intro: str
+    metrics: Table
+    definitions: list[tuple[str, str, str]]
+    figures: list[charts.Figure]
+    #: figure id -> its tables; family_tables.LOOSE_TABLES -> tables under no chart
+    tables: dict[str, list[Table]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)  # the certificate's, where they apply
+
+
+def page_context(cert: Certificate | dict[str, Any], mode: str,
+                 page_size: str = "A4") -> dict[str, Any]:
+    """Everything the template needs, shared by the HTML (mode 'html') and PDF ('pdf').
+
+    ``page_size`` (A4 or Letter) sets the printed page in both the PDF and browser print.
+    """
+    if page_size not in PAGE_SIZES:
+        raise ValueError(f"unknown page size {page_size!r}; expected one of: "
+                         f"{', '.join(PAGE_SIZES)}")
+    cert = cert if isinstance(cert, Certificate) else Certificate(cert)
+    data = cert.data
+    figs = charts.figures(data)
+    sections = family_sections(data, figs)
+    for s in sections:
+        s.limitations = section_limitations(data, s)
+    if mode == "pdf":
+        figs = _without_floor_figures(data, sections, figs)
+    explore = explorer.explorer(data) if mode == "html" else None
+    statuses = [c.get("status") for c in data.get("checks") or []]
+    toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
+           ("probes", "Probes"), *[(s.id, s.title) for s in sections],
+           *([("explorer", "Concept explorer")] if explore else []),
+           ("warnings", "Warnings and limitations"), ("appendix", "Appendix"),
+           ("glossary", "Glossary")]
+    return {
+        "page_size": page_size, "explorer": explore, "glossary": glossary(),
+        "mode": mode, "data": data, "audit": data.get("audit") or {},
+        "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
+        "digest": cert.digest, "summary": summary_lines(data),
+        "counts": {s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR")},
+        "sections": sections, "figures": figs, "toc": toc,
+        "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
+                                ensure_ascii=False, sort_keys=False),
+    }
+
+
+def _without_floor_figures(data: dict[str, Any], sections: list[Section],
+                           figs: list[charts.Figure]) -> list[charts.Figure]:
+    """The PDF leaves out the noise floor's own per-candidate charts and their tables (a
+    third of the demo's pages, all of it rounding noise); each section says so, and the
+    floor's ratios stay in every metrics table."""
+    floor = {c["candidate"] for c in charts.comparisons(data) if c.get("role") == "noise_floor"}
+    if not floor:
+        return figs
+    for s in sections:
+        gone = [f for f in s.figures if f.candidate in floor]
+        if not gone:
+            continue
+        s.figures = [f for f in s.figures if f.candidate not in floor]
+        s.tables = {k: v for k, v in s.tables.items() if k not in {f.id for f in gone}}
+        names = ", ".join(sorted({str(f.candidate) for f in gone}))
+        s.notes.append(f"The noise floor's own charts and tables ({names}) are left out of "
+                       "the PDF; the HTML and the JSON have them.")
+    return [f for f in figs if f.candidate not in floor]
+
+
+def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
+    """The certificate's limitations that concern this section, repeated where they apply.
+
+    A limitation applies when it names one of the family's keywords, or when it is about the
+    noise floor and the section reports noise-floor ratios.
+    """
+    view = views.views().get(section.family)
+    words = tuple(view.keywords) if view is not None and view.keywords else \
+        FAMILY_KEYWORDS.get(section.family, (section.family.rstrip("s").replace("_", " "),))
+    has_floor = any("noise_floor" in str(r.get("metric", "")) for r in section.metrics.rows)
+    out = []
+    for text in data.get("limitations") or []:
+        low = str(text).lower()
+        if any(w.lower() in low for w in words) or (has_floor and "noise floor" in low):
+            out.append(str(text))
+    return out
+
+
+def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Section]:
+    """One section per metric family, known families first, in the certificate's order."""
+    comps = charts.comparisons(data)
+    seen: list[str] = []
+    for c in comps:
+        for name in c.get("metrics") or {}:
+            fam = name.split(".", 1)[0]
+            if fam not in seen:
+                seen.append(fam)
+    known = [*FAMILY_TITLES, *views.views()]
+    families = [f for f in known if f in seen] + [f for f in seen if f not in known]
+    out = []
+    for fam in families:
+        view = views.views().get(fam)
+        names = [n for n in _metric_names(comps) if n.split(".", 1)[0] == fam]
+        grouped = _definition_groups(comps, names)
+        headline = [n for n in names if fam not in FAMILY_TITLES or not _is_grouped(n, grouped)]
+        if fam == "domains":  # one row per domain; per-layer values are in the table below
+            headline = [n for n in names if ".layer." not in n]
+        if view is not None:
+            headline = [n for n in names if view.headline(n)]
+        section = Section(
+            id=f"family-{charts.slug(fam)}", family=fam,
+            title=view.title if view else FAMILY_TITLES.get(
+                fam, fam.replace("_", " ").capitalize() + " metrics"),
+            intro=view.intro if view else _intro(fam, names),
+            metrics=metrics_table(comps, headline),
+            definitions=grouped, figures=[f for f in figs if f.family == fam],
+        )
+        if view is not None:
+            section.tables, section.notes = view.tables(data)
+        elif fam == "concepts":
+            section.tables = concept_tables(data)
+            section.notes = concept_notes(data)
+        elif fam == "embeddings":
+            section.tables, section.notes = token_tables(data)
+        elif fam in ("neighbors", "cka", "weights", "domains"):
+            section.tables, section.notes = representation_tables(data, fam)
+        out.append(section)
+    return out
+
+
+def _intro(fam: str, names: list[str]) -> str:
+    """The family's intro; the concept-free one when it measured no concept item."""
+    if fam in INTROS_WITHOUT_CONCEPTS and not any(n.startswith(f"{fam}.concepts.")
+                                                  for n in names):
+        return INTROS_WITHOUT_CONCEPTS[fam]
+    return FAMILY_INTROS.get(fam, "")
+
+
+def _metric_names(comps: list[dict[str, Any]]) -> list[str]:
+    names: dict[str, None] = {}
+    for c in comps:
+        names.update(dict.fromkeys(c.get("metrics") or {}))
+    return list(names)
+
+
+def _definition_groups(comps: list[dict[str, Any]], names: list[str]) -> list[tuple]:
+    """(name or pattern, definition, unit): metrics sharing a definition become one pattern.
+
+    ``concepts.category.finance.…`` and ``concepts.category.safety.…`` share a definition,
+    so they are listed once as ``concepts.category.{category}.…``.
+    """
+    by_def: dict[str, list[str]] = {}
+    units: dict[str, str] = {}
+    for c in comps:
+        for n in names:
+            m = (c.get("metrics") or {}).get(n)
+            if m is not None and n not in by_def.get(m.get("definition", ""), []):
+                by_def.setdefault(m.get("definition", ""), []).append(n)
+                units[n] = m.get("unit", "")
+    return [(_pattern(group), concrete_definition(group[0], d) if len(group) == 1 else d,
+             units[group[0]]) for d, group in by_def.items()]
+
+
+def _pattern(names: list[str]) -> str:
+    """The registered pattern the names share (its placeholders are the ones its definition
+    uses), else one derived from where the names differ."""
+    if len(names) == 1:
+        return names[0]
+    infos = {lookup(n) for n in names}
+    if len(infos) == 1 and None not in infos:
+        return next(iter(infos)).name
+    parts = [n.split(".") for n in names]
+    if len({len(p) for p in parts}) != 1:
+        return ", ".join(names)
+    out = []
+    for i, seg in enumerate(zip(*parts, strict=True)):
+        if len(set(seg)) == 1:
+            out.append(seg[0])
+        else:
+            out.append("{" + (parts[0][i - 1] if i else "name") + "}")
+    return ".".join(out)
+
+
+def _is_grouped(name: str, groups: list[tuple]) -> bool:
+    return any(pattern != name and _matches(pattern, name) for pattern, _, _ in groups)
+
+
+def _matches(pattern: str, name: str) -> bool:
+    p, n = pattern.split("."), name.split(".")
+    return len(p) == len(n) and all(a.startswith("{") or a == b for a, b in zip(p, n, strict=True))
+
+
+def metrics_table(comps: list[dict[str, Any]], names: list[str]) -> Table:
+    """Metric rows × one column per compared model; a cell holds value, CI, unit, error."""
+    cols = [Column("metric", "metric", "code")] + [
+        Column(cand_key(c), c["candidate"], "metric") for c in comps]
+    rows = [{"metric": n, **{cand_key(c): (c.get("metrics") or {}).get(n) for c in comps}}
+            for n in names]
+    return Table("One column per compared model; CI: bootstrap confidence interval of the "
+                 "mean", cols, rows)

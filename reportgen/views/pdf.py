@@ -1,0 +1,80 @@
+"""The certificate as PDF: the HTML template in 'pdf' mode, laid out by WeasyPrint.
+
+WeasyPrint runs no JavaScript, so each chart becomes a static SVG made by vl-convert from
+the same Vega-Lite spec the HTML embeds. vl-convert works outside the GIL, so the charts are
+drawn on a worker thread while WeasyPrint parses the page and computes its styles; the page
+refers to them by a private URL scheme that only our fetcher resolves. Nothing else is
+fetched: no network, no local files.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from reportgen.certificate.document import Certificate
+from reportgen.views import charts
+from reportgen.views.html import chart_svg, environment, page_context
+
+TEMPLATE = "certificate.html.j2"
+SCHEME = "reportgen-chart"
+
+
+def render_pdf(cert: Certificate, signature: bytes | None = None,
+               page_size: str = "A4") -> bytes:
+    """PDF/A-3b bytes on A4 or Letter pages with a running header (audit, release), a footer
+    (page X of Y, digest), bookmarks from the headings, and the certificate JSON attached;
+    a ``signature`` is appended as an incremental update (see :mod:`reportgen.release.pdfsign`)."""
+    import weasyprint
+
+    from reportgen.release.pdfattach import pdf_options
+    from reportgen.release.pdfsign import append_signature
+
+    ctx = page_context(cert, mode="pdf", page_size=page_size)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reportgen-svg")
+    try:
+        svgs = {f.id: pool.submit(_svg, f) for f in ctx["figures"]}
+        ctx.update(charts={}, images={fid: f"{SCHEME}:{fid}" for fid in svgs})
+        html = environment().get_template(TEMPLATE).render(ctx)
+        doc = weasyprint.HTML(string=html, base_url=None, url_fetcher=chart_fetcher(svgs))
+        pdf = doc.write_pdf(pdf_identifier=ctx["digest"][:32].encode("ascii"),
+                            **pdf_options(cert))
+        for fut in svgs.values():  # WeasyPrint only warns on a failed image; we fail
+            fut.result()
+        return pdf if signature is None else append_signature(pdf, signature)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _svg(figure: charts.Figure) -> bytes:
+    return chart_svg(figure.spec()).encode("utf-8")
+
+
+def chart_fetcher(svgs: dict[str, Future[bytes]]) -> Any:
+    """A URL fetcher that knows our chart URLs and data: URIs, and refuses everything else."""
+    import weasyprint
+
+    def resolve(url: str) -> bytes:
+        scheme, _, name = url.partition(":")
+        if scheme != SCHEME or name not in svgs:
+            raise ValueError(f"the certificate PDF may not load {url[:80]!r}")
+        return svgs[name].result()
+
+    if not hasattr(weasyprint, "URLFetcher"):  # WeasyPrint < 66: a plain function
+
+        def fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            if url.startswith("data:"):
+                return weasyprint.default_url_fetcher(url, *args, **kwargs)
+            return {"string": resolve(url), "mime_type": "image/svg+xml"}
+
+        return fetch
+
+    from weasyprint.urls import URLFetcherResponse
+
+    class ChartFetcher(weasyprint.URLFetcher):
+        def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
+            if url.startswith("data:"):
+                return super().fetch(url, headers)
+            return URLFetcherResponse(url, resolve(url), {"Content-Type": "image/svg+xml"})
+
+    return ChartFetcher(allowed_protocols=("data",))
