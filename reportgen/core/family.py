@@ -89,4 +89,6 @@ def pair_analyses() -> dict[str, PairAnalysis]:
 
 def _import_families() -> None:
     """Families register on import (lazy: importing a family may import torch)."""
+    from reportgen.families.concepts import collapse_family, pieces  # noqa: F401
+    from reportgen.families.probabilities import family  # noqa: F401
     from reportgen.families.sae import family as _sae  # noqa: F401
