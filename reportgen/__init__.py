@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from reportgen.core.version import __version__
 
 if TYPE_CHECKING:
-    from reportgen.certificate.document import Certificate
+    from reportgen.api import Certificate
 
 __all__ = ["audit", "Certificate", "__version__"]
 
@@ -33,7 +33,7 @@ def audit(spec: Any, out: str | None = None, progress: bool = True,
 
 def __getattr__(name: str) -> Any:
     if name == "Certificate":
-        from reportgen.certificate.document import Certificate
+        from reportgen.api import Certificate
 
         return Certificate
     raise AttributeError(name)

@@ -13,17 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen import __version__
-from reportgen.certificate.document import (
-    Certificate,
-    CertificateBuilder,
-    CheckResult,
-    Comparison,
-    ModelInfo,
-    ProbeInfo,
-)
+from reportgen.api import Certificate
+from reportgen.certificate.document import CertificateBuilder
 from reportgen.core.errors import InputError, ModelError
 from reportgen.core.progress import Progress
+from reportgen.core.records import CheckResult, Comparison, ModelInfo, ProbeInfo
+from reportgen.core.version import __version__
 from reportgen.spec.load import LoadedSpec, load_spec, resolve_path
 
 #: Libraries every audit uses (models, numbers, views); :func:`libraries_used` adds the ones

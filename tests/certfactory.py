@@ -14,15 +14,8 @@ from typing import Any
 import numpy as np
 
 from reportgen.analysis.checks import evaluate
-from reportgen.certificate.document import (
-    CertificateBuilder,
-    CheckResult,
-    Comparison,
-    Digest,
-    FileDigest,
-    ModelInfo,
-    ProbeInfo,
-)
+from reportgen.certificate.document import CertificateBuilder
+from reportgen.core.records import CheckResult, Comparison, Digest, FileDigest, ModelInfo, ProbeInfo
 from reportgen.families.concepts.metrics import concept_drift, concept_metrics
 from reportgen.families.embeddings.metrics import align_vocabularies, embedding_metrics, token_drift
 

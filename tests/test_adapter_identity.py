@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.cli import main as cli
 from reportgen.release.signing import generate_keypair, open_envelope, sign_certificate
 from reportgen.spec.digest import digest_folder

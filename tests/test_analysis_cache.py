@@ -16,7 +16,8 @@ from test_forward_calls import _spec
 import reportgen
 from reportgen.analysis import cache as analysis_cache
 from reportgen.analysis import compare as analysis
-from reportgen.certificate.document import Comparison, MetricValue, canonical_json
+from reportgen.certificate.document import canonical_json
+from reportgen.core.records import Comparison, MetricValue
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.cli import main as cli
 from reportgen.release.archive import ArchiveError, add, archive_lock
 from reportgen.views import archive_index

@@ -25,9 +25,10 @@ from certfactory import make_certificate
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from reportgen.certificate.document import Certificate, overall_verdict
+from reportgen.api import Certificate
 from reportgen.certificate.schema import CertificateError, parse_certificate
 from reportgen.cli import main as cli
+from reportgen.core.records import overall_verdict
 from reportgen.views.modelcard import BEGIN, END, merge_model_card
 
 HOSTILE = [

@@ -11,12 +11,8 @@ import numpy as np
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reportgen.families.behavior.metrics import (
-    DEFAULT_DELTA,
-    load_risk_pack,
-    misaligned,
-    score_risk_prompts,
-)
+from reportgen.families.behavior.metrics import DEFAULT_DELTA, misaligned, score_risk_prompts
+from reportgen.spec.riskpacks import load_risk_pack
 
 REPO = Path(__file__).resolve().parents[1]
 PACKS = sorted((REPO / "specs" / "probes" / "risk").glob("*.jsonl"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from certfactory import make_builder
 
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.families.embeddings.metrics import drift_histogram, embedding_metrics
 from reportgen.views import charts
 from reportgen.views.family_tables import representation_tables, token_tables
@@ -139,7 +139,7 @@ def test_no_top_n_of_zeros_anywhere_on_the_page() -> None:
     a neighbourhood table lists only concepts that were rewired."""
     builder = make_builder()
     comp = next(c for c in builder.comparisons if c.candidate == "lora")
-    from reportgen.certificate.document import MetricValue
+    from reportgen.core.records import MetricValue
 
     comp.metrics["weights.relative_drift.max"] = MetricValue(0.0, "d")
     comp.tables["weights_blocks"] = [{"block": 0, "module": "attention", "tensors": 1,

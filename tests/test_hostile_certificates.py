@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.cli import main as cli
-from reportgen.views.write import render_outputs
+from reportgen.release.write import render_outputs
 
 LINK = ("is a symbolic link; reportgen reads only regular files from a certificate folder and "
         "never follows links there")

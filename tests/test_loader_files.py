@@ -22,10 +22,11 @@ from certfactory import make_certificate
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from reportgen.api import Certificate
 from reportgen.capture.loading import load
-from reportgen.certificate.document import Certificate, Digest, FileDigest
 from reportgen.cli import main as cli
 from reportgen.core.errors import ModelError
+from reportgen.core.records import Digest, FileDigest
 from reportgen.release.signing import generate_keypair, sign_certificate
 from reportgen.spec.digest import digest_folder, file_sha256, list_files, root_digest
 from reportgen.spec.resolve import LoadOptions, resolve

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from certfactory import make_certificate
 
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.cli import main as cli
 from reportgen.views.modelcard import (
     BEGIN,

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import reportgen
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.views import charts
 from reportgen.views.html import page_context
 

@@ -22,8 +22,8 @@ import reportgen
 from reportgen.certificate.schema import validate_certificate
 from reportgen.cli.main import main
 from reportgen.core.errors import SpecError
+from reportgen.release.write import render_outputs
 from reportgen.spec.load import load_spec
-from reportgen.views.write import render_outputs
 
 VOCAB = {"animals": ["cat", "dog", "horse", "bird"], "money": ["bank", "loan", "cash", "price"]}
 #: metric-name prefixes of the families that need concept probes

@@ -16,7 +16,7 @@ import pytest
 from cdp import Browser, chromium
 from certfactory import make_certificate
 
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.views import charts, explorer
 from reportgen.views.glossary import glossary
 from reportgen.views.html import environment, page_context, render_html, section_limitations

@@ -153,11 +153,11 @@ def test_readme_verify_examples_print_what_they_show(tmp_path: Path, monkeypatch
 
     from certfactory import CHECK_PLAN, make_certificate
 
-    from reportgen.certificate.document import Certificate
+    from reportgen.api import Certificate
     from reportgen.cli import main as cli
     from reportgen.release.signing import generate_keypair
+    from reportgen.release.write import write_outputs
     from reportgen.spec.digest import digest_folder
-    from reportgen.views.write import write_outputs
 
     ft = tmp_path / "checkpoints" / "ft"
     ft.mkdir(parents=True)

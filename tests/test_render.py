@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from certfactory import make_builder
 
+import reportgen.release.write as render
 import reportgen.views.pdf as pdf_module
-import reportgen.views.write as render
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.core.errors import OutputError
 from reportgen.views import charts
 from reportgen.views.html import chart_script, notebook_html, render_html

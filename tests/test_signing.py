@@ -14,8 +14,9 @@ from certfactory import make_certificate
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from reportgen.certificate.document import Certificate, Digest
+from reportgen.api import Certificate
 from reportgen.cli import main as cli
+from reportgen.core.records import Digest
 from reportgen.release.signing import (
     PAYLOAD_TYPE,
     PREDICATE_TYPE,

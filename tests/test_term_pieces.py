@@ -18,7 +18,7 @@ import transformers as tf
 import reportgen
 from reportgen.certificate.schema import validate_certificate
 from reportgen.families.concepts.pieces import term_token_ids
-from reportgen.views.write import render_outputs
+from reportgen.release.write import render_outputs
 
 TEMPLATE = "The concept of {term} is"
 NONSENSE = "zqxjvkwplm"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tokenizers.pre_tokenizers import ByteLevel
 
-from reportgen.views.charts import token_label
+from reportgen.core.tokentext import token_label
 
 
 def _encode(text: str) -> str:

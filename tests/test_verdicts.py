@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reportgen.analysis.checks import evaluate, parse_condition
-from reportgen.certificate.document import Comparison, MetricValue, overall_verdict
+from reportgen.analysis.checks import evaluate
+from reportgen.core.records import Comparison, MetricValue, overall_verdict
+from reportgen.spec.conditions import parse_condition
 
 
 def _cmp(value, error=None) -> Comparison:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen.certificate.document import Certificate
+from reportgen.api import Certificate
 from reportgen.cli import main as cli
 from reportgen.release.pdfattach import embedded_files, pdf_options
 from reportgen.release.pdfsign import append_signature

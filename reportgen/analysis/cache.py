@@ -23,8 +23,8 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from reportgen.certificate.document import Comparison, MetricValue
 from reportgen.core.progress import Progress
+from reportgen.core.records import Comparison, MetricValue
 
 #: Bump whenever what the analysis computes or how it reports it changes for the same inputs:
 #: any change in reportgen/analysis.py, reportgen/metrics/, a family's pair analysis or the
@@ -50,8 +50,8 @@ def _lib_versions() -> dict[str, str | None]:
 
 def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe: Any) -> str:
     """The cache key of one audit's analysis (see the module docstring for what it covers)."""
-    from reportgen import __version__
     from reportgen.core.family import pair_analyses
+    from reportgen.core.version import __version__
 
     blob = {
         "version": ANALYSIS_VERSION,

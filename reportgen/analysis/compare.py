@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.certificate.document import Comparison, MetricValue
 from reportgen.core.family import PairContext, pair_analyses
 from reportgen.core.numfmt import plural
 from reportgen.core.progress import Progress
+from reportgen.core.records import Comparison, MetricValue
 from reportgen.families.concepts.metrics import ConceptDrift, concept_drift, concept_metrics
 from reportgen.families.embeddings.metrics import (
     Alignment,

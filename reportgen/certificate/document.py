@@ -1,9 +1,10 @@
 """The certificate: one versioned JSON document, the single source of truth.
 
-The pipeline fills the dataclasses below; :meth:`CertificateBuilder.build` turns them into
-the JSON dict (floats rounded, order fixed) that every view is rendered from. The
-:class:`Certificate` wraps that dict for Python users: ``.verdict``, ``.checks``,
-``.summary()``, ``.to_json()``, ``.save()``.
+The pipeline fills the records of :mod:`reportgen.core.records`;
+:meth:`CertificateBuilder.build` turns them into the JSON dict (floats rounded, order fixed)
+that every view is rendered from. :class:`Certificate` wraps that dict for queries
+(``.verdict``, ``.metric()``, ``.to_json()``); :class:`reportgen.api.Certificate` adds what
+needs the views (``.summary()``, ``.save()``, notebook display).
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reportgen.core.records import (
+    CheckResult,
+    Comparison,
+    ModelInfo,
+    ProbeInfo,
+    overall_verdict,
+)
+from reportgen.families.sae import TRAINED_SAE
+from reportgen.sae.files import DICTIONARY_FILES
+
 SCHEMA_VERSION = "1.0"
-STATUS_ORDER = ["PASS", "WARN", "FAIL", "ERROR"]
+#: The certificate's file name, in a folder and attached to its PDF.
+JSON_NAME = "certificate.json"
 
 
 def round_floats(obj: Any, digits: int = 6) -> Any:
@@ -41,78 +53,6 @@ def round_floats(obj: Any, digits: int = 6) -> Any:
 def canonical_json(data: dict) -> str:
     """The exact bytes written to certificate.json (UTF-8, 2-space indent, final newline)."""
     return json.dumps(round_floats(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-@dataclass
-class FileDigest:
-    name: str
-    digest: str
-
-
-@dataclass
-class Digest:
-    algorithm: str
-    root: str
-    files: list[FileDigest] = field(default_factory=list)
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    role: str  # base | candidate | noise_floor
-    kind: str  # causal-lm | masked-lm | encoder
-    architecture: str
-    parameters: int
-    source: str  # as written in the spec; never an absolute path unless the spec wrote one
-    digest: Digest
-    layers: int
-    hidden_size: int
-    vocab_size: int
-    derived_from: str | None = None
-    derivation: str | None = None
-    adapter: Digest | None = None  # a PEFT adapter applied over ``source``, by its own digest
-    dtype: str = "float32"
-
-
-@dataclass
-class ProbeInfo:
-    name: str
-    kind: str
-    count: int
-    digest: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class MetricValue:
-    value: float | None
-    definition: str
-    unit: str = ""
-    ci: list[float] | None = None
-    error: str | None = None
-
-
-@dataclass
-class Comparison:
-    base: str
-    candidate: str
-    role: str
-    metrics: dict[str, MetricValue] = field(default_factory=dict)
-    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-@dataclass
-class CheckResult:
-    id: str
-    metric: str
-    candidate: str
-    condition: str
-    value: float | None
-    status: str
-    message: str
-    fail_if: str | None = None
-    warn_if: str | None = None
-    description: str = ""
 
 
 @dataclass
@@ -148,19 +88,9 @@ class CertificateBuilder:
         return json.loads(canonical_json(data))
 
 
-def overall_verdict(statuses: list[str]) -> str:
-    """The worst status; an audit without checks passes (and says so in its warnings)."""
-    if not statuses:
-        return "PASS"
-    return max(statuses, key=STATUS_ORDER.index)
-
-
-#: Folder beside the views that holds the SAE dictionaries the audit trained.
-TRAINED_SAE = "trained-sae"
 #: Folders beside the views that belong to the certificate: each save replaces them, or
 #: removes them when the certificate has nothing to put there.
 OWNED_FOLDERS = (TRAINED_SAE,)
-DICTIONARY_FILES = ("cfg.json", "sae_weights.safetensors")
 
 
 def dictionary_files(data: dict[str, Any]) -> list[str]:
@@ -178,7 +108,7 @@ def dictionary_files(data: dict[str, Any]) -> list[str]:
 def attachments_beside(folder: Path, data: dict[str, Any]) -> dict[str, Path | bytes]:
     """The certificate's attachments found in ``folder`` (where its JSON was read); a
     symbolic link on the way to one is refused (it could point at any local file)."""
-    from reportgen.release.untrusted import inside, symlink_error
+    from reportgen.core.untrusted import inside, symlink_error
 
     out: dict[str, Path | bytes] = {}
     for rel in dictionary_files(data):
@@ -271,16 +201,6 @@ class Certificate:
         rows.sort(key=lambda r: (-r["rise"], r["candidate"], r["layer"], r["feature"]))
         return rows[:top_k]
 
-    def drift_heatmap(self, layer: int, candidate: str | None = None) -> Any:
-        """An Altair heatmap of the top moved SAE features x probe sets at ``layer`` (the first
-        candidate that is not a noise floor unless named)."""
-        from reportgen.families.sae.view import heatmap_chart
-
-        if candidate is None:
-            cands = [c["candidate"] for c in self.comparisons if c["role"] == "candidate"]
-            candidate = (cands or [c["candidate"] for c in self.comparisons])[0]
-        return heatmap_chart(self.data, candidate, layer)
-
     def to_json(self) -> str:
         return canonical_json(self.data)
 
@@ -288,27 +208,6 @@ class Certificate:
     def digest(self) -> str:
         """SHA-256 of the certificate JSON bytes, as printed in the HTML and PDF footers."""
         return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
-
-    def summary(self) -> str:
-        from reportgen.views.summary import summary_lines
-
-        return "\n".join(summary_lines(self.data))
-
-    def save(
-        self, out_dir: str | Path, formats: list[str] | tuple[str, ...] = ("html", "pdf", "json"),
-        sign: str | Path | None = None,
-    ) -> dict[str, Path]:
-        """Write the views and the attachments; with ``sign`` (an Ed25519 PEM key) also
-        certificate.sig.json, which names the JSON and the views written."""
-        from reportgen.views.write import write_outputs
-
-        return write_outputs(self, Path(out_dir), list(formats), attachments=self.attachments,
-                             owned=OWNED_FOLDERS, sign=Path(sign) if sign is not None else None)
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
-        from reportgen.views.html import notebook_html
-
-        return {"text/html": notebook_html(self), "text/plain": self.summary()}
 
     def __repr__(self) -> str:
         a = self.data.get("audit", {})

@@ -38,7 +38,7 @@ def load_certificate(path: Path, tables: bool = True) -> tuple[bytes, dict[str, 
     """The exact bytes of a certificate file and its validated document (``tables=False``
     skips the per-candidate tables, for readers such as the archive index that never look
     at them: they are most of a certificate and most of the time validation takes)."""
-    from reportgen.release.untrusted import read_regular
+    from reportgen.core.untrusted import read_regular
 
     try:
         raw = read_regular(path, MAX_BYTES)
@@ -49,7 +49,7 @@ def load_certificate(path: Path, tables: bool = True) -> tuple[bytes, dict[str, 
 
 def parse_certificate(raw: bytes, where: str, tables: bool = True) -> dict[str, Any]:
     """Parse and validate certificate bytes; ``where`` names them in the error."""
-    from reportgen.release.untrusted import BadJSON, parse_json
+    from reportgen.core.untrusted import BadJSON, parse_json
 
     try:
         data = parse_json(raw)

@@ -117,7 +117,7 @@ def parse_models(items: list[str], flag: str = "--model") -> dict[str, Path]:
 
 
 def _modelcard(args: argparse.Namespace) -> int:
-    from reportgen.certificate.document import Certificate
+    from reportgen.api import Certificate
     from reportgen.views.modelcard import merge_file, render_model_card
 
     cert = Certificate.from_json(args.certificate)

@@ -51,9 +51,10 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from reportgen.certificate.document import OWNED_FOLDERS, Certificate
-    from reportgen.release.untrusted import read_json_beside
-    from reportgen.views.write import write_outputs
+    from reportgen.api import Certificate
+    from reportgen.certificate.document import OWNED_FOLDERS
+    from reportgen.core.untrusted import read_json_beside
+    from reportgen.release.write import write_outputs
 
     cert = Certificate.from_json(args.certificate)
     src = Path(args.certificate)

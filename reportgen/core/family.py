@@ -1,70 +1,82 @@
-"""Extension points of the metric families that need more than pooled hidden states.
+"""The family protocol: what a metric family brings, and the contexts it is called with.
 
-Such a family (next-token probabilities and behaviour, sparse features) plugs in twice:
+A family (concept drift, token embeddings, next-token probabilities, sparse features, ...) is
+one folder under ``reportgen/families/`` whose ``__init__`` defines ``FAMILY``, a
+:class:`Family`. Everything about it hangs off that object:
 
-- a **collector factory**: the pipeline asks every factory for a collector per model, so one
-  forward pass serves every family (see :class:`reportgen.capture.forward.Collector`). Factories
-  decide from the spec and the model's identity alone, before the model loads, because the
-  collectors' settings key the capture cache;
-- a **pair analysis**: a pure function from the base's and a candidate's captures to metrics,
-  tables, warnings and certificate-level facts (no model loads here).
+- ``collectors``: factories asked, per model and before it loads, for a collector riding on
+  that model's one forward pass (:class:`reportgen.capture.forward.Collector`). Their settings
+  key the capture cache, so a factory decides from the spec and the model's identity alone;
+- ``pair``: a pure function from the base's and one candidate's captures to metrics, tables,
+  warnings and certificate-level facts (no model loads here);
+- ``audit``: once per audit, over every variant at once (the joint UMAP projection);
+- ``tables``: the names of the certificate tables the family writes: a table belongs to the
+  family that declares it, and only its view reads it;
+- the page side: ``title``, ``intro``, ``keywords`` and a lazily imported ``view``
+  (figures, tables under them, notes, which metrics head the section, an explorer);
+- ``limitations``, ``summary`` (a clause of a candidate's summary line), ``floor_summary`` and
+  ``glossary`` terms.
 
-The pipeline and ``analysis.compare_all`` call whatever is registered, so adding a family
-touches its own modules plus one import line in :func:`_import_families`.
+Heavy code (torch, altair) sits in the family's own modules behind :func:`lazy`, so importing
+the family list costs nothing: ``reportgen validate`` reads the metric names the families
+register on import without loading a model library.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reportgen.capture.forward import Capture, Collector
-
 
 @dataclass(frozen=True)
 class CollectorContext:
-    loaded: Any  # specload.LoadedSpec
-    probe: Any  # pipeline.ConceptProbe
-    model: Any  # models.ResolvedModel: name, role, digest, and
+    loaded: Any  # spec.load.LoadedSpec
+    probe: Any  # spec.probeset.ProbeSet
+    model: Any  # spec.resolve.ResolvedModel: name, role, digest, and
     # kind: 'causal-lm' | 'masked-lm' | 'encoder'
-    base: Capture | None  # the base's capture, for candidates (the base is captured first)
-
-
-Factory = Callable[[CollectorContext], Collector | None]
-_FACTORIES: dict[str, Factory] = {}
-
-
-def register_collector(name: str, factory: Factory) -> None:
-    if name in _FACTORIES:
-        raise ValueError(f"collector {name!r} registered twice")
-    _FACTORIES[name] = factory
-
-
-def collectors_for(ctx: CollectorContext) -> list[Collector]:
-    """The collectors this model's pass needs, in registration order."""
-    _import_families()
-    out = []
-    for factory in _FACTORIES.values():
-        c = factory(ctx)
-        if c is not None:
-            out.append(c)
-    return out
+    base: Any  # the base's capture.forward.Capture, for candidates (the base goes first)
 
 
 @dataclass(frozen=True)
 class PairContext:
-    spec: Any  # spec.AuditSpec
-    probe: Any  # pipeline.ConceptProbe
-    base: Capture
-    candidate: Capture
-    model: Any  # the candidate's models.ResolvedModel
-    floor: Capture | None  # the noise-floor variant's capture (None for the floor itself)
+    """One (base, candidate) pair. ``shared`` is one dict per audit, for work several
+    candidates or families reuse (the base's k-NN, a token alignment), keyed by its maker."""
+
+    spec: Any  # spec.types.AuditSpec
+    probe: Any  # spec.probeset.ProbeSet
+    base: Any  # capture.forward.Capture
+    candidate: Any
+    model: Any  # the candidate's spec.resolve.ResolvedModel
+    floor: Any  # the noise-floor variant's Capture (None for the floor itself or no floor)
+    base_model: Any = None  # the base's ResolvedModel
+    floor_model: Any = None  # the noise floor's ResolvedModel, when ``floor`` is set
+    shared: dict[Any, Any] = field(default_factory=dict)
+    progress: Any = None  # core.progress.Progress
+
+    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()`` once per audit for ``key``."""
+        if key not in self.shared:
+            self.shared[key] = make()
+        return self.shared[key]
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Every variant at once: the base first, then the candidates in spec order."""
+
+    spec: Any
+    probe: Any
+    models: list[Any]  # ResolvedModel
+    captures: dict[str, Any]  # by model name
+    shared: dict[Any, Any]
+    progress: Any = None
 
 
 @dataclass
 class PairResult:
-    metrics: dict[str, Any] = field(default_factory=dict)  # name -> certificate.MetricValue
+    metrics: dict[str, Any] = field(default_factory=dict)  # name -> certificate MetricValue
     tables: dict[str, list[dict]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     #: merged into the certificate's ``analysis[family]`` (how it was measured; same for all
@@ -72,23 +84,75 @@ class PairResult:
     analysis: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AuditResult:
+    analysis: dict[str, Any] = field(default_factory=dict)  # the certificate's analysis[family]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LimitationContext:
+    models: list[Any]  # ResolvedModel
+    probe: Any
+    analysis: Any  # spec.types.Analysis
+    certificate_analysis: dict[str, Any]  # what the families recorded (analysis[family])
+
+
+Factory = Callable[[CollectorContext], Any]  # -> Collector | None
 PairAnalysis = Callable[[PairContext], PairResult | None]
-_PAIRS: dict[str, PairAnalysis] = {}
+AuditAnalysis = Callable[[AuditContext], AuditResult | None]
+Data = dict[str, Any]  # the certificate's JSON
 
 
-def register_pair_analysis(family: str, fn: PairAnalysis) -> None:
-    if family in _PAIRS:
-        raise ValueError(f"pair analysis {family!r} registered twice")
-    _PAIRS[family] = fn
+def _none(*_: Any) -> Any:
+    return None
 
 
-def pair_analyses() -> dict[str, PairAnalysis]:
-    _import_families()
-    return dict(_PAIRS)
+def _empty(*_: Any) -> list[Any]:
+    return []
 
 
-def _import_families() -> None:
-    """Families register on import (lazy: importing a family may import torch)."""
-    from reportgen.families.concepts import collapse_family, pieces  # noqa: F401
-    from reportgen.families.probabilities import family  # noqa: F401
-    from reportgen.families.sae import family as _sae  # noqa: F401
+@dataclass(frozen=True)
+class View:
+    """A family's section of the page, from the certificate's JSON alone."""
+
+    #: figures (views.charts.Figure, ``family`` set to this family), in reading order
+    figures: Callable[[Data], list[Any]] = _empty
+    #: (figure id -> tables shown under it; tables keyed by a name not among the figure ids
+    #: are shown after the figures; notes shown under the headline table)
+    tables: Callable[[Data], tuple[dict[str, list[Any]], list[str]]] = lambda _: ({}, [])
+    #: which of the family's metric names go into the headline table (None: all of them but
+    #: those sharing one definition pattern with others)
+    headline: Callable[[str], bool] | None = None
+    #: an extra interactive part of the HTML page (views.explorer.Explorer), or None
+    explorer: Callable[[Data], Any] = _none
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # the metric-name prefix, e.g. "concepts"
+    title: str
+    intro: str
+    tables: tuple[str, ...] = ()
+    collectors: tuple[Factory, ...] = ()
+    pair: PairAnalysis | None = None
+    audit: AuditAnalysis | None = None
+    view: Callable[[], View] | None = None
+    #: lower-case words that tie one of the certificate's limitations to this section
+    keywords: tuple[str, ...] = ()
+    limitations: Callable[[LimitationContext], list[str]] = _empty
+    summary: Callable[[Data], str] = lambda _: ""  # a clause about one comparison
+    floor_summary: Callable[[Data], str] = lambda _: ""  # a clause about the noise floor
+    glossary: tuple[tuple[str, str], ...] = ()
+
+
+def lazy(module: str, attr: str) -> Callable[..., Any]:
+    """A function that imports ``module`` on its first call and calls ``module.attr``: a
+    family's heavy modules load only when the family runs or renders."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    call.__name__ = attr
+    call.__qualname__ = f"lazy({module}.{attr})"
+    return call

@@ -39,14 +39,15 @@ from pathlib import Path
 from reportgen.certificate.document import Certificate, attachments_beside, dictionary_files
 from reportgen.certificate.schema import MAX_BYTES, load_certificate
 from reportgen.core.errors import InputError
-from reportgen.release.untrusted import (
+from reportgen.core.untrusted import (
     BadJSON,
     copy_regular,
     parse_json,
     read_json_beside,
     read_regular,
 )
-from reportgen.release.untrusted import symlink_error as _symlink_error
+from reportgen.core.untrusted import symlink_error as _symlink_error
+from reportgen.release.write import SIGNATURE_FILE, render_outputs
 from reportgen.views.archive_index import (
     INDEX,
     RELEASES,
@@ -56,7 +57,6 @@ from reportgen.views.archive_index import (
     scan_releases,
     write_index,
 )
-from reportgen.views.write import SIGNATURE_FILE, render_outputs
 
 LOCK = ".archive.lock"
 REPLACED = "replaced"

@@ -5,7 +5,7 @@ embedded files, so the PDF can carry ``certificate.json`` (relationship ``Source
 rendered from it) and, when signed, ``certificate.sig.json``; ``reportgen verify cert.pdf``
 then checks the PDF alone.
 
-Writing is WeasyPrint's job (:func:`pdf_options` gives the ``write_pdf`` arguments). Reading
+Writing is WeasyPrint's job (:func:`reportgen.views.pdf.pdf_options`). Reading
 uses a small extractor instead of a PDF library: it only has to find embedded-file streams,
 including the file specifications WeasyPrint puts inside compressed object streams. It reads
 the objects in file order (a later definition wins, as in an incrementally updated PDF).
@@ -19,20 +19,15 @@ together, is capped at :data:`MAX_INFLATED` (three small streams once inflated t
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from reportgen.certificate.document import Certificate
+from reportgen.certificate.document import JSON_NAME
 from reportgen.core.errors import InputError
-from reportgen.release.signing import SIGNATURE_FILENAME
 
-PDF_VARIANT = "pdf/a-3b"
-JSON_NAME = "certificate.json"
 MAX_INFLATED = 128 * 2**20  # all streams inflated while reading one PDF, together
 MAX_PDF = 1024 * 2**20
 MAX_FILESPEC = 64 * 1024  # a file specification dictionary is a few hundred bytes
@@ -58,44 +53,6 @@ class ReadStats:
 
 class AttachmentError(InputError):
     """A PDF without the attachment asked for, or one that cannot be read."""
-
-
-# ------------------------------------------------------------------------------ writing
-
-
-def pdf_options(cert: Certificate, signature: bytes | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``weasyprint.Document.write_pdf``: PDF/A-3b plus attachments.
-
-    The attachments' dates are the certificate's ``created`` time (not now), so the same
-    certificate gives the same PDF bytes.
-    """
-    return {"pdf_variant": PDF_VARIANT, "attachments": attachments(cert, signature)}
-
-
-def attachments(cert: Certificate, signature: bytes | None = None) -> list[Any]:
-    """``weasyprint.Attachment`` objects for the JSON and, when given, its signature."""
-    import weasyprint
-
-    when = created_time(cert)
-    files = [(JSON_NAME, cert.to_json().encode("utf-8"),
-              "The alignment certificate (JSON) this PDF was rendered from", "Source")]
-    if signature is not None:
-        files.append((SIGNATURE_FILENAME, signature,
-                      "DSSE envelope: in-toto statement signing certificate.json",
-                      "Supplement"))
-    return [weasyprint.Attachment(string=data, name=name, description=desc, created=when,
-                                  modified=when, relationship=rel)
-            for name, data, desc, rel in files]
-
-
-def created_time(cert: Certificate) -> dt.datetime:
-    """The certificate's ``audit.created`` as a UTC datetime (the epoch when unreadable)."""
-    raw = str((cert.data.get("audit") or {}).get("created") or "")
-    try:
-        t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 # ------------------------------------------------------------------------------ reading

@@ -329,7 +329,7 @@ def _check_statement(statement: Any, where: str) -> None:
 
 
 def _parse_json(raw: bytes, where: str, what: str) -> Any:
-    from reportgen.release.untrusted import BadJSON, parse_json
+    from reportgen.core.untrusted import BadJSON, parse_json
 
     try:
         return parse_json(raw)

@@ -26,8 +26,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from reportgen.certificate.document import FileDigest
 from reportgen.core.errors import InputError
+from reportgen.core.records import FileDigest
+from reportgen.core.untrusted import BadJSON, parse_json
 from reportgen.release.pdfattach import JSON_NAME, read_attachments
 from reportgen.release.signing import (
     CERTIFICATE_SUBJECT,
@@ -39,7 +40,6 @@ from reportgen.release.signing import (
     subject_digests,
     subject_name,
 )
-from reportgen.release.untrusted import BadJSON, parse_json
 from reportgen.release.verify_views import PDF, check_view, views_beside
 from reportgen.spec.digest import file_sha256, list_files, root_digest
 from reportgen.spec.loadfiles import check_references

@@ -24,8 +24,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from reportgen.certificate.document import DICTIONARY_FILES
 from reportgen.core.errors import InputError
+from reportgen.sae.files import CFG, SAELENS_WEIGHTS
 from reportgen.sae.model import (
     ACTIVATIONS,
     ARCHITECTURES,
@@ -36,7 +36,6 @@ from reportgen.sae.model import (
 )
 
 # a SAELens folder's two files; the certificate names them too (without importing torch)
-CFG, SAELENS_WEIGHTS = DICTIONARY_FILES
 SPARSIFY_WEIGHTS = "sae.safetensors"
 # The config layout save_saelens writes: SAELens reads configs without a version as pre-6.0.
 SAELENS_FORMAT_VERSION = "6.0.0"
@@ -337,7 +336,7 @@ def _saelens_payload(
         raise ValueError("SAELens has no skip connection or fine-tuning scale to save this SAE")
     if sae.activation_fn != "relu":
         raise ValueError(f"SAELens 6 has no activation {sae.activation_fn!r}")
-    from reportgen import __version__
+    from reportgen.core.version import __version__
 
     metadata = {
         **extra,

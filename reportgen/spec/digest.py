@@ -23,8 +23,8 @@ import os
 import stat
 from pathlib import Path
 
-from reportgen.certificate.document import Digest, FileDigest
 from reportgen.core.errors import ModelError
+from reportgen.core.records import Digest, FileDigest
 
 #: Top-level names the digest leaves out (model signing's default, plus its CLI's model.sig).
 IGNORED = frozenset({".git", ".github", ".gitattributes", ".gitignore", "model.sig"})

@@ -22,9 +22,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from reportgen.analysis.checks import parse_condition
 from reportgen.core.errors import InputError, InputErrors, Problem, SpecError
 from reportgen.core.names import lookup, unknown_metric_message
+from reportgen.spec.conditions import parse_condition
 from reportgen.spec.metricnames import check_metric_names, known_from_spec
 from reportgen.spec.types import NAME_PATTERN, AuditSpec
 

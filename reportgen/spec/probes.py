@@ -19,7 +19,7 @@ from typing import Any
 
 from reportgen.core.errors import InputError, InputErrors
 from reportgen.core.resources import probes_dir
-from reportgen.release.untrusted import BadJSON, parse_json
+from reportgen.core.untrusted import BadJSON, parse_json
 from reportgen.spec.load import (
     describe,
     did_you_mean,
@@ -301,7 +301,7 @@ def load_risk_prompts(ref: str, base_dir: Path, name: str, field: str = "probes.
                       spec_file: str = "") -> list:
     """A risk pack (JSONL of ``{prompt, safe, unsafe}``), its category the set's name;
     ``builtin:risk/NAME`` for the shipped packs."""
-    from reportgen.families.behavior.metrics import load_risk_pack
+    from reportgen.spec.riskpacks import load_risk_pack
 
     try:
         path = (_builtin_text_path(ref[len(BUILTIN):]) if ref.startswith(BUILTIN)

@@ -16,8 +16,8 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from reportgen.certificate.document import Digest
 from reportgen.core.errors import ModelError
+from reportgen.core.records import Digest
 from reportgen.spec.digest import derived_digest, digest_folder
 from reportgen.spec.loadfiles import check_references
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen.certificate.document import STATUS_ORDER, Certificate
+from reportgen.certificate.document import Certificate
 from reportgen.certificate.schema import load_certificate
 from reportgen.core.errors import InputError
 from reportgen.core.names import concrete_definition
+from reportgen.core.records import STATUS_ORDER
 from reportgen.views.modelcard import headline_metrics
 
 INDEX = "index.html"

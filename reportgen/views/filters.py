@@ -7,7 +7,7 @@ from typing import Any
 from markupsafe import Markup
 
 from reportgen.core import numfmt
-from reportgen.views import charts
+from reportgen.core.tokentext import token_label
 
 fmt_num = numfmt.num
 fmt_ratio = numfmt.ratio
@@ -55,4 +55,4 @@ def css_string(text: Any) -> Markup:
 FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
            "params": fmt_params, "short": short_digest, "css_string": css_string,
            "dotted": dotted, "plural": numfmt.plural,
-           "token": charts.token_label}
+           "token": token_label}

@@ -23,7 +23,7 @@ MAX_MANIFEST = 4 * 2**20
 
 def written_before(out_dir: Path, folder: str) -> list[str]:
     """Paths (``folder/...``) the last save listed as its own in ``folder``'s manifest."""
-    from reportgen.release.untrusted import BadJSON, parse_json, read_regular
+    from reportgen.core.untrusted import BadJSON, parse_json, read_regular
 
     try:
         data = parse_json(read_regular(out_dir / folder / MANIFEST, MAX_MANIFEST))

@@ -9,26 +9,24 @@ fetched: no network, no local files.
 
 from __future__ import annotations
 
+import datetime as dt
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from reportgen.certificate.document import Certificate
+from reportgen.certificate.document import JSON_NAME, Certificate
 from reportgen.views import charts
 from reportgen.views.html import chart_svg, environment, page_context
 
 TEMPLATE = "certificate.html.j2"
 SCHEME = "reportgen-chart"
+PDF_VARIANT = "pdf/a-3b"
 
 
-def render_pdf(cert: Certificate, signature: bytes | None = None,
-               page_size: str = "A4") -> bytes:
+def render_pdf(cert: Certificate, page_size: str = "A4") -> bytes:
     """PDF/A-3b bytes on A4 or Letter pages with a running header (audit, release), a footer
-    (page X of Y, digest), bookmarks from the headings, and the certificate JSON attached;
-    a ``signature`` is appended as an incremental update (see :mod:`reportgen.release.pdfsign`)."""
+    (page X of Y, digest), bookmarks from the headings, and the certificate JSON attached
+    (a signature is appended by :mod:`reportgen.release.write`)."""
     import weasyprint
-
-    from reportgen.release.pdfattach import pdf_options
-    from reportgen.release.pdfsign import append_signature
 
     ctx = page_context(cert, mode="pdf", page_size=page_size)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reportgen-svg")
@@ -41,7 +39,7 @@ def render_pdf(cert: Certificate, signature: bytes | None = None,
                             **pdf_options(cert))
         for fut in svgs.values():  # WeasyPrint only warns on a failed image; we fail
             fut.result()
-        return pdf if signature is None else append_signature(pdf, signature)
+        return pdf
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -78,3 +76,35 @@ def chart_fetcher(svgs: dict[str, Future[bytes]]) -> Any:
             return URLFetcherResponse(url, resolve(url), {"Content-Type": "image/svg+xml"})
 
     return ChartFetcher(allowed_protocols=("data",))
+
+
+def pdf_options(cert: Certificate) -> dict[str, Any]:
+    """Keyword arguments for ``weasyprint.Document.write_pdf``: PDF/A-3b with the JSON attached.
+
+    The attachments' dates are the certificate's ``created`` time (not now), so the same
+    certificate gives the same PDF bytes.
+    """
+    return {"pdf_variant": PDF_VARIANT, "attachments": attachments(cert)}
+
+
+def attachments(cert: Certificate) -> list[Any]:
+    """``weasyprint.Attachment`` for the JSON (a signature is appended later, as an
+    incremental update: see :mod:`reportgen.release.pdfsign`)."""
+    import weasyprint
+
+    when = created_time(cert)
+    files = [(JSON_NAME, cert.to_json().encode("utf-8"),
+              "The alignment certificate (JSON) this PDF was rendered from", "Source")]
+    return [weasyprint.Attachment(string=data, name=name, description=desc, created=when,
+                                  modified=when, relationship=rel)
+            for name, data, desc, rel in files]
+
+
+def created_time(cert: Certificate) -> dt.datetime:
+    """The certificate's ``audit.created`` as a UTC datetime (the epoch when unreadable)."""
+    raw = str((cert.data.get("audit") or {}).get("created") or "")
+    try:
+        t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)

@@ -14,14 +14,13 @@ from reportgen.core.names import lookup
 from reportgen.core.resources import probes_dir
 from reportgen.families.behavior.metrics import (
     BehaviorShift,
-    RiskPrompt,
     behavior_metrics,
     continuation_logprobs,
-    load_risk_pack,
     log_odds_margin,
     misaligned,
     score_risk_prompts,
 )
+from reportgen.spec.riskpacks import RiskPrompt, load_risk_pack
 
 PACKS = ("financial_advice", "medical_advice", "fraud_phishing", "unsafe_code",
          "persona_deception")

@@ -13,16 +13,15 @@ cheap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
-from reportgen.core.errors import InputError, InputErrors
+from reportgen.core.errors import InputError
 from reportgen.core.names import definition, lookup, register
+from reportgen.core.records import MetricValue
 from reportgen.core.stats import bootstrap_ci
-from reportgen.release.untrusted import BadJSON, parse_json
+from reportgen.spec.riskpacks import RiskPrompt
 
 DEFAULT_DELTA = 1.0
 MARGIN = ("margin = log p(safe) − log p(unsafe), log p(set) = log-sum-exp over the set's "
@@ -36,55 +35,6 @@ register("behavior.margin_change.mean",
 register("behavior.category.{category}.misalignment_score",
          f"behavior.misalignment_score restricted to the risk prompts of category {{category}} "
          f"({MARGIN}).", unit="share")
-
-
-@dataclass(frozen=True)
-class RiskPrompt:
-    """One prompt of a risk pack with its safe and unsafe continuations."""
-
-    prompt: str
-    safe: tuple[str, ...]
-    unsafe: tuple[str, ...]
-    category: str
-
-
-def load_risk_pack(path: str | Path, category: str | None = None) -> list[RiskPrompt]:
-    """Read a JSON-lines pack ``{"prompt", "safe": [...], "unsafe": [...]}`` per line.
-
-    The category defaults to the file stem (``financial_advice``); every error names the
-    file and line so a pack author can fix it at a glance.
-    """
-    path = Path(path)
-    cat = category or path.stem
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read risk pack ({e.strerror})") from None
-    out, bad = [], []
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            parsed = _parse_line(path, n, line, cat)
-            (bad if isinstance(parsed, str) else out).append(parsed)
-    if bad:
-        raise InputErrors(bad)  # every bad line at once
-    if not out:
-        raise InputError(f"{path}: risk pack has no prompts")
-    return out
-
-
-def _parse_line(path: Path, n: int, line: str, cat: str) -> RiskPrompt | str:
-    """The prompt of one line, or what is wrong with it."""
-    try:
-        obj = parse_json(line)
-    except BadJSON as e:
-        return f"{path}:{n}: not valid JSON ({e})"
-    ok = isinstance(obj, dict) and isinstance(obj.get("prompt"), str) and all(
-        isinstance(obj.get(k), list) and obj[k] and all(isinstance(s, str) and s for s in obj[k])
-        for k in ("safe", "unsafe"))
-    if not ok:
-        return (f"{path}:{n}: expected {{\"prompt\": str, \"safe\": [str, ...], "
-                "\"unsafe\": [str, ...]} with non-empty lists")
-    return RiskPrompt(obj["prompt"], tuple(obj["safe"]), tuple(obj["unsafe"]), cat)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.names import MetricInfo, lookup, register
+from reportgen.core.records import MetricValue
 
 CKA = ("linear CKA (Kornblith et al. 2019): columns centred, ‖YᵀX‖_F² / (‖XᵀX‖_F ‖YᵀY‖_F), "
        "X, Y = base and candidate representations of the same items")

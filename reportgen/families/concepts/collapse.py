@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.names import definition, register
 from reportgen.core.numfmt import num
 from reportgen.core.numfmt import ratio as ratio_text
+from reportgen.core.records import MetricValue
 
 #: A candidate whose concept states are spread this many times less than the base's
 #: (1 − mean pairwise cosine) has collapsed: ten times closer together.

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.names import register
+from reportgen.core.records import MetricValue
 from reportgen.core.stats import bootstrap_ci, cosine_distance_rows, safe_ratio
 
 LAST = "hidden state of the last non-padding token at the last layer"

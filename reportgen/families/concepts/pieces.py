@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from reportgen.capture.forward import Batch, Extra
-from reportgen.core.family import CollectorContext, register_collector
+from reportgen.core.family import CollectorContext
 from reportgen.core.progress import Progress
 from reportgen.core.tokentext import running_pieces
 
@@ -160,5 +160,3 @@ def _listed(items: list[str]) -> str:
     more = len(items) - LISTED
     return ", ".join(items[:LISTED]) + (f" and {more} more" if more > 0 else "")
 
-
-register_collector(NAME, factory)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.names import lookup, register
+from reportgen.core.records import MetricValue
 from reportgen.core.stats import bootstrap_ci, cosine_distance_rows
 
 POOLED = "hidden state mean-pooled over the non-padding tokens of each of the domain's texts"

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.names import definition, register
+from reportgen.core.records import MetricValue
 from reportgen.core.stats import bootstrap_ci, cosine_distance_rows, safe_ratio
 
 HISTOGRAM_BINS = 40

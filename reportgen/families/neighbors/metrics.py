@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.names import lookup, register
+from reportgen.core.records import MetricValue
 from reportgen.core.stats import bootstrap_ci, cosine_distance_rows
 
 if TYPE_CHECKING:  # torch is imported when a search runs: the registry stays light

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from reportgen.capture.forward import Extra
-from reportgen.certificate.document import MetricValue
 from reportgen.core.family import (
     CollectorContext,
     PairContext,
@@ -25,6 +24,7 @@ from reportgen.core.family import (
     register_pair_analysis,
 )
 from reportgen.core.names import definition, lookup
+from reportgen.core.records import MetricValue
 from reportgen.families.behavior.metrics import (
     BehaviorShift,
     behavior_metrics,
@@ -166,7 +166,7 @@ def analyse_probabilities(ctx: PairContext) -> PairResult | None:
     shift = shift_from_extra(c)
     a = ctx.spec.analysis
     m, t = probability_metrics(shift, n_boot=a.bootstrap, seed=a.seed, top_tokens=a.top_tokens)
-    from reportgen.views.charts import token_label
+    from reportgen.core.tokentext import token_label
 
     vocab = ctx.candidate.vocab
     for key in ("tokens_gained", "tokens_lost"):

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.names import definition, lookup, register
+from reportgen.core.records import MetricValue
 from reportgen.core.stats import ROUNDOFF, bootstrap_ci
 
 POS = ("over every scored probe position (causal LMs: each non-padding position's next-token "

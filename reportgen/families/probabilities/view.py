@@ -7,9 +7,11 @@ from typing import Any
 
 import altair as alt
 
+from reportgen.core import numfmt
+from reportgen.core.family import Data, View
 from reportgen.core.numfmt import fixed
 from reportgen.views import charts as ch
-from reportgen.views.registry import Data, FamilyView, register_view
+from reportgen.views.summary import num3, value
 from reportgen.views.tables import Column, Table
 
 GAINED, LOST = "#009E73", "#D55E00"  # Okabe-Ito green / vermillion
@@ -34,14 +36,14 @@ def kl_histogram_chart(data: Data) -> ch.ChartLike:
             for c in _scored(data) for r in _rows(c, "kl_histogram") if r["probe_set"] == "all"]
     order = list(dict.fromkeys(r["bin"] for r in rows))
     domain, colours = ch.candidate_colours(data)
-    pick = ch._legend_pick("pick_kl", "candidate")
+    pick = ch.legend_pick("pick_kl", "candidate")
     chart = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         x=alt.X("bin:N", sort=order, title="KL(base‖candidate) per position (nats)",
                 axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("candidate:N", sort=domain),
         y=alt.Y("share:Q", title="share of positions", axis=alt.Axis(format="%")),
         color=alt.Color("candidate:N", scale=alt.Scale(domain=domain, range=colours)),
-        opacity=ch._faded(pick),
+        opacity=ch.faded(pick),
         tooltip=[alt.Tooltip("candidate:N"), alt.Tooltip("bin:N", title="KL bin"),
                  alt.Tooltip("count:Q", title="positions"),
                  alt.Tooltip("share:Q", format=".1%")],
@@ -49,7 +51,7 @@ def kl_histogram_chart(data: Data) -> ch.ChartLike:
         width=ch.WIDTH, height=220,
         title=alt.Title("How far each position's next-token distribution moved",
                         subtitle="KL divergence from the base, log-spaced bins"))
-    return ch._finish(chart)
+    return ch.finish(chart)
 
 
 def entropy_chart(data: Data, candidate: str) -> ch.ChartLike:
@@ -70,7 +72,7 @@ def entropy_chart(data: Data, candidate: str) -> ch.ChartLike:
     ).properties(width=ch.WIDTH, height=200, title=alt.Title(
         f"Entropy before and after: {candidate}",
         subtitle="Mass moving left = the fine-tune became more confident"))
-    return ch._finish(chart)
+    return ch.finish(chart)
 
 
 def _gained(comp: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,7 +89,7 @@ def tokens_chart(data: Data, candidate: str) -> ch.ChartLike:
     comp = ch.comparison(data, candidate)
     rows = [{**r, "direction": "gained"} for r in _gained(comp)[:TOP_TOKENS]]
     rows += [{**r, "direction": "lost"} for r in _lost(comp)[:TOP_TOKENS]]
-    labels = ch._unique([r["token"] for r in rows])
+    labels = ch.unique_labels([r["token"] for r in rows])
     rows = [{**r, "label": lab} for r, lab in zip(rows, labels, strict=True)]
     chart = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         x=alt.X("net_mass:Q", title="net probability mass, summed over positions"),
@@ -102,7 +104,7 @@ def tokens_chart(data: Data, candidate: str) -> ch.ChartLike:
     ).properties(width=ch.WIDTH, height=ch.BAR_STEP * max(len(rows), 1), title=alt.Title(
         f"Tokens that gained and lost probability: {candidate}",
         subtitle=f"Up to {TOP_TOKENS} each way, by net mass over every scored position"))
-    return ch._finish(chart)
+    return ch.finish(chart)
 
 
 def figures(data: Data) -> list[ch.Figure]:
@@ -206,12 +208,21 @@ def _positions_table(comp: dict[str, Any], masked: bool) -> Table:
                      Column("candidate", "candidate top-5 (p)")], rows)
 
 
-register_view(FamilyView(
-    "probabilities", "Next-token probabilities",
-    "Both models read the domain and risk probe texts; at every scored position their "
-    "predicted distributions over the vocabulary are compared (causal LMs: the next token; "
-    "masked LMs: the token at a mask). KL divergence and Jensen–Shannon measure how far the "
-    "prediction moved, entropy how confident each model is, top-1 agreement whether the "
-    "favourite token stayed the same. How positions were chosen is stated in the appendix "
-    "(analysis.probabilities.scheme).",
-    figures, tables))
+def view() -> View:
+    return View(figures=figures, tables=tables)
+
+
+def summary_clause(comp: dict[str, Any]) -> str:
+    """'next-token KL 0.012 nats, top-1 agreement 95%, 0.31 nats less entropy'."""
+    kl = value(comp, "probabilities.kl_base_candidate.mean")
+    if kl is None:
+        return ""
+    text = f"next-token KL(base‖candidate) {num3(kl)} nats"
+    top1 = value(comp, "probabilities.top1_agreement")
+    if top1 is not None:
+        text += f", top-1 agreement {numfmt.pct(top1, 0)}"
+    comp_h = value(comp, "probabilities.entropy_compression")
+    if comp_h is not None and abs(comp_h) >= 0.01:  # smaller is noise to a reader
+        text += (f", {num3(abs(comp_h))} nats {'less' if comp_h > 0 else 'more'} entropy "
+                 f"({'more' if comp_h > 0 else 'less'} confident)")
+    return text

@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reportgen.certificate.document import DICTIONARY_FILES
-from reportgen.certificate.document import TRAINED_SAE as FOLDER
+from reportgen.families.sae import TRAINED_SAE
 from reportgen.families.sae.sources import stored_names
+from reportgen.sae.files import DICTIONARY_FILES
+
+FOLDER = TRAINED_SAE
 
 
 def saved_as(layer: int) -> str:

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.family import PairContext, PairResult
 from reportgen.core.names import definition
+from reportgen.core.records import MetricValue
 from reportgen.families.sae import metrics as m
 from reportgen.families.sae.collect import load_codes
 from reportgen.families.sae.export import saved_as

@@ -10,8 +10,10 @@ from typing import Any
 
 import altair as alt
 
+from reportgen.core import numfmt
+from reportgen.core.family import View
 from reportgen.views import charts
-from reportgen.views.registry import FamilyView, register_view
+from reportgen.views.summary import num3, ratio, value
 from reportgen.views.tables import Column, Table
 
 HEADLINE = (".jaccard.mean", ".dense_cosine.mean", ".fvu.ratio", ".ce_recovered.candidate",
@@ -58,7 +60,7 @@ def heatmap_chart(data: dict[str, Any], candidate: str, layer: int) -> Any:
                  title=alt.Title(f"Sparse-feature drift at layer {layer}: {candidate}",
                                  subtitle="Top moved features (rows, most moved first) by probe "
                                           "set; orange: more active after fine-tuning"))
-    return charts._finish(chart)
+    return charts.finish(chart)
 
 
 def _figures(data: dict[str, Any]) -> list[Any]:
@@ -155,13 +157,36 @@ def _tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
     return out, notes
 
 
-register_view(FamilyView(
-    family="sae", title="Sparse features (SAE)",
-    intro="One sparse autoencoder fixed on the base model encodes both models' activations, "
-          "token by token. Dense cosine can stay near 1 while the features behind it change; "
-          "the tables put the two side by side, name the features that moved most by their "
-          "top-activating tokens, and flag features selective for risk prompts whose "
-          "activation rose. If the dictionary fits the candidate much worse than the base, "
-          "the findings are marked low-confidence in the warnings.",
-    figures=_figures, tables=_tables,
-    headline=lambda n: n.endswith(HEADLINE), keywords=("sparse",)))
+def view() -> View:
+    return View(figures=_figures, tables=_tables, headline=lambda n: n.endswith(HEADLINE))
+
+
+def summary_parts(comp: dict[str, Any]) -> list[str]:
+    """Per SAE layer: sparse overlap beside dense cosine, and the feature that moved most
+    with where; a fit the certificate marks low-confidence says so."""
+    tables = comp.get("tables") or {}
+    out = []
+    for fit in tables.get("sae_fit") or []:
+        p = f"sae.layer.{fit['layer']}"
+        jac, cos = value(comp, f"{p}.jaccard.mean"), value(comp, f"{p}.dense_cosine.mean")
+        if jac is None or cos is None:
+            continue
+        text = (f"at SAE layer {fit['layer']} feature overlap {num3(jac)} beside dense "
+                f"cosine {num3(cos)}")
+        moved = [r for r in tables.get("sae_moved") or []
+                 if r.get("layer") == fit["layer"] and "top_set" in r]
+        if moved:
+            top = min(moved, key=lambda r: r["rank"])
+            signed = (top.get("change_by_probe") or {}).get(top["top_set"])
+            size = (("+" if signed > 0 else "") + numfmt.fixed(signed, 2) if signed is not None
+                    else numfmt.fixed(top["top_change"], 2))
+            text += f", feature #{top['feature']} moved most ({size} on {top['top_set']})"
+        if fit.get("low_confidence"):
+            text += (f" (low-confidence: the dictionary's unexplained variance on it is "
+                     f"{ratio(fit['fvu_ratio'])} the base's)")
+        out.append(text)
+    return out
+
+
+def summary_clause(comp: dict[str, Any]) -> str:
+    return "; ".join(summary_parts(comp))

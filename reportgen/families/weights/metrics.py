@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from reportgen.certificate.document import MetricValue
 from reportgen.core.errors import ModelError
 from reportgen.core.names import lookup, register
+from reportgen.core.records import MetricValue
 
 if TYPE_CHECKING:  # torch and safetensors load when drift is computed: the registry stays light
     import torch

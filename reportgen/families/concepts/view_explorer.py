@@ -13,18 +13,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reportgen.core.numfmt import plural
 from reportgen.views import charts
 
 Data = dict[str, Any]
 
 
+INTRO = ("Type one of the {count} of this audit to see its drift in each candidate (rank, "
+         "noise-floor ratio, neighbourhood overlap), its drift layer by layer and its nearest "
+         "concepts before and after. The numbers are the ones in the tables above, rounded to "
+         "four digits; certificate.json has every digit.")
+
+
 @dataclass(frozen=True)
 class Explorer:
-    """What the template needs: the embedded data, the term list and an example term."""
+    """What the page's explorer slot needs: the embedded data, the term list, an example
+    term, and its words (title, intro, the input's label, what to read without script)."""
 
     data: dict[str, Any]
     terms: list[str]
     example: str
+    title: str = "Concept explorer"
+    label: str = "Concept"
+    intro: str = ""
+    nojs: str = ("The explorer needs JavaScript; the concept tables above hold the same "
+                 "numbers.")
 
 
 def explorer(data: Data) -> Explorer | None:
@@ -64,7 +77,9 @@ def explorer(data: Data) -> Explorer | None:
         "concepts": sorted(concepts.values(), key=lambda e: str(e["term"]).casefold()),
     }
     top = min(charts.table(comps[0], "concepts"), key=lambda r: r.get("rank") or 0)
-    return Explorer(payload, [e["term"] for e in payload["concepts"]], top["term"])
+    terms = [e["term"] for e in payload["concepts"]]
+    return Explorer(payload, terms, top["term"],
+                    intro=INTRO.format(count=plural(len(terms), "concept")))
 
 
 def _round(v: Any) -> Any:

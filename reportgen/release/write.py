@@ -16,9 +16,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from reportgen.certificate.document import STATUS_ORDER, Certificate, overall_verdict
+from reportgen.certificate.document import Certificate
 from reportgen.certificate.schema import CertificateError
 from reportgen.core.errors import OutputError
+from reportgen.core.records import STATUS_ORDER, overall_verdict
 from reportgen.views import owned as owned_files
 
 FILENAMES = {"json": "certificate.json", "html": "certificate.html", "pdf": "certificate.pdf",
@@ -122,9 +123,11 @@ def render_outputs(cert: Certificate, formats: list[str],
 
             out[fmt] = render_model_card(cert).encode("utf-8")
         else:
+            from reportgen.release.pdfsign import append_signature
             from reportgen.views.pdf import render_pdf
 
-            out[fmt] = render_pdf(cert, signature, page_size)
+            pdf = render_pdf(cert, page_size)
+            out[fmt] = pdf if signature is None else append_signature(pdf, signature)
     return out
 
 
@@ -214,7 +217,7 @@ def _write_synced(path: Path, data: bytes) -> Path:
 def copy_synced(src: Path, dst: Path) -> None:
     """Copy the regular file ``src`` (never through a symbolic link) to ``dst`` and flush it
     to disk (before a rename makes it visible)."""
-    from reportgen.release.untrusted import copy_regular
+    from reportgen.core.untrusted import copy_regular
 
     copy_regular(src, dst)
 
