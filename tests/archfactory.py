@@ -117,13 +117,14 @@ def _make_perturbed(src: Path, builder: ModuleType) -> Callable[[Path], dict[str
 
 
 def _make_instruct(src: Path, builder: ModuleType) -> Callable[[Path], dict[str, object]]:
-    """The base with chat special tokens added, its embeddings (and untied head) resized to
-    the grown tokenizer, the new rows initialised by transformers, then perturbed, and a
-    chat template in its tokenizer_config.json."""
+    """The base with chat special tokens added (the end-of-turn one as its EOS), its
+    embeddings (and untied head) resized to the grown tokenizer, the new rows initialised by
+    transformers, then perturbed, and a chat template in its tokenizer_config.json."""
 
     def make(folder: Path) -> dict[str, object]:
         tok = tf.AutoTokenizer.from_pretrained(src)
         added = tok.add_special_tokens({"additional_special_tokens": list(CHAT_TOKENS)})
+        tok.eos_token = CHAT_TOKENS[1]
         tok.chat_template = CHAT_TEMPLATE
         with builder.deterministic(builder.TINY_SEED + 2):
             model = tf.AutoModelForCausalLM.from_pretrained(src).eval()
@@ -136,8 +137,13 @@ def _make_instruct(src: Path, builder: ModuleType) -> Callable[[Path], dict[str,
     return make
 
 
+#: Families with a base → instruct pair: tied (Qwen2) and untied (Mistral) embeddings.
+INSTRUCT = ("qwen2", "mistral")
+
+
 def build_arch_models(root: Path, builder: ModuleType) -> dict[str, Path]:
-    """``tiny-<arch>`` and ``tiny-<arch>-ft`` for every family, and ``tiny-qwen2-instruct``."""
+    """``tiny-<arch>`` and ``tiny-<arch>-ft`` for every family, ``tiny-<arch>-instruct``
+    for those of :data:`INSTRUCT`."""
     out: dict[str, Path] = {}
     for name in ARCHS:
         base = builder.build_folder(root, f"tiny-{name}", _make_base(name, builder),
@@ -145,8 +151,10 @@ def build_arch_models(root: Path, builder: ModuleType) -> dict[str, Path]:
         out[f"tiny-{name}"] = base
         out[f"tiny-{name}-ft"] = builder.build_folder(
             root, f"tiny-{name}-ft", _make_perturbed(base, builder), builder._quiet)
-    out["tiny-qwen2-instruct"] = builder.build_folder(
-        root, "tiny-qwen2-instruct", _make_instruct(out["tiny-qwen2"], builder), builder._quiet)
+    for name in INSTRUCT:
+        out[f"tiny-{name}-instruct"] = builder.build_folder(
+            root, f"tiny-{name}-instruct", _make_instruct(out[f"tiny-{name}"], builder),
+            builder._quiet)
     return out
 
 

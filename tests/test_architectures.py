@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import transformers as tf
-from archfactory import ARCHS, CHAT_TOKENS, build_arch_models, hidden_states, load
+from archfactory import ARCHS, CHAT_TOKENS, INSTRUCT, build_arch_models, hidden_states, load
 from safetensors.torch import load_file
 from scipy.spatial.distance import cosine
 from scipy.special import log_softmax, logsumexp
@@ -82,6 +82,16 @@ def _dictionary(tmp: Path, d: int) -> Path:
     sae = SAE("topk", torch.randn(d, 48, generator=g) / 4, torch.randn(48, d, generator=g),
               torch.randn(d, generator=g) / 10, b_enc=torch.randn(48, generator=g) / 10, k=5)
     return save_saelens(sae, tmp / "sae", hook_name=f"blocks.{PATH_LAYER}.hook_resid_post")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Width-32 models: each op is too small to gain from a second thread, and on a busy
+    2-core machine waiting for one costs more than the op (the demo builder pins one too)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -276,6 +286,33 @@ def test_probabilities_and_margins_match_the_models_own_logits(audited: Audited)
     assert [c["status"] for c in cert.checks] == ["PASS"] * 3
 
 
+def test_most_affected_positions_and_greedy_text_match(audited: Audited) -> None:
+    """Position by position: KL and both top-5 lists of the most affected positions, and
+    the greedy continuations, from the models' own logits (argmax, token by token)."""
+    from scipy.special import rel_entr
+
+    comp, texts = audited.cert.comparison("ft"), _probe_texts(audited.spec)
+    top = comp["tables"]["probabilities_top_positions"]
+    assert top and [r["kl"] for r in top] == sorted((r["kl"] for r in top), reverse=True)
+    for r in top:
+        ids = load(audited.base)[1](texts[r["text_row"]])["input_ids"]
+        pb, pc = (np.exp(log_softmax(_logits(f, ids)[r["token_index"]]))
+                  for f in (audited.base, audited.ft))
+        assert r["kl"] == pytest.approx(rel_entr(pb, pc).sum(), rel=1e-3, abs=1e-6)
+        for p, key in ((pb, "base_top5"), (pc, "candidate_top5")):
+            assert [x["p"] for x in r[key]] == pytest.approx(np.sort(p)[::-1][:5], rel=1e-4)
+    for row in comp["tables"]["behavior_greedy"]:
+        for folder, key in ((audited.base, "base"), (audited.ft, "candidate")):
+            model, tok = load(folder)
+            ids = tok(row["prompt"])["input_ids"]
+            for _ in range(4):  # analysis.behavior.max_new_tokens
+                ids.append(int(_logits(folder, ids)[-1].argmax()))
+                if ids[-1] == model.generation_config.eos_token_id:
+                    break
+            n = len(tok(row["prompt"])["input_ids"])
+            assert row[key] == tok.decode(ids[n:], skip_special_tokens=True), key
+
+
 def test_gemma2_soft_capping_is_what_was_scored(arch_models) -> None:
     """The logits the audit matched above are soft-capped: the LM head alone is far off."""
     model, tok = load(arch_models["tiny-gemma2"])
@@ -362,13 +399,14 @@ def test_projection_schema_and_cache(audited: Audited) -> None:
 # ------------------------------------------------------------- base → instruct, grown vocabulary
 
 
-@pytest.fixture(scope="module")
-def instruct(arch_models, tmp_path_factory) -> Audited:
-    tmp = tmp_path_factory.mktemp("arch-instruct")
-    base, ft = arch_models["tiny-qwen2"], arch_models["tiny-qwen2-instruct"]
+@pytest.fixture(scope="module", params=INSTRUCT)
+def instruct(request, arch_models, tmp_path_factory) -> Audited:
+    arch = request.param
+    tmp = tmp_path_factory.mktemp(f"arch-{arch}-instruct")
+    base, ft = arch_models[f"tiny-{arch}"], arch_models[f"tiny-{arch}-instruct"]
     sae = _dictionary(tmp, 32)
     spec = _spec(tmp, base, ft, sae)
-    return Audited("qwen2", base, ft, spec, sae, reportgen.audit(spec, progress=False))
+    return Audited(arch, base, ft, spec, sae, reportgen.audit(spec, progress=False))
 
 
 def _aligned(base: Path, ft: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -383,6 +421,7 @@ def test_instruct_tokens_are_aligned_by_string_and_new_ones_listed(instruct: Aud
     cert = instruct.cert
     config = json.loads((instruct.ft / "tokenizer_config.json").read_text())
     assert "<|im_start|>" in config["chat_template"]  # the fixture is what it claims
+    assert config["eos_token"] == "<|im_end|>"
     assert cert.metric("ft", "embeddings.new_tokens") == 2
     new = cert.comparison("ft")["tables"]["new_tokens"]
     assert sorted(r["token"] for r in new) == sorted(CHAT_TOKENS)
@@ -419,14 +458,17 @@ def test_instruct_compares_what_it_can_and_says_what_it_cannot(instruct: Audited
     status = {c["id"]: c["status"] for c in cert.checks}
     assert status == {"drift": "PASS", "kl": "ERROR", "risk": "PASS"}
     assert cert.verdict == "ERROR"
-    # the resized embedding is listed, every other tensor compared
+    # the resized embedding (and untied head) is listed, every other tensor compared
     b, c = _tensors(instruct.base), _tensors(instruct.ft)
+    resized = sorted(n for n in b if b[n].shape != c[n].shape)
+    assert resized == (["model.embed_tokens.weight"] if instruct.arch == "qwen2" else
+                       ["lm_head.weight", "model.embed_tokens.weight"])
     assert cert.comparison("ft")["tables"]["weights_unmatched"] == [
-        {"name": "model.embed_tokens.weight", "present_in": "both",
-         "reason": "shape [512, 32] in base, [514, 32] in candidate"}]
+        {"name": n, "present_in": "both", "reason": "shape [512, 32] in base, [514, 32] in "
+         "candidate"} for n in resized]
     rows = {r["name"]: r for r in cert.comparison("ft")["tables"]["weights_tensors"]}
-    ref = _np_drift({n: v for n, v in b.items() if n != "model.embed_tokens.weight"}, c)
-    assert set(rows) == set(c) - {"model.embed_tokens.weight"}
+    ref = _np_drift({n: v for n, v in b.items() if n not in resized}, c)
+    assert set(rows) == set(c) - set(resized)
     for n in set(rows) - set(ref):  # zero in the base (Qwen2's q/k/v biases), and still
         assert not b[n].any() and not c[n].any() and rows[n]["relative_drift"] == 0.0, n
     for n, v in ref.items():
