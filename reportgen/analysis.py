@@ -24,10 +24,14 @@ def _rows(cap, sl: slice) -> tuple[np.ndarray, np.ndarray]:
     return cap.last[:, sl], cap.mean[:, sl]
 
 
-def _pair_drift(base, cand, sl: slice) -> tuple[ConceptDrift, np.ndarray, Alignment]:
-    bl, bm = _rows(base, sl)
-    cl, cm = _rows(cand, sl)
-    cd = concept_drift(bl, cl, bm, cm, base.layer_ids)
+def _pair_drift(base, cand, sl: slice | None
+                ) -> tuple[ConceptDrift | None, np.ndarray, Alignment]:
+    """Concept drift (None without concept probes), token drift and the token alignment."""
+    cd = None
+    if sl is not None:
+        bl, bm = _rows(base, sl)
+        cl, cm = _rows(cand, sl)
+        cd = concept_drift(bl, cl, bm, cm, base.layer_ids)
     align = align_vocabularies(base.vocab, cand.vocab)
     td = token_drift(base.embeddings, cand.embeddings, align)
     return cd, td, align
@@ -95,12 +99,14 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
 
     Returns the comparisons, warnings, and certificate-level analysis entries (the joint
     UMAP projection, fitted once over all variants)."""
+    from . import termpieces  # after the families registered their collectors (order)
+
     prog = prog or Progress(False)
     warnings: list[str] = []
     a = spec.analysis
     base = caps["base"]
     slices = probe.slices()
-    sl = slices["concepts"]
+    sl = slices.get("concepts")  # None: no concept probes, so no concept family at all
     drifts = {m.name: _pair_drift(base, caps[m.name], sl) for m in models[1:]}
     floors = [m.name for m in models[1:] if m.role == "noise_floor"]
     if len(floors) > 1:
@@ -113,9 +119,12 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
         cand = caps[m.name]
         cd, td, align = drifts[m.name]
         own_floor = None if (floor is None or m.name == floors[0]) else floor
-        cm, ctables = concept_metrics(
-            cd, own_floor[0] if own_floor else None, probe.terms, probe.categories,
-            n_boot=a.bootstrap, seed=a.seed)
+        cm, ctables = {}, {}
+        if cd is not None:
+            cm, ctables = concept_metrics(
+                cd, own_floor[0] if own_floor else None, probe.terms, probe.categories,
+                n_boot=a.bootstrap, seed=a.seed)
+            termpieces.mark_rows(ctables["concepts"], probe.terms, base, cand)
         em, etables = embedding_metrics(
             td, own_floor[1] if own_floor else None, align, top=a.top_tokens,
             n_boot=a.bootstrap, seed=a.seed)
@@ -154,7 +163,9 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
                 if "noise_floor" in name:  # ratios and shares against the floor
                     mv.error = f"{m.name} is the noise floor itself"
         comparisons.append(Comparison("base", m.name, m.role, metrics, tables))
-    if a.umap:
+    if sl is not None:
+        extra["concepts"] = termpieces.tokenization(probe, models, caps)
+    if a.umap and sl is not None:
         prog.say("joint UMAP of the concept representations")
         try:
             extra["projection"] = projection(models, caps, sl, probe, a.seed)
@@ -163,10 +174,11 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
     return comparisons, warnings, extra
 
 
-def representation_metrics(a, base, cand, sl: slice, probe, td: np.ndarray, align: Alignment,
+def representation_metrics(a, base, cand, sl: slice | None, probe, td: np.ndarray, align: Alignment,
                            base_knn: dict[bytes, tuple[np.ndarray, np.ndarray]] | None = None,
                            ) -> tuple[dict[str, MetricValue], dict[str, list[dict]]]:
-    """Concept and token neighbourhoods and per-layer CKA over the concept prompts.
+    """Concept and token neighbourhoods and per-layer CKA over the concept prompts (``sl``,
+    None without concept probes: token neighbourhoods only).
 
     ``base_knn`` memoises the base's whole-vocabulary k-NN by the aligned base rows, so it is
     searched once however many candidates share that alignment."""
@@ -175,8 +187,7 @@ def representation_metrics(a, base, cand, sl: slice, probe, td: np.ndarray, alig
     k = a.neighborhoods.k
     metrics: dict[str, MetricValue] = {}
     tables: dict[str, list[dict]] = {}
-    n = sl.stop - sl.start
-    if n > k:
+    if sl is not None and sl.stop - sl.start > k:
         nm, nt = concept_neighbour_metrics(
             base.last[-1, sl], cand.last[-1, sl], probe.terms, probe.categories, k=k,
             n_boot=a.bootstrap, seed=a.seed)
@@ -198,6 +209,8 @@ def representation_metrics(a, base, cand, sl: slice, probe, td: np.ndarray, alig
             full_vocabulary=full, n_boot=a.bootstrap, seed=a.seed, drift=td, base_knn=known)
         metrics.update(tm)
         tables.update(tt)
+    if sl is None:
+        return metrics, tables
     from .metrics.cka import cka_by_layer
 
     km, krows = cka_by_layer(base.last[:, sl], cand.last[:, sl], base.layer_ids,

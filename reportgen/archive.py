@@ -1,14 +1,24 @@
 """The release archive: every release's certificate filed, and an index with trends.
 
-Layout: ``ARCHIVE/releases/<release>/`` holds that release's certificate files (JSON, HTML,
-PDF, signature, model card) and ``ARCHIVE/index.html`` lists every release, charts each
-headline metric across releases, and says what changed from one release to the next.
+Layout: ``ARCHIVE/releases/<release>/`` holds that release's certificate files (JSON,
+signature, and the HTML, PDF and model card), ``ARCHIVE/replaced/<release>-<sha>/`` keeps a
+filing that ``--replace`` superseded, and ``ARCHIVE/index.html`` (:mod:`.archive_index`)
+lists every release, charts each headline metric across releases and says what changed.
 
-Why it is safe to run two ``archive add`` at once: each add holds an exclusive ``fcntl`` lock
-on ``ARCHIVE/.archive.lock`` while it files its release and rebuilds the index, and every
-write lands by rename (a staged release folder, a temporary index), so a reader never sees a
-half-written file. The index is rebuilt from the filed ``certificate.json`` files each time,
-never patched, so it cannot drift from what the archive holds.
+Why filing reads nothing as it comes: the certificate folder is often a vendor's. Its
+``certificate.json`` is read as a regular file and validated against the schema before
+anything is written; its signature is filed as it is (a regular JSON file); the HTML, PDF and
+model card are rendered here from the validated JSON, never copied (a vendor's HTML can carry
+a script, and a symbolic link can point at any local file, so links are refused).
+
+Why filing is all or nothing: the release is staged in a folder beside its place and the new
+index is rendered from the filed releases plus the staged one before anything moves; then
+the staged folder is renamed into place and the index renamed over the old one, and a failure
+between the two puts the earlier filing back. A filed certificate that is not valid is left
+out of the index and named, so it can never make the index unbuildable.
+
+Why two adds may run at once: each holds an exclusive ``fcntl`` lock on
+``ARCHIVE/.archive.lock`` while it files its release and rebuilds the index.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -24,21 +35,27 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .certificate import STATUS_ORDER, Certificate, dictionary_files
+from .archive_index import (
+    INDEX,
+    RELEASES,
+    by_date,
+    release_of,
+    render_index,
+    scan_releases,
+    write_index,
+)
+from .certificate import Certificate, attachments_beside, dictionary_files
+from .certschema import MAX_BYTES, load_certificate
 from .errors import InputError
-from .modelcard import headline_metrics
-from .render import copy_synced
+from .render import SIGNATURE_FILE, render_outputs
+from .untrusted import BadJSON, copy_regular, parse_json, read_json_beside, read_regular
+from .untrusted import symlink_error as _symlink_error
 
-INDEX = "index.html"
-INDEX_TEMPLATE = "archive-index.html.j2"
 LOCK = ".archive.lock"
-RELEASES = "releases"
-FILES = ("certificate.json", "certificate.html", "certificate.pdf", "certificate.sig.json",
-         "model-card.md")
+REPLACED = "replaced"
 LOCK_TIMEOUT_S = 300.0
-TOP_MOVES = 5
+VIEWS = {"certificate.html": "html", "certificate.pdf": "pdf", "model-card.md": "model-card"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -51,67 +68,55 @@ class Added:
     release: str
     path: Path  # the release's folder in the archive
     index: Path
-    replaced: bool  # the release was already filed and its files were replaced
+    unchanged: bool = False  # the same certificate was filed already: nothing was written
+    moved_to: Path | None = None  # where the filing it replaced was kept (--replace)
     missing: list[str] = field(default_factory=list)  # listed by the certificate, not found
+    skipped: list[str] = field(default_factory=list)  # filed releases left out of the index
+
+    def lines(self) -> list[str]:
+        """What was done, for the reader."""
+        if self.unchanged:
+            done = (f"{self.release}: already filed in {self.path} (the same certificate); "
+                    "nothing changed")
+        else:
+            done = f"{self.release}: filed in {self.path}"
+        moved = ([f"{self.release}: the earlier filing was moved to {self.moved_to}"]
+                 if self.moved_to is not None else [])
+        return [done, *moved, f"index: {self.index}"]
+
+    def warnings(self, where: str) -> list[str]:
+        return ([f"warning: left out of the index: {why}" for why in self.skipped]
+                + [f"warning: {f} is named by the certificate but not in {where}; filed "
+                   "without it" for f in self.missing])
 
 
 @dataclass(frozen=True)
-class Release:
-    slug: str
-    data: dict[str, Any]
-    digest: str
-    files: tuple[str, ...]
+class Incoming:
+    """A certificate folder to file, read and checked, with nothing written yet."""
 
-    @property
-    def name(self) -> str:
-        return str((self.data.get("audit") or {}).get("release"))
-
-    @property
-    def created(self) -> str:
-        return str((self.data.get("audit") or {}).get("created") or "")
-
-
-@dataclass
-class Flip:
-    check: str
-    candidate: str
-    before: str | None  # None: the check is new in this release
-    after: str | None  # None: the check was dropped
-    value_before: float | None = None
-    value_after: float | None = None
-
-
-@dataclass
-class Move:
-    metric: str
-    candidate: str
-    before: float
-    after: float
-
-    @property
-    def relative(self) -> float:
-        if self.before == 0:
-            return 0.0 if self.after == 0 else float("inf")
-        return (self.after - self.before) / abs(self.before)
-
-
-@dataclass
-class Changes:
-    release: Release
-    previous: Release | None
-    flips: list[Flip] = field(default_factory=list)
-    moves: list[Move] = field(default_factory=list)
+    source: Path
+    raw: bytes  # certificate.json exactly as read (the signature covers these bytes)
+    cert: Certificate
+    signature: bytes | None
+    views: tuple[str, ...]  # the formats to render for the archive
+    dictionaries: dict[str, Path]
+    missing: list[str]
 
 
 # ------------------------------------------------------------------------------- adding
 
 
-def add(archive_dir: Path, cert_dir: Path) -> Added:
-    """File the certificate in ``cert_dir`` under its release and rebuild the index."""
-    archive_dir, source = Path(archive_dir), _source_folder(Path(cert_dir))
-    cert = Certificate.from_json(source / "certificate.json")
-    release = _release_name(cert, source)
+def add(archive_dir: Path, cert_dir: Path, replace: bool = False) -> Added:
+    """File the certificate in ``cert_dir`` under its release and rebuild the index.
+
+    A release already filed from another certificate is refused unless ``replace``; then the
+    earlier filing is moved to ``ARCHIVE/replaced/``, never deleted.
+    """
+    archive_dir = Path(archive_dir)
+    incoming = read_incoming(Path(cert_dir))
+    release = _release_name(incoming)
     slug = release_slug(release)
+    views = render_outputs(incoming.cert, list(incoming.views), incoming.signature)
     releases = archive_dir / RELEASES
     try:
         releases.mkdir(parents=True, exist_ok=True)
@@ -120,14 +125,42 @@ def add(archive_dir: Path, cert_dir: Path) -> Added:
     _warm_up_renderer()  # the slow part of rendering the index, done before taking the lock
     with archive_lock(archive_dir):
         target = releases / slug
-        replaced = target.exists()
-        if replaced:
-            _check_same_release(target, release)
-        wanted = dictionary_files(cert.data)
-        _file_release(source, target, wanted)
-        index = write_index(archive_dir)
-    return Added(release, target, index, replaced,
-                 [f for f in wanted if not (source / f).is_file()])
+        if (target.exists() or target.is_symlink()) and _already_filed(
+                archive_dir, target, release, incoming, replace):
+            filed, skipped = scan_releases(archive_dir)
+            index = write_index(archive_dir, render_index(filed))
+            return Added(release, target, index, unchanged=True,
+                         skipped=[why for _, why in skipped])
+        moved, skipped = _file(archive_dir, target, incoming, views)
+    return Added(release, target, archive_dir / INDEX, moved_to=moved,
+                 missing=incoming.missing, skipped=skipped)
+
+
+def check_not_filed(archive_dir: Path, release: str) -> None:
+    """Refuse early (before an audit runs) when ``release`` is already filed."""
+    target = Path(archive_dir) / RELEASES / release_slug(release)
+    if release and (target.exists() or target.is_symlink()):
+        raise ArchiveError(f"{target}: release {release!r} is already filed; pass --replace "
+                           "to file the new certificate instead (the earlier filing is then "
+                           f"kept in {Path(archive_dir) / REPLACED})")
+
+
+def read_incoming(cert_dir: Path) -> Incoming:
+    """Read and check everything filing needs from a certificate folder (no symlinks)."""
+    source = _source_folder(cert_dir)
+    raw, data = load_certificate(source / "certificate.json")
+    views = []
+    for name, fmt in VIEWS.items():
+        path = source / name
+        if path.is_symlink():
+            raise _symlink_error(path)
+        if path.exists():
+            views.append(fmt)
+    found = attachments_beside(source, data)
+    dictionaries = {rel: p for rel, p in found.items() if isinstance(p, Path)}
+    missing = [rel for rel in dictionary_files(data) if rel not in found]
+    return Incoming(source, raw, Certificate(data), read_json_beside(source / SIGNATURE_FILE),
+                    tuple(views), dictionaries, missing)
 
 
 def _warm_up_renderer() -> None:
@@ -143,55 +176,136 @@ def release_slug(release: str) -> str:
 
 
 def _source_folder(cert_dir: Path) -> Path:
-    if cert_dir.is_file() and cert_dir.name == "certificate.json":
+    if cert_dir.name == "certificate.json" and not cert_dir.is_dir():
         return cert_dir.parent
-    if not (cert_dir / "certificate.json").is_file():
-        raise ArchiveError(f"{cert_dir}: no certificate.json here; expected an audit's "
-                           "output folder")
+    if not cert_dir.is_dir():
+        raise ArchiveError(f"{cert_dir}: not a folder; expected an audit's output folder")
     return cert_dir
 
 
-def _release_name(cert: Certificate, source: Path) -> str:
-    release = (cert.data.get("audit") or {}).get("release")
+def _release_name(incoming: Incoming) -> str:
+    release = (incoming.cert.data.get("audit") or {}).get("release")
     if not isinstance(release, str) or not release.strip():
-        raise ArchiveError(f"{source / 'certificate.json'}: audit.release is empty; set "
-                           "audit.release in the spec to file the certificate in an archive")
+        raise ArchiveError(f"{incoming.source / 'certificate.json'}: audit.release is empty; "
+                           "set audit.release in the spec to file the certificate in an "
+                           "archive")
     return release
 
 
-def _check_same_release(target: Path, release: str) -> None:
-    """Two releases whose names share a folder ('v1/3', 'v1-3') must not overwrite each other."""
-    try:
-        filed = Certificate.from_json(target / "certificate.json")
-    except InputError:
-        return  # an unreadable leftover: replacing it is the repair
-    other = (filed.data.get("audit") or {}).get("release")
-    if other != release:
+def _already_filed(archive_dir: Path, target: Path, release: str, incoming: Incoming,
+                   replace: bool) -> bool:
+    """True when ``target`` holds this very certificate (and signature); raise when it holds
+    another release, or another certificate of this release without ``replace``."""
+    earlier = _read_or_none(target / "certificate.json", MAX_BYTES)
+    other = _release_in(earlier)
+    if other is not None and other != release:
         raise ArchiveError(f"{target}: already holds release {other!r}, whose folder name "
                            f"is the same as {release!r}'s; rename one of the releases")
+    if earlier == incoming.raw and _read_or_none(target / SIGNATURE_FILE, 2**20) == \
+            incoming.signature:
+        return True
+    if not replace:
+        what = (f"from another certificate (sha256 {_sha(earlier)[:16]}…)" if earlier
+                else "but holds no readable certificate.json")
+        raise ArchiveError(f"{target}: release {release!r} is already filed {what}; pass "
+                           "--replace to file this certificate instead (the earlier filing "
+                           f"is then kept in {archive_dir / REPLACED})")
+    return False
 
 
-def _file_release(source: Path, target: Path, extra: list[str]) -> None:
-    """Copy the certificate files (and ``extra`` relative paths, where present) into a staging
-    folder, then rename it into place."""
-    stage = Path(tempfile.mkdtemp(prefix=f".stage-{target.name}-", dir=target.parent))
-    old = target.parent / f".old-{target.name}-{os.getpid()}"
+def _read_or_none(path: Path, limit: int) -> bytes | None:
     try:
-        for name in (*FILES, *extra):
-            if (source / name).is_file():
-                (stage / name).parent.mkdir(parents=True, exist_ok=True)
-                copy_synced(source / name, stage / name)
-        os.chmod(stage, 0o755)
-        if target.exists():
-            os.replace(target, old)
-        os.replace(stage, target)
+        return read_regular(path, limit)
+    except (FileNotFoundError, InputError):
+        return None
+
+
+def _release_in(raw: bytes | None) -> str | None:
+    try:
+        release = (parse_json(raw or b"").get("audit") or {}).get("release")
+    except (BadJSON, AttributeError):
+        return None
+    return release if isinstance(release, str) else None
+
+
+def _sha(raw: bytes | None) -> str:
+    return hashlib.sha256(raw or b"").hexdigest()
+
+
+def _file(archive_dir: Path, target: Path, incoming: Incoming, views: dict[str, bytes]
+          ) -> tuple[Path | None, list[str]]:
+    """Stage the release, render the index that includes it, then move both into place."""
+    stage = Path(tempfile.mkdtemp(prefix=f".stage-{target.name}-", dir=target.parent))
+    try:
+        _fill(stage, incoming, views)
+        filed, skipped = scan_releases(archive_dir)
+        others = [r for r in filed if r.slug != target.name]
+        html = render_index(by_date([*others, release_of(stage, incoming.cert.data,
+                                                         target.name)]))
+        moved = _swap_in(stage, target, archive_dir)
+        try:
+            write_index(archive_dir, html)
+        except BaseException:
+            _swap_back(stage, target, moved)
+            raise
     except OSError as e:
-        if old.exists() and not target.exists():
-            os.replace(old, target)
         raise ArchiveError(f"{target}: cannot file the release ({e.strerror or e})") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    return moved, [why for slug, why in skipped if slug != target.name]
+
+
+def _fill(stage: Path, incoming: Incoming, views: dict[str, bytes]) -> None:
+    """Write the JSON as read, the signature, the rendered views and the dictionaries."""
+    files = {"certificate.json": incoming.raw, SIGNATURE_FILE: incoming.signature,
+             **{name: views.get(fmt) for name, fmt in VIEWS.items()}}
+    for name, data in files.items():
+        if data is not None:
+            _write(stage / name, data)
+    for rel, src in incoming.dictionaries.items():
+        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+        copy_regular(src, stage / rel)
+    os.chmod(stage, 0o755)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _swap_in(stage: Path, target: Path, archive_dir: Path) -> Path | None:
+    """Rename ``stage`` to ``target``; an earlier filing there moves to ``replaced/``."""
+    moved = None
+    if target.exists() or target.is_symlink():
+        moved = _aside(target, archive_dir / REPLACED)
+        os.replace(target, moved)
+    try:
+        os.replace(stage, target)
+    except BaseException:
+        if moved is not None:
+            os.replace(moved, target)
+        raise
+    return moved
+
+
+def _swap_back(stage: Path, target: Path, moved: Path | None) -> None:
+    with contextlib.suppress(OSError):
+        os.replace(target, stage)
+        if moved is not None:
+            os.replace(moved, target)
+
+
+def _aside(target: Path, folder: Path) -> Path:
+    """A free name in ``folder`` for the earlier filing of ``target``: release and digest."""
+    folder.mkdir(exist_ok=True)
+    stem = f"{target.name}-{_sha(_read_or_none(target / 'certificate.json', MAX_BYTES))[:12]}"
+    name, n = stem, 1
+    while (folder / name).exists() or (folder / name).is_symlink():
+        n += 1
+        name = f"{stem}-{n}"
+    return folder / name
 
 
 @contextlib.contextmanager
@@ -212,186 +326,3 @@ def archive_lock(archive_dir: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-# -------------------------------------------------------------------------------- index
-
-
-def load_releases(archive_dir: Path) -> list[Release]:
-    """Every filed release, oldest first (by ``audit.created``, then release name)."""
-    out = []
-    root = Path(archive_dir) / RELEASES
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        path = folder / "certificate.json"
-        if folder.name.startswith(".") or not path.is_file():
-            continue
-        cert = Certificate.from_json(path)
-        files = tuple(n for n in FILES if (folder / n).is_file())
-        out.append(Release(folder.name, cert.data, cert.digest, files))
-    return sorted(out, key=lambda r: (r.created, r.name))
-
-
-def write_index(archive_dir: Path) -> Path:
-    """Render ``index.html`` from the filed releases and rename it into place."""
-    html = render_index(load_releases(archive_dir))
-    path = Path(archive_dir) / INDEX
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".html", dir=archive_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(html.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def render_index(releases: list[Release]) -> str:
-    """The self-contained index page (Vega inlined once, strict CSP, no network)."""
-    from markupsafe import Markup
-
-    from .render.html import (
-        EMBED_SCRIPT,
-        chart_script,
-        content_security_policy,
-        environment,
-        js_bundle,
-    )
-    from .resources import templates_dir
-
-    bundle = js_bundle()
-    trends = trend_series(releases)
-    ctx = {
-        "releases": list(reversed(releases)),
-        "title": _title(releases),
-        "trends": [(i, name, _definition(releases, name), rows,
-                    chart_script(trend_chart(name, rows, releases).to_dict()))
-                   for i, (name, rows) in enumerate(trends.items())],
-        "changes": [what_changed(prev, cur) for prev, cur in
-                    zip([None, *releases[:-1]], releases, strict=True)][::-1],
-        "css": Markup((templates_dir() / "certificate.css").read_text(encoding="utf-8")),
-        "js_bundle": Markup(bundle), "embed_script": Markup(EMBED_SCRIPT),
-        "csp": content_security_policy([bundle, EMBED_SCRIPT]),
-        "counts": _counts, "change_text": _change_text,
-    }
-    return environment().get_template(INDEX_TEMPLATE).render(ctx)
-
-
-def _title(releases: list[Release]) -> str:
-    names = list(dict.fromkeys(str((r.data.get("audit") or {}).get("name") or "")
-                               for r in releases))
-    return " · ".join(n for n in names if n) or "Release archive"
-
-
-def _definition(releases: list[Release], metric: str) -> str:
-    """The metric's one-line definition, as the newest release that has it states it."""
-    for r in reversed(releases):
-        for c in r.data.get("comparisons") or []:
-            m = (c.get("metrics") or {}).get(metric)
-            if m and m.get("definition"):
-                return str(m["definition"])
-    return ""
-
-
-def _counts(data: dict[str, Any]) -> str:
-    checks = data.get("checks") or []
-    parts = [f"{n} {s}" for s in reversed(STATUS_ORDER)
-             if (n := sum(c.get("status") == s for c in checks))]
-    return ", ".join(parts) or "no checks"
-
-
-# ------------------------------------------------------------------------------- trends
-
-
-def trend_series(releases: list[Release]) -> dict[str, list[dict[str, Any]]]:
-    """Metric → one row per (release, candidate) that measured it, in release order."""
-    names: dict[str, None] = {}
-    for r in releases:
-        names.update(dict.fromkeys(headline_metrics(r.data)))
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name in names:
-        rows = []
-        for order, r in enumerate(releases):
-            for c in r.data.get("comparisons") or []:
-                value = ((c.get("metrics") or {}).get(name) or {}).get("value")
-                if value is not None:
-                    rows.append({"release": r.name, "order": order, "created": r.created,
-                                 "candidate": c["candidate"], "role": c.get("role", ""),
-                                 "value": value})
-        if rows:
-            out[name] = rows
-    return out
-
-
-def trend_chart(metric: str, rows: list[dict[str, Any]], releases: list[Release]) -> Any:
-    """Line and points per candidate across releases; grey for noise-floor variants."""
-    import altair as alt
-
-    from .render import charts
-
-    cands = list(dict.fromkeys(r["candidate"] for r in rows))
-    floors = {r["candidate"] for r in rows if r["role"] == "noise_floor"}
-    palette = iter(charts.CANDIDATE_COLOURS * 4)
-    colours = [charts.FLOOR_COLOUR if c in floors else next(palette) for c in cands]
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("release:O", sort=[r.name for r in releases], title="release",
-                axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("value:Q", title=metric),
-        color=alt.Color("candidate:N", scale=alt.Scale(domain=cands, range=colours),
-                        title="model"),
-        tooltip=[alt.Tooltip("release:N"), alt.Tooltip("candidate:N", title="model"),
-                 alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("created:N")],
-    )
-    chart = alt.layer(base.mark_line(strokeWidth=2), base.mark_point(filled=True, size=60))
-    return (chart.properties(width=charts.WIDTH, height=220, title=metric)
-            .configure(font=charts.FONT).configure_view(stroke=None))
-
-
-# ------------------------------------------------------------------------- what changed
-
-
-def what_changed(previous: Release | None, current: Release) -> Changes:
-    """Checks whose status flipped and the metrics that moved most since ``previous``."""
-    changes = Changes(current, previous)
-    if previous is None:
-        return changes
-    changes.flips = flipped_checks(previous.data, current.data)
-    changes.moves = moved_metrics(previous.data, current.data)[:TOP_MOVES]
-    return changes
-
-
-def flipped_checks(before: dict[str, Any], after: dict[str, Any]) -> list[Flip]:
-    def by_key(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(str(c.get("id")), str(c.get("candidate") or "")): c
-                for c in data.get("checks") or []}
-
-    old, new = by_key(before), by_key(after)
-    flips = []
-    for key in list(new) + [k for k in old if k not in new]:
-        o, n = old.get(key), new.get(key)
-        if o is None or n is None or o.get("status") != n.get("status"):
-            flips.append(Flip(key[0], key[1], o and o.get("status"), n and n.get("status"),
-                              o and o.get("value"), n and n.get("value")))
-    return flips
-
-
-def moved_metrics(before: dict[str, Any], after: dict[str, Any]) -> list[Move]:
-    """Every metric measured in both releases for the same candidate, largest change first."""
-    old = {c["candidate"]: c.get("metrics") or {} for c in before.get("comparisons") or []}
-    moves = []
-    for comp in after.get("comparisons") or []:
-        prev = old.get(comp["candidate"], {})
-        for name, m in (comp.get("metrics") or {}).items():
-            a, b = (prev.get(name) or {}).get("value"), (m or {}).get("value")
-            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a != b:
-                moves.append(Move(name, comp["candidate"], a, b))
-    return sorted(moves, key=lambda m: (-abs(m.relative), m.metric, m.candidate))
-
-
-def _change_text(m: Move) -> str:
-    if m.relative == float("inf"):
-        return "from 0"
-    return f"{100 * m.relative:+.1f} %"

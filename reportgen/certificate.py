@@ -175,8 +175,18 @@ def dictionary_files(data: dict[str, Any]) -> list[str]:
 
 
 def attachments_beside(folder: Path, data: dict[str, Any]) -> dict[str, Path | bytes]:
-    """The certificate's attachments found in ``folder`` (where its JSON was read)."""
-    return {rel: folder / rel for rel in dictionary_files(data) if (folder / rel).is_file()}
+    """The certificate's attachments found in ``folder`` (where its JSON was read); a
+    symbolic link on the way to one is refused (it could point at any local file)."""
+    from .untrusted import inside, symlink_error
+
+    out: dict[str, Path | bytes] = {}
+    for rel in dictionary_files(data):
+        path = inside(folder, rel)
+        if path.is_symlink():
+            raise symlink_error(path)
+        if path.is_file():
+            out[rel] = path
+    return out
 
 
 class Certificate:
@@ -192,18 +202,15 @@ class Certificate:
 
     @classmethod
     def from_json(cls, path: str | Path) -> Certificate:
-        from .errors import InputError
+        """Read ``certificate.json`` (or the folder holding it) as untrusted input: a regular
+        file, parsed within limits and valid against the schema, else an InputError."""
+        from .certschema import load_certificate
 
         p = Path(path)
         if p.is_dir():
             p = p / "certificate.json"
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-            return cls(data, attachments_beside(p.parent, data))
-        except FileNotFoundError:
-            raise InputError(f"{p}: no such certificate file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"{p}: not a certificate JSON document ({e})") from None
+        _, data = load_certificate(p)
+        return cls(data, attachments_beside(p.parent, data))
 
     @property
     def verdict(self) -> str:

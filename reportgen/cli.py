@@ -10,19 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ReportgenError, SpecError
+from .terminal import echo, echo_lines
 
 
 def _audit(args: argparse.Namespace) -> int:
     from .pipeline import run_audit
 
     cert = run_audit(args.spec, out=args.out, progress=not args.quiet, write=True,
-                     sign=args.sign, archive=args.archive)
-    print(cert.summary())
+                     sign=args.sign, archive=args.archive, replace=args.replace)
+    echo_lines(cert.summary())
     return 0 if cert.verdict in ("PASS", "WARN") else 1
 
 
@@ -34,34 +34,37 @@ def _validate(args: argparse.Namespace) -> int:
     probe = concept_probe(loaded)
     spec = loaded.spec
     for w in loaded.facts.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(f"{args.spec}: OK ({len(spec.models.candidates)} candidates, "
-          f"{probe.info.count} concepts, {len(spec.checks)} checks)")
+        echo(f"warning: {w}", err=True)
+    concepts = f"{probe.info.count} concepts" if probe.info else "no concepts"
+    echo(f"{args.spec}: OK ({len(spec.models.candidates)} candidates, "
+         f"{concepts}, {len(spec.checks)} checks)")
     return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
     from .spec import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    echo_lines(json.dumps(json_schema(), indent=2))
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
     from .certificate import OWNED_FOLDERS, Certificate
     from .render import write_outputs
+    from .untrusted import read_json_beside
 
     cert = Certificate.from_json(args.certificate)
     src = Path(args.certificate)
     folder = src if src.is_dir() else src.parent
     out = Path(args.out) if args.out else folder
-    sig = folder / "certificate.sig.json"  # re-attached to the PDF, and copied along
-    signature = sig.read_bytes() if sig.is_file() and not args.sign else None
+    # re-attached to the PDF and copied along: a regular JSON file, never through a link
+    sig = folder / "certificate.sig.json"
+    signature = None if args.sign else read_json_beside(sig)
     paths = write_outputs(cert, out, args.formats.split(","), signature,
                           page_size=args.page_size, attachments=cert.attachments,
                           owned=OWNED_FOLDERS, sign=Path(args.sign) if args.sign else None)
     for p in paths.values():
-        print(p)
+        echo(p)
     return 0
 
 
@@ -69,7 +72,8 @@ def _metrics(args: argparse.Namespace) -> int:
     from .metrics.registry import REGISTRY
 
     for name in sorted(REGISTRY):
-        print(f"{name}\n    {REGISTRY[name].definition}")
+        echo(name)
+        echo(f"    {REGISTRY[name].definition}")
     return 0
 
 
@@ -86,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="output folder (default: output.dir from the spec)")
     a.add_argument("--sign", metavar="KEY", help="sign with this Ed25519 private key (PEM)")
     a.add_argument("--archive", metavar="DIR", help="file the certificate in this archive")
+    a.add_argument("--replace", action="store_true",
+                   help="with --archive: replace a filing of the same release (the earlier "
+                        "one is kept in DIR/replaced/)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     a.set_defaults(func=_audit)
 
@@ -126,21 +133,21 @@ def main(argv: list[str] | None = None) -> int:
         return func(args)
     except SpecError as e:
         for prob in e.problems:
-            print(f"error: {prob}", file=sys.stderr)
+            echo(f"error: {prob}", err=True)
         n = len(e.problems)
-        print(f"{n} problem{'s' if n != 1 else ''} found; nothing was run.", file=sys.stderr)
+        echo(f"{n} problem{'s' if n != 1 else ''} found; nothing was run.", err=True)
         return 2
     except ReportgenError as e:
-        print(f"error: {e}", file=sys.stderr)
+        echo(f"error: {e}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
+        echo("interrupted; nothing was written", err=True)
         return 130
     except Exception as e:  # a bug, not bad input: one line, traceback on request
         if os.environ.get("REPORTGEN_DEBUG"):
             raise
-        print(f"internal error: {type(e).__name__}: {e} "
-              "(set REPORTGEN_DEBUG=1 for the traceback)", file=sys.stderr)
+        echo(f"internal error: {type(e).__name__}: {e} "
+             "(set REPORTGEN_DEBUG=1 for the traceback)", err=True)
         return 3
 
 

@@ -9,11 +9,11 @@ checkpoint), after printing one line per check so the reader sees exactly what.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .terminal import echo, echo_lines
 
 
 def register(subparsers: Any) -> None:
@@ -59,6 +59,9 @@ def register(subparsers: Any) -> None:
                                       "index.html")
     add.add_argument("archive", metavar="ARCHIVE_DIR")
     add.add_argument("certificate", metavar="CERT_DIR")
+    add.add_argument("--replace", action="store_true",
+                     help="file it even if its release is already filed from another "
+                          "certificate (the earlier filing is kept in ARCHIVE_DIR/replaced/)")
     add.set_defaults(func=_archive_add)
 
 
@@ -66,9 +69,9 @@ def _keygen(args: argparse.Namespace) -> int:
     from .signing import generate_keypair
 
     pair = generate_keypair(Path(args.out))
-    print(f"private key: {pair.private} (keep it secret; sign with --sign {pair.private})")
-    print(f"public key:  {pair.public} (give it to whoever verifies)")
-    print(f"key id:      {pair.keyid}")
+    echo(f"private key: {pair.private} (keep it secret; sign with --sign {pair.private})")
+    echo(f"public key:  {pair.public} (give it to whoever verifies)")
+    echo(f"key id:      {pair.keyid}")
     return 0
 
 
@@ -79,9 +82,9 @@ def _verify(args: argparse.Namespace) -> int:
     adapters = parse_models(args.adapter, "--adapter")
     key = Path(args.public_key) if args.public_key else None
     report = verify(Path(args.certificate), key, models, adapters, args.trust_embedded_key)
-    print(f"verifying {report.source}")
+    echo(f"verifying {report.source}")
     for finding in report.findings:
-        print(finding.line())
+        echo(finding.line())
     if report.ok:
         parts = ["the signature is valid and the certificate is unchanged"]
         if report.views:
@@ -92,9 +95,9 @@ def _verify(args: argparse.Namespace) -> int:
             parts.append(f"{' and '.join(folders)} match it")
         said = ", ".join(parts[:-1]) + ", and " + parts[-1] if len(parts) > 1 else parts[0]
         unchecked = "" if report.signer_checked else "; who signed was NOT checked"
-        print(f"verified: {said}{unchecked}")
+        echo(f"verified: {said}{unchecked}")
         return 0
-    print(f"verification failed: {_plural(len(report.failures), 'problem')}")
+    echo(f"verification failed: {_plural(len(report.failures), 'problem')}")
     return 1
 
 
@@ -119,23 +122,21 @@ def _modelcard(args: argparse.Namespace) -> int:
 
     cert = Certificate.from_json(args.certificate)
     if not args.merge:
-        print(render_model_card(cert, args.link, args.base_model), end="")
+        echo_lines(render_model_card(cert, args.link, args.base_model), end="")
         return 0
     changed = merge_file(Path(args.merge), cert, args.link, args.base_model)
-    print(f"{args.merge}: {'updated' if changed else 'already up to date'}")
+    echo(f"{args.merge}: {'updated' if changed else 'already up to date'}")
     return 0
 
 
 def _archive_add(args: argparse.Namespace) -> int:
     from .archive import add
 
-    added = add(Path(args.archive), Path(args.certificate))
-    again = " (replacing the earlier filing)" if added.replaced else ""
-    print(f"{added.release}: filed in {added.path}{again}")
-    print(f"index: {added.index}")
-    for f in added.missing:
-        print(f"warning: {f} is named by the certificate but not in the certificate's folder; "
-              "filed without it", file=sys.stderr)
+    added = add(Path(args.archive), Path(args.certificate), replace=args.replace)
+    for line in added.lines():
+        echo(line)
+    for line in added.warnings("the certificate's folder"):
+        echo(line, err=True)
     return 0
 
 

@@ -89,5 +89,8 @@ def pair_analyses() -> dict[str, PairAnalysis]:
 
 def _import_families() -> None:
     """Families register on import (lazy: importing a family may import torch)."""
-    from . import probfamily  # noqa: F401  (probabilities, behaviour)
+    from . import (
+        probfamily,  # noqa: F401  (probabilities, behaviour)
+        termpieces,  # noqa: F401  (concept terms' token counts)
+    )
     from .sae import family as _sae  # noqa: F401

@@ -8,6 +8,13 @@ and the text between its two HTML comment markers. Everything else stays byte fo
 second merge of the same certificate changes nothing.
 
 A fresh ``model-card.md`` is simply the merge into an empty file, so both paths agree.
+
+Why the merge is careful: the card is the user's and the certificate may be a vendor's. Our
+front-matter key is found by parsing the YAML (quoted keys, aliases and keys after it kept),
+our markers count only as whole lines outside fenced code (a card that documents them keeps
+its text), a leading byte-order mark is kept, a symlinked card is updated where it points,
+and text from the certificate cannot leave its table cell or code span. No line of the
+user's is ever lost: only our key's lines and the lines between our markers are replaced.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import yaml
 
 from .certificate import Certificate
 from .errors import InputError
+from .markdown import code, fmt_metric, fmt_number, md, table, url
 
 FRONT_MATTER_KEY = "alignment_certificate"
 BEGIN = "<!-- reportgen:alignment-certificate:begin -->"
@@ -52,18 +60,21 @@ def render_model_card(cert: Certificate, link: str = "certificate.html",
 def merge_model_card(text: str, cert: Certificate, link: str = "certificate.html",
                      base_model: str | None = None, where: str = "model card") -> str:
     """``text`` with our front-matter key and section replaced (or added); rest untouched."""
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    text = text[len(bom):]
     nl = "\r\n" if "\r\n" in text else "\n"
     opening, inner, closing, body = split_front_matter(text, where)
     first_line = (opening + inner + closing).count("\n") + 1  # of the body, for messages
     inner = update_front_matter(inner, cert, link, base_model, nl, where)
     body = replace_section(body, section(cert, link).replace("\n", nl), nl,
                            where, first_line)
-    return (opening or "---" + nl) + inner + (closing or "---" + nl) + body
+    return bom + (opening or "---" + nl) + inner + (closing or "---" + nl) + body
 
 
 def merge_file(readme: Path, cert: Certificate, link: str = "certificate.html",
                base_model: str | None = None) -> bool:
-    """Merge into ``readme`` in place (atomically); True when the file changed."""
+    """Merge into ``readme`` in place (atomically); True when the file changed. A symlinked
+    card stays a link: the file it points at is updated."""
     readme = Path(readme)
     try:
         raw = readme.read_bytes()
@@ -79,7 +90,7 @@ def merge_file(readme: Path, cert: Certificate, link: str = "certificate.html",
     merged = merge_model_card(text, cert, link, base_model, where=str(readme))
     if merged == text:
         return False
-    _replace_atomically(readme, merged.encode("utf-8"))
+    _replace_atomically(Path(os.path.realpath(readme)), merged.encode("utf-8"))
     return True
 
 
@@ -128,25 +139,51 @@ def update_front_matter(inner: str, cert: Certificate, link: str, base_model: st
     """Replace or append our top-level key; add ``base_model`` only when there is none."""
     ours = front_matter_block(cert, link).replace("\n", nl)
     lines = inner.splitlines(keepends=True)
-    start = _top_level_key(lines, FRONT_MATTER_KEY)
-    if start is None:
+    keys = top_level_keys(inner, len(lines), where)
+    spans = [span for key, span in keys if key == FRONT_MATTER_KEY]
+    if not spans:
         if lines and not lines[-1].endswith(("\n", "\r")):
             lines[-1] += nl
         lines.append(ours)
     else:
-        end = start + 1
-        while end < len(lines) and lines[end][:1] in (" ", "\t", "-"):
-            end += 1
-        lines[start:end] = [ours]
+        for first, stop in reversed(spans[1:]):
+            del lines[first:stop]
+        lines[spans[0][0]:spans[0][1]] = [ours]
     base = base_model or hub_base_model(cert.data)
-    if base and _top_level_key(lines, "base_model") is None:
+    if base and "base_model" not in {key for key, _ in keys}:
         lines.insert(0, yaml.safe_dump({"base_model": base}).replace("\n", nl))
     merged = "".join(lines)
-    parsed = yaml.safe_load(merged) or {}
+    try:
+        parsed = yaml.safe_load(merged) or {}
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or _one_line(e)
+        raise ModelCardError(f"{where}: the front matter cannot be merged (replacing its "
+                             f"{FRONT_MATTER_KEY!r} key gives: {problem}); does another key "
+                             "refer to an anchor in it?") from None
     if not isinstance(parsed, dict) or parsed.get(FRONT_MATTER_KEY) != front_matter(cert, link):
         raise ModelCardError(f"{where}: the front matter's layout is unusual and cannot be "
                              f"merged; remove its {FRONT_MATTER_KEY!r} key and merge again")
     return merged
+
+
+def top_level_keys(inner: str, n_lines: int, where: str) -> list[tuple[str, tuple[int, int]]]:
+    """Each top-level key of a block-style front matter and its lines: from the key's line
+    up to the next key's, less the blank and comment lines just before that key (those are
+    the user's)."""
+    node = yaml.compose(inner, Loader=yaml.SafeLoader)
+    if node is None:
+        return []
+    if not isinstance(node, yaml.MappingNode) or node.flow_style:
+        raise ModelCardError(f"{where}: the front matter is not a block-style YAML mapping; "
+                             "write it as 'key: value' lines to merge into it")
+    lines = inner.splitlines()
+    starts = [k.start_mark.line for k, _ in node.value] + [n_lines]
+    out = []
+    for (key, _), first, stop in zip(node.value, starts, starts[1:], strict=False):
+        while stop - 1 > first and lines[stop - 1].strip()[:1] in ("", "#"):
+            stop -= 1
+        out.append((str(key.value) if isinstance(key, yaml.ScalarNode) else "", (first, stop)))
+    return out
 
 
 def front_matter(cert: Certificate, link: str) -> dict[str, Any]:
@@ -169,26 +206,58 @@ def front_matter_block(cert: Certificate, link: str) -> str:
                           allow_unicode=True, default_flow_style=False, width=10_000)
 
 
-def _top_level_key(lines: list[str], key: str) -> int | None:
-    pattern = re.compile(rf"^{re.escape(key)}\s*:")
-    return next((i for i, ln in enumerate(lines) if pattern.match(ln)), None)
-
-
 # ----------------------------------------------------------------------------- section
 
 
 def replace_section(body: str, new: str, nl: str, where: str, first_line: int = 1) -> str:
-    """Swap the text between our markers for ``new``, or append it after the body."""
-    begin, end = body.find(BEGIN), body.find(END)
-    if begin >= 0 and end > begin:
-        return body[:begin] + new + body[end + len(END):]
-    if begin >= 0 or end >= 0:
-        which, at = ("begin", begin) if begin >= 0 else ("end", end)
-        line = first_line + body.count("\n", 0, at)
-        raise ModelCardError(f"{where}:{line}: the certificate section's {which} marker has "
-                             "no partner; restore or remove it")
-    sep = "" if not body or body.endswith(nl + nl) else nl if body.endswith(nl) else nl + nl
-    return body + sep + new + nl
+    """Swap the text between our markers for ``new``, or append it after the body. A marker
+    counts only as a whole line outside fenced code."""
+    markers, unclosed = scan_markers(body)
+    if not markers and unclosed is not None:
+        line = first_line + body.count("\n", 0, unclosed)
+        raise ModelCardError(f"{where}:{line}: this code fence is never closed, so a section "
+                             "added after it would be code; close it and merge again")
+    if not markers:
+        sep = "" if not body or body.endswith(nl + nl) else nl if body.endswith(nl) else nl + nl
+        return body + sep + new + nl
+    if [m[0] for m in markers] == [BEGIN, END]:
+        return body[:markers[0][1]] + new + body[markers[1][1] + len(END):]
+    kinds = [m for m, _ in markers]
+    twice = next((i for i, m in enumerate(kinds) if m in kinds[:i]), None)
+    marker, at = markers[twice if twice is not None else 0]
+    problem = "has no partner" if twice is None else "appears more than once"
+    which = "begin" if marker == BEGIN else "end"
+    line = first_line + body.count("\n", 0, at)
+    raise ModelCardError(f"{where}:{line}: the certificate section's {which} marker {problem}; "
+                         "restore or remove it")
+
+
+_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}(?!.*`)|~{3,})")
+
+
+def marker_lines(body: str) -> list[tuple[str, int]]:
+    """(marker, offset) of each line of ``body`` that is one of our markers, skipping
+    fenced code blocks (CommonMark fences of backticks or tildes)."""
+    return scan_markers(body)[0]
+
+
+def scan_markers(body: str) -> tuple[list[tuple[str, int]], int | None]:
+    """Our marker lines outside fenced code, and the offset of a fence never closed."""
+    out: list[tuple[str, int]] = []
+    fence, opened, pos = "", 0, 0
+    for line in body.splitlines(keepends=True):
+        text = line.rstrip("\r\n")
+        if fence:
+            stripped = text.strip()
+            if (len(text) - len(text.lstrip(" ")) <= 3 and stripped.startswith(fence)
+                    and set(stripped) == {fence[0]}):
+                fence = ""
+        elif m := _FENCE_OPEN.match(text):
+            fence, opened = m.group(1), pos
+        elif text.rstrip() in (BEGIN, END):
+            out.append((text.rstrip(), pos))
+        pos += len(line)
+    return out, (opened if fence else None)
 
 
 def section(cert: Certificate, link: str) -> str:
@@ -204,9 +273,13 @@ def section(cert: Certificate, link: str) -> str:
     parts = [BEGIN, "## Alignment certificate", "",
              f"**Verdict: {md(cert.verdict)}** · " + " · ".join(facts), ""]
     parts += _metrics_table(data) + _checks_table(data) + _models_table(data)
-    parts += [f"Full certificate: [{md(link)}]({_url(link)}) · certificate JSON SHA-256 "
+    parts += [f"Full certificate: [{md(link)}]({url(link)}) · certificate JSON SHA-256 "
               f"`{cert.digest}`", END]
-    return "\n".join(parts)
+    text = "\n".join(parts)
+    inner = text.split("\n")[1:-1]
+    if marker_lines("\n".join(inner)) or any(_FENCE_OPEN.match(ln) for ln in inner):
+        raise ValueError("the model-card section would contain a marker or a code fence")
+    return text
 
 
 def _metrics_table(data: dict[str, Any]) -> list[str]:
@@ -216,20 +289,20 @@ def _metrics_table(data: dict[str, Any]) -> list[str]:
         return []
     heads = [md(c["candidate"]) + (" (noise floor)" if c.get("role") == "noise_floor" else "")
              for c in comps]
-    rows = [[f"`{n}`"] + [fmt_metric((c.get("metrics") or {}).get(n)) for c in comps]
+    rows = [[code(n)] + [fmt_metric((c.get("metrics") or {}).get(n)) for c in comps]
             for n in names]
-    return ["### Headline metrics", "", *_table(["metric", *heads], rows, numeric_from=1), ""]
+    return ["### Headline metrics", "", *table(["metric", *heads], rows, numeric_from=1), ""]
 
 
 def _checks_table(data: dict[str, Any]) -> list[str]:
     checks = data.get("checks") or []
     if not checks:
         return ["The audit defined no checks.", ""]
-    rows = [[md(c.get("id", "")), md(c.get("candidate") or ""), f"`{c.get('metric', '')}`",
+    rows = [[md(c.get("id", "")), md(c.get("candidate") or ""), code(c.get("metric", "")),
              fmt_number(c.get("value")), md(_condition(c)), f"**{md(c.get('status', ''))}**"]
             for c in checks]
     head = ["check", "model", "metric", "value", "condition", "status"]
-    return ["### Checks", "", *_table(head, rows, numeric_from=3, numeric_to=4), ""]
+    return ["### Checks", "", *table(head, rows, numeric_from=3, numeric_to=4), ""]
 
 
 def _models_table(data: dict[str, Any]) -> list[str]:
@@ -240,65 +313,17 @@ def _models_table(data: dict[str, Any]) -> list[str]:
             for m in models]
     head = ["model", "role", "digest (OpenSSF model signing v1.0 root)"]
     head += ["adapter digest (merged over that checkpoint)"] if adapters else []
-    return ["### Checkpoints", "", *_table(head, rows), ""] if rows else []
+    return ["### Checkpoints", "", *table(head, rows), ""] if rows else []
 
 
 def _root(digest: dict[str, Any] | None) -> str:
-    return f"`{digest.get('algorithm', '')}:{digest.get('root', '')}`" if digest else "—"
-
-
-def _table(head: list[str], rows: list[list[str]], numeric_from: int | None = None,
-           numeric_to: int | None = None) -> list[str]:
-    def align(i: int) -> str:
-        hi = len(head) if numeric_to is None else numeric_to
-        return "---:" if numeric_from is not None and numeric_from <= i < hi else "---"
-
-    return ["| " + " | ".join(head) + " |",
-            "|" + "|".join(align(i) for i in range(len(head))) + "|",
-            *("| " + " | ".join(r) + " |" for r in rows)]
+    return code(f"{digest.get('algorithm', '')}:{digest.get('root', '')}") if digest else "—"
 
 
 def _condition(check: dict[str, Any]) -> str:
     parts = [f"{word} {check[key]}" for key, word in (("fail_if", "fail if"),
                                                       ("warn_if", "warn if")) if check.get(key)]
     return "; ".join(parts) or str(check.get("condition") or "")
-
-
-# ------------------------------------------------------------------------- formatting
-
-
-def fmt_number(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return md(str(v))
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
-
-
-def fmt_metric(m: dict[str, Any] | None) -> str:
-    """A metric cell: '57.8×', '87.5 %', '0.1342', or '—' when it was not computed."""
-    if not m or m.get("value") is None:
-        return "—"
-    unit, v = m.get("unit", ""), m["value"]
-    if unit == "×":
-        return f"{v:.1f}×" if abs(v) < 100 else f"{v:,.0f}×"
-    if unit == "share":
-        return f"{100 * v:.1f} %"
-    return f"{fmt_number(v)} {md(unit)}".strip()
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
-
-
-def md(text: Any) -> str:
-    """Text safe in a Markdown table cell: no HTML, no emphasis, no cell breaks."""
-    s = " ".join(str(text).split())
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", s)
-
-
-def _url(link: str) -> str:
-    return link.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C")
 
 
 def _one_line(e: Exception) -> str:

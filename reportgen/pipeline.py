@@ -52,14 +52,19 @@ class RiskProbe:
 
 @dataclass
 class ConceptProbe:
-    """The concept prompts, plus any domain and risk probe sets captured in the same pass."""
+    """Every probe set one model reads in one pass: the concept prompts (none when the spec
+    has no ``probes.concepts``: ``info`` is then None), then the domain and risk sets."""
 
     terms: list[str]
     categories: list[str]
     texts: list[str]
-    info: ProbeInfo
+    info: ProbeInfo | None
     domains: list[DomainProbe] = field(default_factory=list)
     risk: list[RiskProbe] = field(default_factory=list)
+
+    @property
+    def has_concepts(self) -> bool:
+        return self.info is not None
 
     @property
     def all_texts(self) -> list[str]:
@@ -69,8 +74,9 @@ class ConceptProbe:
                 *(t for r in self.risk for t in r.texts)]
 
     def slices(self) -> dict[str, slice]:
-        """Rows of a capture per probe set: ``concepts``, ``domains.NAME``, ``risk.NAME``."""
-        out = {"concepts": slice(0, len(self.texts))}
+        """Rows of a capture per probe set: ``concepts`` (when there are concepts),
+        ``domains.NAME``, ``risk.NAME``."""
+        out = {"concepts": slice(0, len(self.texts))} if self.has_concepts else {}
         at = len(self.texts)
         for prefix, sets in (("domains", self.domains), ("risk", self.risk)):
             for d in sets:
@@ -81,7 +87,7 @@ class ConceptProbe:
     @property
     def capture_digest(self) -> str:
         """Keys the capture cache: the concept digest alone, else the digest of all sets."""
-        if not self.domains and not self.risk:
+        if self.info is not None and not self.domains and not self.risk:
             return self.info.digest
         from .probes import probe_digest
 
@@ -89,18 +95,24 @@ class ConceptProbe:
 
     @property
     def infos(self) -> list[ProbeInfo]:
-        return [self.info, *(d.info for d in self.domains), *(r.info for r in self.risk)]
+        concepts = [self.info] if self.info is not None else []
+        return [*concepts, *(d.info for d in self.domains), *(r.info for r in self.risk)]
 
 
 def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
               write: bool | None = None, sign: str | Path | None = None,
-              archive: str | Path | None = None) -> Certificate:
+              archive: str | Path | None = None, replace: bool = False) -> Certificate:
     """Run the whole audit. ``out`` (or ``write=True``: the spec's output.dir) writes files;
-    ``sign`` (else output.sign) signs them, ``archive`` (else output.archive) files them."""
+    ``sign`` (else output.sign) signs them, ``archive`` (else output.archive) files them,
+    replacing a filing of the same release only with ``replace``."""
     prog = Progress(progress)
     loaded = load_spec(source, models=True)  # configs and tokenizers too: no weight yet
     out_dir = _output_dir(loaded, out, write)
     key, archive_dir = _sign_and_archive(loaded, out_dir, sign, archive)
+    if archive_dir is not None and not replace:
+        from .archive import check_not_filed
+
+        check_not_filed(archive_dir, loaded.spec.audit.release)
     if out_dir is not None:
         ensure_writable(out_dir)
     probe = concept_probe(loaded)
@@ -125,7 +137,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         comparisons=comparisons,
         checks=checks,
         warnings=warnings + _spec_warnings(loaded),
-        limitations=limitations(models, probe, loaded.spec.analysis),
+        limitations=limitations(models, probe, loaded.spec.analysis, extra.get("concepts")),
         analysis={**analysis_info(loaded, captures[models[0].name]), **extra},
     ).build(), attachments=sae_attachments(captures[models[0].name]))
     if out_dir is not None:
@@ -134,10 +146,9 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         if archive_dir is not None:
             from .archive import add
 
-            added = add(archive_dir, out_dir)
-            prog.say(f"filed release {added.release!r} in {added.index}")
-            for f in added.missing:
-                prog.say(f"warning: {f} was not filed (not in {out_dir})")
+            added = add(archive_dir, out_dir, replace=replace)
+            for line in added.lines() + added.warnings(str(out_dir)):
+                prog.say(line)
     prog.say(f"verdict: {cert.verdict}")
     return cert
 
@@ -185,6 +196,8 @@ def concept_probe(loaded: LoadedSpec) -> ConceptProbe:
     from .probes import concept_texts, load_vocabulary, probe_digest
 
     cp = loaded.spec.probes.concepts
+    if cp is None:
+        return ConceptProbe([], [], [], None, domain_probes(loaded), risk_probes(loaded))
     concepts = load_vocabulary(cp.vocabulary, loaded.base_dir, spec_file=loaded.file)
     texts = concept_texts(concepts, cp.template)
     cats = [c.category for c in concepts]
@@ -349,11 +362,18 @@ def _spec_warnings(loaded: LoadedSpec) -> list[str]:
     return w
 
 
-def limitations(models: list, probe: ConceptProbe, analysis: Any = None) -> list[str]:
-    template = probe.info.details["template"]
-    out = [f"Concept drift is measured in one prompt template ({template!r}); "
-           "other phrasings may move differently."]
-    if any(m.kind == "encoder" for m in models):
+def limitations(models: list, probe: ConceptProbe, analysis: Any = None,
+                tokenization: dict[str, Any] | None = None) -> list[str]:
+    """The certificate's limitations; ``tokenization``: analysis.concepts (multi-token terms)."""
+    out = []
+    if probe.info is not None:
+        template = probe.info.details["template"]
+        out.append(f"Concept drift is measured in one prompt template ({template!r}); "
+                   "other phrasings may move differently.")
+        from .termpieces import limitations as piece_limitations
+
+        out += piece_limitations(tokenization)
+    if probe.has_concepts and any(m.kind == "encoder" for m in models):
         out.append("For encoders the last non-padding token is the separator token; the "
                    "mean-pooled drift is reported beside it.")
     if any(m.recipe for m in models):

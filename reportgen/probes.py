@@ -27,6 +27,7 @@ from .specload import (
     read_yaml,
     resolve_path,
 )
+from .untrusted import BadJSON, parse_json
 
 BUILTIN = "builtin:"
 _SUFFIXES = (".yaml", ".yml", ".csv")
@@ -279,9 +280,9 @@ def _load_texts(ref: str, base_dir: Path) -> list[str]:
             out.append(line.strip())
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            bad.append(f"{ref}:{n}: not valid JSON ({e.msg})")
+            obj = parse_json(line)
+        except BadJSON as e:
+            bad.append(f"{ref}:{n}: not valid JSON ({e})")
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             bad.append(f"{ref}:{n}: expected an object with a 'text' string")

@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .terminal import terminal_safe
+
 
 class Progress:
     def __init__(self, enabled: bool = True, stream=None):
@@ -19,7 +21,7 @@ class Progress:
 
     def say(self, msg: str) -> None:
         if self.enabled:
-            print(f"[{self._elapsed()}] {msg}", file=self.stream, flush=True)
+            print(f"[{self._elapsed()}] {terminal_safe(msg)}", file=self.stream, flush=True)
 
     @contextmanager
     def counter(self, desc: str, total: int) -> Iterator[callable]:

@@ -329,10 +329,12 @@ def _check_statement(statement: Any, where: str) -> None:
 
 
 def _parse_json(raw: bytes, where: str, what: str) -> Any:
+    from .untrusted import BadJSON, parse_json
+
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SignatureError(f"{where}: not {what} (invalid JSON)") from None
+        return parse_json(raw)
+    except BadJSON as e:
+        raise SignatureError(f"{where}: not {what} ({e})") from None
 
 
 def view_digests(statement: dict[str, Any]) -> dict[str, str]:

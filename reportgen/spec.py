@@ -122,7 +122,11 @@ def _unique_names(kind: str, names: list[str]) -> None:
 
 
 class Probes(_Strict):
-    concepts: ConceptProbes
+    concepts: ConceptProbes | None = Field(
+        None,
+        description="Categorised concept terms in a prompt template; without them the concept "
+                    "families (drift, neighbourhoods, CKA, UMAP, explorer) are not measured.",
+    )
     domains: list[DomainProbes] = Field(
         default_factory=list,
         description="Plain-text probe sets; per domain: mean-pooled drift and CKA per layer.",
@@ -144,6 +148,12 @@ class Probes(_Strict):
     def _unique_risk(cls, v: list[RiskProbes]) -> list[RiskProbes]:
         _unique_names("risk probe", [r.name for r in v])
         return v
+
+    @model_validator(mode="after")
+    def _some_probes(self) -> Probes:
+        if self.concepts is None and not self.domains and not self.risk:
+            raise ValueError("expected at least one of concepts, domains or risk")
+        return self
 
 
 class Neighborhoods(_Strict):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from .signing import (
     subject_digests,
     subject_name,
 )
+from .untrusted import BadJSON, parse_json
 from .verify_views import PDF, check_view, views_beside
 
 MAX_NAMES = 5
@@ -104,6 +104,7 @@ def verify(target: Path, public_key: Path | None = None,
         raise InputError("--trust-embedded-key: give it or --public-key, not both")
     key = load_public_key(public_key) if public_key is not None else None
     bundle = load_bundle(Path(target))
+    data = _parse_certificate(bundle)
     signed, sig_finding = _check_signature(bundle, key, trust_embedded_key)
     findings = [sig_finding]
     statement = signed.statement if signed else None
@@ -111,7 +112,7 @@ def verify(target: Path, public_key: Path | None = None,
     findings.append(json_finding)
     for role, path in bundle.views.items():
         findings.append(_check_view(role, path, bundle, statement if json_finding.ok else None))
-    cert_models = _cert_models(bundle)
+    cert_models = _cert_models(data)
     for name, folder in (models or {}).items():
         model = _find_model(cert_models, name, folder)
         findings.append(check_model(model, Path(folder), _signed_root(statement, model),
@@ -233,6 +234,14 @@ def _check_json_digest(bundle: Bundle, statement: dict[str, Any] | None) -> Find
     return Finding(True, CERTIFICATE_SUBJECT, f"sha256 {actual} matches the signed digest")
 
 
+def _parse_certificate(bundle: Bundle) -> Any:
+    """The certificate JSON, parsed within limits (a crafted document is bad input)."""
+    try:
+        return parse_json(bundle.certificate)
+    except BadJSON as e:
+        raise InputError(f"{bundle.source}: not a certificate JSON document ({e})") from None
+
+
 def _check_view(role: str, path: Path, bundle: Bundle, statement: dict[str, Any] | None
                 ) -> Finding:
     """A view against the signed JSON; not checked when the JSON itself is not the signed
@@ -244,11 +253,10 @@ def _check_view(role: str, path: Path, bundle: Bundle, statement: dict[str, Any]
     return Finding(ok, subject, message)
 
 
-def _cert_models(bundle: Bundle) -> list[dict[str, Any]]:
+def _cert_models(data: Any) -> list[dict[str, Any]]:
     try:
-        data = json.loads(bundle.certificate.decode("utf-8"))
         return [m for m in data["models"] if isinstance(m, dict)]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import re
@@ -16,15 +17,9 @@ from typing import Any
 import pytest
 from certfactory import make_certificate
 
-from reportgen import archive, cli
-from reportgen.archive import (
-    ArchiveError,
-    Move,
-    add,
-    archive_lock,
-    flipped_checks,
-    moved_metrics,
-)
+from reportgen import archive_index, cli
+from reportgen.archive import ArchiveError, add, archive_lock
+from reportgen.archive_index import Move, flipped_checks, moved_metrics
 from reportgen.certificate import Certificate
 from reportgen.render.html import chart_svg
 
@@ -96,7 +91,7 @@ def test_index_lists_releases_newest_first_with_links(three: Path) -> None:
 
 def test_index_is_a_pure_function_of_the_filed_releases(three: Path) -> None:
     before = (three / "index.html").read_bytes()
-    archive.write_index(three)
+    archive_index.write_index(three)
     assert (three / "index.html").read_bytes() == before
 
 
@@ -118,7 +113,7 @@ def test_what_changed_names_flipped_checks_and_top_movers() -> None:
     moves = moved_metrics(before, after)
     assert [(m.metric, round(m.relative, 6)) for m in moves] == [
         ("m.zero", float("inf")), ("m.big", -0.5), ("m.small", 0.1)]
-    assert archive._change_text(Move("x", "ft", 0.1, 0.05)) == "-50.0 %"
+    assert archive_index._change_text(Move("x", "ft", 0.1, 0.05)) == "-50.0 %"
 
 
 def test_index_shows_a_flipped_check(tmp_path: Path) -> None:
@@ -136,18 +131,52 @@ def test_index_shows_a_flipped_check(tmp_path: Path) -> None:
     assert "v1 The first release in the archive: nothing to compare with." in changes
 
 
-def test_adding_a_release_again_replaces_it(tmp_path: Path, capsys) -> None:
+def test_adding_the_same_certificate_again_changes_nothing(tmp_path: Path, capsys) -> None:
     src = _cert_dir(tmp_path, "v1.0", seed=0, month=1)
     assert run_cli(["archive", "add", str(tmp_path / "a"), str(src)]) == 0
     target = tmp_path / "a" / "releases" / "v1.0"
     assert capsys.readouterr().out.splitlines() == [
         f"v1.0: filed in {target}", f"index: {tmp_path / 'a' / 'index.html'}"]
-    (src / "model-card.md").unlink()
+    before = _snapshot(tmp_path / "a")
     assert run_cli(["archive", "add", str(tmp_path / "a"), str(src)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == \
-        f"v1.0: filed in {target} (replacing the earlier filing)"
-    assert sorted(p.name for p in target.iterdir()) == ["certificate.json"]
-    assert [p.name for p in (tmp_path / "a" / "releases").iterdir()] == ["v1.0"]
+        f"v1.0: already filed in {target} (the same certificate); nothing changed"
+    assert _snapshot(tmp_path / "a") == before
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>"
+            for p in sorted(root.rglob("*"))}
+
+
+def test_a_release_filed_from_another_audit_is_refused_unless_replace(tmp_path: Path,
+                                                                       capsys) -> None:
+    """The vendor files v1.0 again from a different audit: refused, nothing touched; with
+    --replace it is filed and the earlier filing is kept, byte for byte, under replaced/."""
+    first = _cert_dir(tmp_path / "one", "v1.0", seed=0, month=1)
+    second = _cert_dir(tmp_path / "two", "v1.0", seed=1, month=2)
+    arch = tmp_path / "a"
+    assert run_cli(["archive", "add", str(arch), str(first)]) == 0
+    capsys.readouterr()
+    before = _snapshot(arch)
+    earlier = (first / "certificate.json").read_bytes()
+    sha = hashlib.sha256(earlier).hexdigest()
+    assert run_cli(["archive", "add", str(arch), str(second)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {arch / 'releases' / 'v1.0'}: release 'v1.0' is already filed from another "
+        f"certificate (sha256 {sha[:16]}…); pass --replace to file this certificate instead "
+        f"(the earlier filing is then kept in {arch / 'replaced'})\n")
+    assert _snapshot(arch) == before
+    assert run_cli(["archive", "add", str(arch), str(second), "--replace"]) == 0
+    kept = arch / "replaced" / f"v1.0-{sha[:12]}"
+    assert capsys.readouterr().out.splitlines() == [
+        f"v1.0: filed in {arch / 'releases' / 'v1.0'}",
+        f"v1.0: the earlier filing was moved to {kept}",
+        f"index: {arch / 'index.html'}"]
+    assert (kept / "certificate.json").read_bytes() == earlier
+    assert (kept / "model-card.md").read_bytes() == before["releases/v1.0/model-card.md"]
+    assert (arch / "releases" / "v1.0" / "certificate.json").read_bytes() == \
+        (second / "certificate.json").read_bytes()
 
 
 def test_releases_sharing_a_folder_name_are_refused(tmp_path: Path, capsys) -> None:
@@ -213,3 +242,26 @@ def test_trend_charts_draw_in_a_browser_under_the_csp(three: Path, tmp_path: Pat
         capture_output=True, text=True, timeout=120, check=True).stdout
     assert ">The chart could not be drawn" not in dom
     assert dom.count('class="chart-canvas vega-embed') == len(_charts(three / "index.html"))
+
+
+def test_audit_refuses_to_refile_a_release_before_any_work(tmp_path: Path, tiny_models,
+                                                           capsys) -> None:
+    """audit --archive for a release already filed stops before loading a model, unless
+    --replace (checked here only as far as the refusal: the filing itself is add's)."""
+    arch = tmp_path / "a"
+    add(arch, _cert_dir(tmp_path, "r3", seed=0, month=1))
+    (tmp_path / "v.yaml").write_text("a: [cat, dog]\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "audit: {name: x, release: r3}\n"
+        f"models:\n  base: {{path: {tiny_models['tiny-gpt2']}}}\n"
+        f"  candidates: [{{name: ft, path: {tiny_models['tiny-gpt2-ft']}}}]\n"
+        "probes:\n  concepts: {vocabulary: v.yaml}\noutput: {dir: out}\n")
+    before = sorted(p.name for p in (arch / "releases").iterdir())
+    assert run_cli(["audit", "-q", str(spec), "--archive", str(arch)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {arch / 'releases' / 'r3'}: release 'r3' is already filed; pass --replace to "
+        f"file the new certificate instead (the earlier filing is then kept in "
+        f"{arch / 'replaced'})\n")
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in (arch / "releases").iterdir()) == before

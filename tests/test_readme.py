@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
+import reportgen
+from reportgen.errors import SpecError
 from reportgen.specload import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +44,30 @@ def test_readme_validate_example_prints_what_it_shows(tmp_path: Path) -> None:
                        cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.splitlines() == expected
+
+
+def test_readme_spec_without_concepts_runs(tiny_models, tmp_path: Path) -> None:
+    block = next(textwrap.dedent(b) for b in _blocks("yaml")
+                 if b.lstrip().startswith("# next-token.yaml"))
+    spec = yaml.safe_load(block)
+    spec["models"]["base"]["path"] = str(tiny_models["tiny-gpt2"])
+    spec["models"]["candidates"][0]["path"] = str(tiny_models["tiny-gpt2-ft"])
+    spec["analysis"] = {"max_length": 48, "bootstrap": 20}  # the tiny model reads 64 positions
+    (tmp_path / "support-tickets.txt").write_text(
+        "My order has not arrived yet.\nHow do I reset my password?\nThe app crashes on start.\n")
+    (tmp_path / "next-token.yaml").write_text(yaml.safe_dump(spec))
+    cert = reportgen.audit(str(tmp_path / "next-token.yaml"), progress=False)
+    families = {n.split(".", 1)[0] for n in cert.comparison("finetuned")["metrics"]}
+    assert families == {"embeddings", "neighbors", "cka", "weights", "domains", "probabilities"}
+    assert not [n for n in cert.comparison("finetuned")["metrics"] if ".concepts." in n]
+    assert [c["value"] == cert.metric("finetuned", c["metric"]) is not None
+            for c in cert.checks] == [True, True]  # measured (PASS or FAIL), never ERROR
+    said = re.search(r"\(`(checks\[0\]\.metric: 'concepts[^`]*)`\)", README)
+    spec["checks"][0]["metric"] = "concepts.cosine_distance.mean"
+    spec["probes"]["domains"][0]["texts"] = str(tmp_path / "support-tickets.txt")
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)
+    assert str(err.value) == "<dict>: " + " ".join(said.group(1).split())
 
 
 #: each item of the README's "It checks:" list (its first words), and the tests that hold it

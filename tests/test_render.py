@@ -317,39 +317,90 @@ def test_failed_move_rolls_back(cert, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # staging folder removed
 
 
-def test_owned_folder_is_replaced_removed_or_rolled_back(cert, tmp_path, monkeypatch):
-    """An attachment folder the certificate owns is swapped in whole with the views, removed
-    when the new certificate has nothing for it, and put back if the batch fails."""
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(root.rglob("*"))}
+
+
+def test_owned_folder_keeps_what_the_tool_did_not_write(cert, tmp_path, monkeypatch):
+    """Files an earlier save wrote in trained-sae/ (its manifest) are replaced or removed;
+    a user's own file there is never touched; a failed batch puts everything back."""
     out = tmp_path / "out"
     src = tmp_path / "weights.bin"
     src.write_bytes(b"dictionary")
     owned = ("trained-sae",)
+    first = {"trained-sae/layer2/cfg.json": b"{}", "trained-sae/layer9/cfg.json": b"{9}"}
+    render.write_outputs(cert, out, ["json"], attachments=first, owned=owned)
+    (out / "trained-sae/mywork").mkdir()
+    (out / "trained-sae/mywork/notes.txt").write_text("my notes")
+    (out / "trained-sae/layer9/mine.txt").write_text("mine too")
     files = {"trained-sae/layer2/cfg.json": b"{}", "trained-sae/layer2/w.bin": src}
     paths = render.write_outputs(cert, out, ["json"], attachments=files, owned=owned)
     assert paths["trained-sae"] == out / "trained-sae"
-    assert (out / "trained-sae/layer2/w.bin").read_bytes() == b"dictionary"
-    (out / "trained-sae/layer9").mkdir()  # left by an earlier audit
-    render.write_outputs(cert, out, ["json"], attachments=files, owned=owned)
-    assert sorted(p.name for p in (out / "trained-sae").iterdir()) == ["layer2"]
+    assert {k: v for k, v in _tree(out / "trained-sae").items() if v is not None} == {
+        ".reportgen-manifest.json": b'{\n  "written_by": "reportgen",\n  "files": [\n    '
+                                    b'"layer2/cfg.json",\n    "layer2/w.bin"\n  ]\n}\n',
+        "layer2/cfg.json": b"{}", "layer2/w.bin": b"dictionary",
+        "layer9/mine.txt": b"mine too", "mywork/notes.txt": b"my notes"}
+    before = _tree(out)
     real_replace, calls = os.replace, []
 
     def flaky_replace(a, b):
         calls.append(b)
-        if len(calls) == 3:  # folder moved aside, json backed up, then json fails
+        if len(calls) == 4:  # our two files and the manifest moved aside, then the json
             raise OSError(errno.EIO, "Input/output error")
         return real_replace(a, b)
 
     monkeypatch.setattr(render.os, "replace", flaky_replace)
     with pytest.raises(OutputError):
         render.write_outputs(cert, out, ["json"], owned=owned)
-    assert (out / "trained-sae/layer2/w.bin").read_bytes() == b"dictionary"  # put back
+    assert _tree(out) == before  # put back
     monkeypatch.setattr(render.os, "replace", real_replace)
-    render.write_outputs(cert, out, ["json"], owned=owned)  # nothing to attach: removed
-    assert sorted(p.name for p in out.iterdir()) == ["certificate.json"]
+    render.write_outputs(cert, out, ["json"], owned=owned)  # nothing to attach: ours removed
+    assert sorted(k for k, v in _tree(out).items() if v is not None) == [
+        "certificate.json", "trained-sae/layer9/mine.txt", "trained-sae/mywork/notes.txt"]
+    shutil.rmtree(out / "trained-sae/mywork")
+    (out / "trained-sae/layer9/mine.txt").unlink()
+    render.write_outputs(cert, out, ["json"], attachments=first, owned=owned)
+    render.write_outputs(cert, out, ["json"], owned=owned)  # empty folders of ours go too
+    assert sorted(_tree(out)) == ["certificate.json"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     for bad in ("../x/cfg.json", "certificate.json/x", "other/cfg.json", "trained-sae"):
         with pytest.raises(ValueError, match="expected a relative path"):
             render.write_outputs(cert, out, ["json"], attachments={bad: b""}, owned=owned)
+
+
+def test_a_hostile_manifest_deletes_nothing_outside(cert, tmp_path):
+    """A manifest naming paths outside its folder (or through a link) is not obeyed."""
+    out = tmp_path / "out"
+    (out / "trained-sae").mkdir(parents=True)
+    (tmp_path / "precious.txt").write_text("keep")
+    (out / "certificate.html").write_text("keep")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "cfg.json").write_text("keep")
+    (out / "trained-sae" / "link").symlink_to(tmp_path / "elsewhere")
+    (out / "trained-sae" / ".reportgen-manifest.json").write_text(json.dumps(
+        {"files": ["../../precious.txt", "../certificate.html", "/etc/hostname",
+                   "link/cfg.json", "./x"]}))
+    render.write_outputs(cert, out, ["json"], owned=("trained-sae",))
+    assert (tmp_path / "precious.txt").read_text() == "keep"
+    assert (out / "certificate.html").read_text() == "keep"
+    assert (tmp_path / "elsewhere" / "cfg.json").read_text() == "keep"
+
+
+def test_a_linked_owned_folder_is_refused(cert, tmp_path):
+    """trained-sae -> somewhere else: writing through it would write outside the folder."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (out / "trained-sae").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError) as e:
+        render.write_outputs(cert, out, ["json"], owned=("trained-sae",),
+                             attachments={"trained-sae/layer2/cfg.json": b"{}"})
+    assert str(e.value) == (f"{out / 'trained-sae'}: expected a folder (not a link or a file) "
+                            "inside the output folder")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == ["trained-sae"]
 
 
 def test_unwritable_folder(cert, tmp_path, monkeypatch):

@@ -12,7 +12,6 @@ cheap.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..certificate import MetricValue
 from ..errors import InputError, InputErrors
+from ..untrusted import BadJSON, parse_json
 from .registry import definition, lookup, register
 from .stats import bootstrap_ci
 
@@ -75,8 +75,8 @@ def load_risk_pack(path: str | Path, category: str | None = None) -> list[RiskPr
 def _parse_line(path: Path, n: int, line: str, cat: str) -> RiskPrompt | str:
     """The prompt of one line, or what is wrong with it."""
     try:
-        obj = json.loads(line)
-    except ValueError as e:
+        obj = parse_json(line)
+    except BadJSON as e:
         return f"{path}:{n}: not valid JSON ({e})"
     ok = isinstance(obj, dict) and isinstance(obj.get("prompt"), str) and all(
         isinstance(obj.get(k), list) and obj[k] and all(isinstance(s, str) and s for s in obj[k])

@@ -16,8 +16,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..certificate import Certificate
+from ..certificate import STATUS_ORDER, Certificate, overall_verdict
+from ..certschema import CertificateError
 from ..errors import OutputError
+from . import owned as owned_files
 
 FILENAMES = {"json": "certificate.json", "html": "certificate.html", "pdf": "certificate.pdf",
              "model-card": "model-card.md"}
@@ -38,7 +40,8 @@ def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
     page size.
     ``attachments`` (``{"folder/sub/file": bytes or a file to copy}``, e.g. trained
     dictionaries) join the batch too; ``owned`` names top-level folders that belong to the
-    certificate: each is replaced as a whole, or removed when no attachment fills it.
+    certificate: the files an earlier save wrote there (its manifest) and this one does not
+    are removed, and no other file in them is touched.
 
     Returns the path written per format and per attachment folder. Raises
     :class:`OutputError` when the folder cannot be created or written (permissions, a file
@@ -56,7 +59,7 @@ def write_outputs(cert: Certificate, out_dir: Path, formats: list[str],
     folders = _check_attachments(attachments, owned)
     created = _ensure_folder(out_dir)
     try:
-        _commit(payloads, out_dir, attachments, [f for f in owned if f not in folders])
+        _commit(payloads, out_dir, attachments, owned)
     except OSError as e:
         if created:
             _remove_if_empty(out_dir)
@@ -105,6 +108,7 @@ def render_outputs(cert: Certificate, formats: list[str],
         raise ValueError(
             f"unknown output format {unknown[0]!r}; expected one of: {', '.join(FILENAMES)}"
         )
+    check_verdict(cert)
     out: dict[str, bytes] = {}
     for fmt in dict.fromkeys(formats):
         if fmt == "json":
@@ -122,6 +126,21 @@ def render_outputs(cert: Certificate, formats: list[str],
 
             out[fmt] = render_pdf(cert, signature, page_size)
     return out
+
+
+def check_verdict(cert: Certificate) -> None:
+    """Every view shows ``verdict``: it must be the one the checks give (a banner saying PASS
+    over failing checks is refused, however the certificate was made)."""
+    checks = cert.data.get("checks")
+    statuses = [c.get("status") for c in checks if isinstance(c, dict)] if isinstance(
+        checks, list) else []
+    if any(s not in STATUS_ORDER for s in statuses):
+        raise CertificateError("certificate: a check has no status among "
+                               f"{', '.join(STATUS_ORDER)}; refusing to render it")
+    expected = overall_verdict(statuses)
+    if cert.data.get("verdict") != expected:
+        raise CertificateError(f"certificate: the verdict {cert.data.get('verdict')!r} is not "
+                               f"the worst check status {expected!r}; refusing to render it")
 
 
 # ---------------------------------------------------------------------------- internals
@@ -156,19 +175,30 @@ def _staging_folder(out_dir: Path) -> Path:
 
 
 def _commit(payloads: dict[str, bytes], out_dir: Path, attachments: dict[str, Path | bytes],
-            remove: list[str]) -> None:
+            owned: tuple[str, ...]) -> None:
     staging = _staging_folder(out_dir)
     try:
-        staged = {fmt: _write_synced(staging / _filename(fmt), data)
+        staged = {_filename(fmt): _write_synced(staging / _filename(fmt), data)
                   for fmt, data in payloads.items()}
-        for name, data in attachments.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        for i, (name, data) in enumerate(attachments.items()):
+            path = staging / f"attachment-{i}"
             if isinstance(data, bytes):
-                _write_synced(staging / name, data)
+                _write_synced(path, data)
             else:
-                copy_synced(Path(data), staging / name)
-            staged.setdefault(Path(name).parts[0], staging / Path(name).parts[0])
+                copy_synced(Path(data), path)
+            staged[name] = path
+        remove = []
+        for folder in owned:
+            ours = [n for n in attachments if n.split("/", 1)[0] == folder]
+            remove += [n for n in owned_files.written_before(out_dir, folder) if n not in ours]
+            listing = f"{folder}/{owned_files.MANIFEST}"
+            if ours:
+                staged[listing] = _write_synced(staging / f"manifest-{folder}",
+                                                owned_files.manifest(folder, ours))
+            else:
+                remove.append(listing)
         _swap_in(staged, out_dir, staging, remove)
+        owned_files.prune(out_dir, remove)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -182,42 +212,62 @@ def _write_synced(path: Path, data: bytes) -> Path:
 
 
 def copy_synced(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` and flush it to disk (before a rename makes it visible)."""
-    shutil.copyfile(src, dst)
-    with open(dst, "rb+") as fh:
-        os.fsync(fh.fileno())
+    """Copy the regular file ``src`` (never through a symbolic link) to ``dst`` and flush it
+    to disk (before a rename makes it visible)."""
+    from ..untrusted import copy_regular
+
+    copy_regular(src, dst)
 
 
 def _swap_in(staged: dict[str, Path], out_dir: Path, staging: Path,
              remove: Sequence[str] = ()) -> None:
-    """Move staged files and folders into place and move ``remove`` (names in ``out_dir``)
-    out of the way; on failure put every earlier one back as it was."""
-    done: list[tuple[Path, Path | None]] = []
+    """Move staged files into place (``{"trained-sae/layer2/cfg.json": staged file}``) and
+    the regular files ``remove`` out of the way; on failure put every earlier one back."""
+    done: list[tuple[Path, Path | None]] = []  # (target, where its previous file went)
+    made: list[Path] = []
+    backups = staging / ".previous"
+    backups.mkdir()
     try:
         for name in remove:
             target = out_dir / name
-            if target.exists() or target.is_symlink():
-                backup = staging / (name + ".previous")
-                os.replace(target, backup)
-                done.append((target, backup))
-        for src in staged.values():
-            target = out_dir / src.name
-            backup = None
-            if target.exists() or target.is_symlink():
-                backup = staging / (src.name + ".previous")
+            if target.is_file() and not target.is_symlink() and _real_parents(out_dir, name):
+                done.append((target, backups / str(len(done))))
+                os.replace(target, done[-1][1])
+        for name, src in staged.items():
+            target = out_dir / name
+            made += owned_files.make_parents(out_dir, name)
+            if target.is_dir() and not target.is_symlink():
+                raise OutputError(f"{target}: is a folder; expected the certificate's file")
+            backup = backups / str(len(done)) if target.exists() or target.is_symlink() else None
+            if backup is not None:
                 os.replace(target, backup)
             done.append((target, backup))
             os.replace(src, target)
     except BaseException:  # an OSError, or Ctrl-C between two moves: undo, then re-raise
-        for target, backup in reversed(done):
-            with contextlib.suppress(OSError):
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
-                elif target.exists() or target.is_symlink():
-                    target.unlink()
+        _undo(done, made)
+        raise
+
+
+def _real_parents(out_dir: Path, name: str) -> bool:
+    here = out_dir
+    for part in Path(name).parts[:-1]:
+        here = here / part
+        if here.is_symlink():
+            return False
+    return True
+
+
+def _undo(done: list[tuple[Path, Path | None]], made: list[Path]) -> None:
+    for target, backup in reversed(done):
+        with contextlib.suppress(OSError):
+            if backup is None or backup.exists() or backup.is_symlink():
+                if target.exists() or target.is_symlink():
+                    target.unlink()  # ours, moved in by this batch
                 if backup is not None:
                     os.replace(backup, target)
-        raise
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -12,6 +12,8 @@ from . import charts
 from .tables import Column, Table
 
 TOP_N = 20
+#: Section.tables key of the tables that sit under no chart (shown after a section's figures)
+LOOSE_TABLES = "_section"
 
 
 def cand_key(comp: dict[str, Any]) -> str:
@@ -32,7 +34,7 @@ def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
         name = c["candidate"]
         out[f"top-concepts-{charts.slug(name)}"] = _top_and_all(
             f"Top {min(TOP_N, len(rows))} concepts by drift: {name}",
-            f"All {len(rows)} concepts: {name}", cols, rows)
+            f"All {len(rows)} concepts: {name}", cols + _piece_columns(rows, name), rows)
     cat_rows = [{**r, "candidate": c["candidate"]} for c in comps
                 for r in charts.table(c, "categories")]
     cat_rows.sort(key=lambda r: r["category"])
@@ -52,6 +54,17 @@ def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
                                              for c in comps],
         [layers[k] for k in sorted(layers)])]
     return out
+
+
+def _piece_columns(rows: list[dict[str, Any]], name: str) -> list[Column]:
+    """How many tokens the base tokenizer cut each term into (more than 1: a multi-token
+    term); the candidate's count too where its tokenizer cuts some term otherwise."""
+    cols = []
+    if any("pieces" in r for r in rows):
+        cols.append(Column("pieces", "term tokens", "int"))
+    if any(r.get("candidate_pieces", r.get("pieces")) != r.get("pieces") for r in rows):
+        cols.append(Column("candidate_pieces", f"term tokens in {name}", "int"))
+    return cols
 
 
 def _top_and_all(top: str, everything: str, cols: list[Column],
@@ -129,7 +142,9 @@ def representation_tables(data: dict[str, Any], fam: str
             if rows:
                 tabs.append(Table(f"Neighbourhoods of the top token movers: {c['candidate']}",
                                   tcols, rows[:TOP_N]))
-        out["neighbors-distribution"] = tabs
+        concepts = any(charts.table(c, "neighbors_concepts_distribution") for c in comps)
+        if tabs:  # under the concept chart; without concepts there is none to sit under
+            out["neighbors-distribution" if concepts else LOOSE_TABLES] = tabs
         prows = charts.projection_rows(data)
         if prows:
             out["umap-categories"] = [Table("UMAP coordinates", [
@@ -141,6 +156,8 @@ def representation_tables(data: dict[str, Any], fam: str
         for c in comps:
             for r in charts.table(c, "cka"):
                 layers.setdefault(r["layer"], {"layer": r["layer"]})[cand_key(c)] = r["cka"]
+        if not layers:  # no concept CKA (no concept probes): the domains' CKA is theirs
+            return out, notes
         out["cka-layers"] = [Table(
             "Linear CKA of the concept prompts by layer (— : undefined, no variance)",
             [Column("layer", "layer", "int")] + [Column(cand_key(c), c["candidate"], "num")

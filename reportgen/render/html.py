@@ -204,6 +204,17 @@ FAMILY_INTROS = {
     "models; their hidden states are averaged over tokens. Per domain and layer: the mean "
     "cosine distance between base and candidate, and linear CKA over the domain's texts.",
 }
+#: intros of the families that also measure non-concept items, for audits without concepts
+INTROS_WITHOUT_CONCEPTS = {
+    "neighbors": "A token can keep its embedding nearly in place and still change what it sits "
+    "next to. Each token's k nearest tokens in the input-embedding matrix (cosine, itself "
+    "excluded) are found in the base and in each candidate separately; the Jaccard overlap of "
+    "the two sets is 1 when the neighbourhood is unchanged and 0 when no neighbour was kept.",
+    "cka": "Linear CKA (Kornblith et al. 2019) compares the geometry of each domain's texts "
+    "(hidden states mean-pooled over tokens) at once, layer by layer: 1 means the same "
+    "geometry up to rotation and scale. The per-layer values are in the domain section's "
+    "tables.",
+}
 #: words that tie a limitation to a built-in family's section (plug-ins: FamilyView.keywords)
 FAMILY_KEYWORDS = {
     "concepts": ("concept", "prompt template"),
@@ -225,7 +236,8 @@ class Section:
     metrics: Table
     definitions: list[tuple[str, str, str]]
     figures: list[charts.Figure]
-    tables: dict[str, list[Table]] = field(default_factory=dict)  # figure id -> its tables
+    #: figure id -> its tables; family_tables.LOOSE_TABLES -> tables under no chart
+    tables: dict[str, list[Table]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     limitations: list[str] = field(default_factory=list)  # the certificate's, where they apply
 
@@ -329,7 +341,7 @@ def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Sec
             id=f"family-{charts.slug(fam)}", family=fam,
             title=view.title if view else FAMILY_TITLES.get(
                 fam, fam.replace("_", " ").capitalize() + " metrics"),
-            intro=view.intro if view else FAMILY_INTROS.get(fam, ""),
+            intro=view.intro if view else _intro(fam, names),
             metrics=metrics_table(comps, headline),
             definitions=grouped, figures=[f for f in figs if f.family == fam],
         )
@@ -343,6 +355,14 @@ def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Sec
             section.tables, section.notes = representation_tables(data, fam)
         out.append(section)
     return out
+
+
+def _intro(fam: str, names: list[str]) -> str:
+    """The family's intro; the concept-free one when it measured no concept item."""
+    if fam in INTROS_WITHOUT_CONCEPTS and not any(n.startswith(f"{fam}.concepts.")
+                                                  for n in names):
+        return INTROS_WITHOUT_CONCEPTS[fam]
+    return FAMILY_INTROS.get(fam, "")
 
 
 def _metric_names(comps: list[dict[str, Any]]) -> list[str]:

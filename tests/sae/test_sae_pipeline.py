@@ -197,9 +197,10 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     assert sorted(p.name for p in folder.iterdir()) == ["cfg.json", "sae_weights.safetensors"]
     assert folder_digest(folder) == info["dictionary_digest"]
     assert load_sae(folder).d_sae == 64
-    (folder / "stale.txt").write_text("from an earlier audit")
-    cert.save(tmp_path, ["json"])  # a second save replaces the folder as a whole
-    assert not (folder / "stale.txt").exists()
+    (folder / "notes.txt").write_text("the user's own file")
+    cert.save(tmp_path, ["json"])  # a second save replaces only the files it wrote
+    assert (folder / "notes.txt").read_text() == "the user's own file"
+    (folder / "notes.txt").unlink()
     assert folder_digest(folder) == info["dictionary_digest"]
     from reportgen.archive import add
 
@@ -216,7 +217,7 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     import shutil
 
     shutil.rmtree(tmp_path / "again" / "trained-sae")  # filed without it, and said so
-    assert add(tmp_path / "archive", tmp_path / "again").missing == [
+    assert add(tmp_path / "archive2", tmp_path / "again").missing == [
         f"{info['saved_as']}/cfg.json", f"{info['saved_as']}/sae_weights.safetensors"]
     loaded = reportgen.Certificate.from_json(tmp_path)
     assert loaded.risky_features(3) == risky
