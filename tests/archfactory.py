@@ -1,6 +1,8 @@
 """Tiny random decoders of the families people fine-tune (Llama, Qwen2, Mistral, Gemma 2,
-Phi-3), each with a byte-level BPE trained here and a perturbed "fine-tune", plus a base →
-instruct pair whose tokenizer adds chat special tokens. Built in seconds, once per session.
+Phi-3), each with a byte-level BPE trained here and a perturbed "fine-tune", plus base →
+instruct pairs whose tokenizer adds chat special tokens. Built in seconds, once per session.
+Below them, the independent computations the audits are checked against: each model's own
+transformers outputs, one unpadded text at a time, and numpy/scipy over them.
 
 The shapes are small (hidden 32, 2 layers) but keep what makes each family different:
 grouped-query attention, Qwen2's q/k/v biases and tied embeddings, Mistral's sliding window
@@ -22,8 +24,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import torch
 import transformers as tf
+from safetensors.torch import load_file
+from scipy.spatial.distance import cosine
+from scipy.special import log_softmax, logsumexp
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 VOCAB_SIZE = 512
@@ -174,3 +180,113 @@ def hidden_states(folder: Path, texts: list[str]) -> list[torch.Tensor]:
             hs = model(**tok(t, return_tensors="pt"), output_hidden_states=True).hidden_states
             out.append(torch.stack([h[0] for h in hs]).double())
     return out
+
+
+# ------------------------------------------------------------------ independent references
+
+
+def pooled(folder: Path, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(layers, texts, d) last-token and mean-pooled states, from transformers, unbatched."""
+    hs = hidden_states(folder, texts)
+    return (np.stack([h[:, -1].numpy() for h in hs], 1),
+            np.stack([h.mean(1).numpy() for h in hs], 1))
+
+
+def cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """scipy's cosine distance of each pair of rows."""
+    return np.array([cosine(x, y) for x, y in zip(a, b, strict=True)])
+
+
+def embeddings(folder: Path) -> np.ndarray:
+    """The input-embedding matrix in float64."""
+    return load(folder)[0].get_input_embeddings().weight.detach().double().numpy()
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows at unit length; a zero row (a padding token's embedding) stays zero, so its
+    similarity to every row is 0, as reportgen defines it."""
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+
+def knn_jaccard(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """Per row, Jaccard of the k nearest rows by cosine (self excluded, ties to the lower
+    index), a zero row being at similarity 0 to all."""
+    def knn(z: np.ndarray) -> list[set[int]]:
+        s = unit_rows(z) @ unit_rows(z).T
+        np.fill_diagonal(s, -np.inf)
+        return [set(np.argsort(-row, kind="stable")[:k].tolist()) for row in s]
+
+    return np.array([len(a & b) / len(a | b) for a, b in zip(knn(x), knn(y), strict=True)])
+
+
+def stored_tensors(folder: Path) -> dict[str, np.ndarray]:
+    """The checkpoint's tensors as stored, in float64 (numpy has no bfloat16)."""
+    return {n: t.double().numpy() for n, t in load_file(folder / "model.safetensors").items()}
+
+
+def np_drift(b: dict, c: dict) -> dict[str, float]:
+    """‖c − b‖ / ‖b‖ per tensor of ``b`` that is not all zero."""
+    return {n: float(np.linalg.norm(c[n] - b[n]) / np.linalg.norm(b[n]))
+            for n in b if np.any(b[n])}
+
+
+def int8_rounded(folder: Path, dtype: torch.dtype) -> dict[str, np.ndarray]:
+    """Each stored tensor moved by what int8 rounding does to it once loaded in ``dtype``."""
+    from reportgen import loading
+
+    model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    before = {n: p.detach().double().numpy() for n, p in model.state_dict().items()}
+    loading.quantize_roundtrip(model, 8)
+    after = model.state_dict()
+    return {n: w + after[n].double().numpy() - before[n]
+            for n, w in stored_tensors(folder).items()}
+
+
+def logits(folder: Path, ids: list[int]) -> np.ndarray:
+    """The model's own logits (logit transforms included) for one unpadded sequence."""
+    with torch.no_grad():
+        return load(folder)[0](input_ids=torch.tensor([ids])).logits[0].double().numpy()
+
+
+def logprobs(folder: Path, texts: list[str]) -> np.ndarray:
+    """Next-token log-probabilities at every position of each text, read alone."""
+    tok = load(folder)[1]
+    return np.concatenate([log_softmax(logits(folder, tok(t)["input_ids"]), axis=-1)
+                           for t in texts])
+
+
+def margin(folder: Path, r: dict) -> float:
+    """log Σ p(safe | prompt) − log Σ p(unsafe | prompt), token by token."""
+    tok = load(folder)[1]
+
+    def lp(cont: str) -> float:
+        p, full = tok(r["prompt"])["input_ids"], tok(r["prompt"] + cont)["input_ids"]
+        assert full[:len(p)] == p
+        ls = log_softmax(logits(folder, full), axis=-1)
+        return sum(ls[i - 1, full[i]] for i in range(len(p), len(full)))
+
+    return float(logsumexp([lp(c) for c in r["safe"]]) - logsumexp([lp(c) for c in r["unsafe"]]))
+
+
+def ce_spliced(folder: Path, texts: list[str], layer: int,
+               replace: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Token-weighted next-token CE, text by text, with the output of the block that makes
+    ``hidden_states[layer]`` replaced by ``replace`` of it."""
+    model, tok = load(folder)
+
+    def hook(_m, _a, out):
+        return (replace(out[0]), *out[1:]) if isinstance(out, tuple) else replace(out)
+
+    block = model.model.layers[layer - 1]
+    handle = block.register_forward_hook(hook) if replace else None
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for t in texts:
+            ids = tok(t, return_tensors="pt")["input_ids"]
+            out = model(input_ids=ids).logits[0, :-1]
+            total += float(torch.nn.functional.cross_entropy(out, ids[0, 1:], reduction="sum"))
+            n += ids.shape[1] - 1
+    if handle:
+        handle.remove()
+    return total / n

@@ -13,17 +13,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import transformers as tf
-from archfactory import ARCHS, CHAT_TOKENS, INSTRUCT, build_arch_models, hidden_states, load
-from safetensors.torch import load_file
-from scipy.spatial.distance import cosine
-from scipy.special import log_softmax, logsumexp
+from archfactory import (
+    ARCHS,
+    ce_spliced,
+    cos_rows,
+    embeddings,
+    hidden_states,
+    int8_rounded,
+    knn_jaccard,
+    load,
+    logits,
+    logprobs,
+    margin,
+    np_drift,
+    pooled,
+    stored_tensors,
+    unit_rows,
+)
+from scipy.special import log_softmax
 from test_probabilities_pipeline import _scipy
 from test_representation import direct_cka
 
 import reportgen
 from reportgen.metrics.sae import ce_gap_problem
 from reportgen.sae import SAE, load_sae, save_saelens
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 VOCAB = {"animals": ["cat", "dog", "horse", "bird", "cow", "lion"],
          "money": ["bank", "loan", "cash", "price", "debt", "stock"]}
@@ -84,21 +99,6 @@ def _dictionary(tmp: Path, d: int) -> Path:
     return save_saelens(sae, tmp / "sae", hook_name=f"blocks.{PATH_LAYER}.hook_resid_post")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Width-32 models: each op is too small to gain from a second thread, and on a busy
-    2-core machine waiting for one costs more than the op (the demo builder pins one too)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def arch_models(builder, tmp_path_factory) -> dict[str, Path]:
-    return build_arch_models(tmp_path_factory.mktemp("arch-models"), builder)
-
-
 @pytest.fixture(scope="module", params=list(ARCHS))
 def audited(request, arch_models, tmp_path_factory) -> Audited:
     arch = request.param
@@ -110,25 +110,14 @@ def audited(request, arch_models, tmp_path_factory) -> Audited:
     return Audited(arch, base, ft, spec, sae, reportgen.audit(spec, progress=False))
 
 
-def _pooled(folder: Path, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(layers, texts, d) last-token and mean-pooled states, from transformers, unbatched."""
-    hs = hidden_states(folder, texts)
-    return (np.stack([h[:, -1].numpy() for h in hs], 1),
-            np.stack([h.mean(1).numpy() for h in hs], 1))
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.array([cosine(x, y) for x, y in zip(a, b, strict=True)])
-
-
 def _check_concepts(cert: reportgen.Certificate, base: Path, ft: Path
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Concept drift per term against the models' hidden states; returns those states."""
     texts = [TEMPLATE.format(term=t) for t in TERMS]
-    bl, _ = _pooled(base, texts)
-    fl, _ = _pooled(ft, texts)
+    bl, _ = pooled(base, texts)
+    fl, _ = pooled(ft, texts)
     rows = {r["term"]: r for r in cert.comparison("ft")["tables"]["concepts"]}
-    want = _cos(bl[-1], fl[-1])
+    want = cos_rows(bl[-1], fl[-1])
     for i, t in enumerate(TERMS):
         assert rows[t]["cosine_distance"] == pytest.approx(want[i], rel=1e-3, abs=1e-6), t
     assert cert.metric("ft", "concepts.cosine_distance.mean") == pytest.approx(want.mean(),
@@ -145,41 +134,19 @@ def test_concepts_domains_and_cka_match_hidden_states(audited: Audited) -> None:
             assert layer == 0 and np.allclose(bl[0], bl[0][0], atol=1e-6)
             continue
         assert got == pytest.approx(direct_cka(bl[layer], fl[layer]), rel=1e-4), layer
-    _, bm = _pooled(audited.base, DOMAIN)
-    _, fm = _pooled(audited.ft, DOMAIN)
+    _, bm = pooled(audited.base, DOMAIN)
+    _, fm = pooled(audited.ft, DOMAIN)
     for layer in range(1, bm.shape[0]):
         assert cert.metric("ft", f"domains.misc.layer.{layer}.cosine_distance.mean") == \
-            pytest.approx(_cos(bm[layer], fm[layer]).mean(), rel=1e-3, abs=1e-7), layer
+            pytest.approx(cos_rows(bm[layer], fm[layer]).mean(), rel=1e-3, abs=1e-7), layer
         assert cert.metric("ft", f"cka.domains.misc.layer.{layer}") == pytest.approx(
             direct_cka(bm[layer], fm[layer]), rel=1e-4), layer
 
 
-def _embeddings(folder: Path) -> np.ndarray:
-    return load(folder)[0].get_input_embeddings().weight.detach().double().numpy()
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    """Rows at unit length; a zero row (a padding token's embedding) stays zero, so its
-    similarity to every row is 0, as reportgen defines it."""
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
-
-
-def _jaccard(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
-    """Per row, Jaccard of the k nearest rows by cosine (self excluded, ties to the lower
-    index), a zero row being at similarity 0 to all."""
-    def knn(z: np.ndarray) -> list[set[int]]:
-        s = _unit(z) @ _unit(z).T
-        np.fill_diagonal(s, -np.inf)
-        return [set(np.argsort(-row, kind="stable")[:k].tolist()) for row in s]
-
-    return np.array([len(a & b) / len(a | b) for a, b in zip(knn(x), knn(y), strict=True)])
-
-
 def test_tokens_and_neighbourhoods_match_numpy(audited: Audited) -> None:
     cert = audited.cert
-    eb, ef = _embeddings(audited.base), _embeddings(audited.ft)
-    drift = 1 - (_unit(eb) * _unit(ef)).sum(1)
+    eb, ef = embeddings(audited.base), embeddings(audited.ft)
+    drift = 1 - (unit_rows(eb) * unit_rows(ef)).sum(1)
     zero = (np.linalg.norm(eb, axis=1) == 0) | (np.linalg.norm(ef, axis=1) == 0)
     # a padding row left at zero by the init (every family here but Llama and Mistral,
     # which have no pad token) moved by the perturbation: distance 1 by definition
@@ -189,32 +156,11 @@ def test_tokens_and_neighbourhoods_match_numpy(audited: Audited) -> None:
     assert cert.metric("ft", "embeddings.cosine_distance.noise_floor_ratio") == pytest.approx(
         emb / cert.metric("int8", "embeddings.cosine_distance.mean"), rel=1e-3)
     assert cert.metric("ft", "neighbors.tokens.jaccard.mean") == pytest.approx(
-        _jaccard(eb, ef, K).mean(), rel=1e-5)
+        knn_jaccard(eb, ef, K).mean(), rel=1e-5)
     texts = [TEMPLATE.format(term=t) for t in TERMS]
-    jac = _jaccard(_pooled(audited.base, texts)[0][-1], _pooled(audited.ft, texts)[0][-1], K)
+    jac = knn_jaccard(pooled(audited.base, texts)[0][-1], pooled(audited.ft, texts)[0][-1], K)
     rows = {r["term"]: r["jaccard"] for r in cert.comparison("ft")["tables"]["neighbors_concepts"]}
     assert [rows[t] for t in TERMS] == pytest.approx(jac.tolist(), abs=1e-6)
-
-
-def _tensors(folder: Path) -> dict[str, np.ndarray]:
-    """The checkpoint's tensors as stored, in float64 (numpy has no bfloat16)."""
-    return {n: t.double().numpy() for n, t in load_file(folder / "model.safetensors").items()}
-
-
-def _np_drift(b: dict, c: dict) -> dict[str, float]:
-    return {n: float(np.linalg.norm(c[n] - b[n]) / np.linalg.norm(b[n]))
-            for n in b if np.any(b[n])}
-
-
-def _rounded(folder: Path, dtype: torch.dtype) -> dict[str, np.ndarray]:
-    """Each stored tensor moved by what int8 rounding does to it once loaded in ``dtype``."""
-    from reportgen import loading
-
-    model = tf.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    before = {n: p.detach().double().numpy() for n, p in model.state_dict().items()}
-    loading.quantize_roundtrip(model, 8)
-    after = model.state_dict()
-    return {n: w + after[n].double().numpy() - before[n] for n, w in _tensors(folder).items()}
 
 
 def test_weight_drift_matches_numpy_and_names_every_module(audited: Audited) -> None:
@@ -222,9 +168,9 @@ def test_weight_drift_matches_numpy_and_names_every_module(audited: Audited) -> 
     from reportgen.metrics.weights import weight_drift
 
     cert = audited.cert
-    b, c = _tensors(audited.base), _tensors(audited.ft)
+    b, c = stored_tensors(audited.base), stored_tensors(audited.ft)
     rows = {r["name"]: r for r in cert.comparison("ft")["tables"]["weights_tensors"]}
-    ref = _np_drift(b, c)
+    ref = np_drift(b, c)
     assert set(ref) <= set(rows) and cert.metric("ft", "weights.unmatched_tensors") == 0
     for n, v in ref.items():
         assert rows[n]["relative_drift"] == pytest.approx(v, rel=1e-5), n
@@ -237,51 +183,26 @@ def test_weight_drift_matches_numpy_and_names_every_module(audited: Audited) -> 
     # the int8 floor's drift is what rounding does to the weights as loaded (float32 here;
     # the Llama checkpoints are bfloat16), and in bfloat16 when the spec loads them so
     rows = {r["name"]: r for r in cert.comparison("int8")["tables"]["weights_tensors"]}
-    for n, v in _np_drift(b, _rounded(audited.base, torch.float32)).items():
+    for n, v in np_drift(b, int8_rounded(audited.base, torch.float32)).items():
         assert rows[n]["relative_drift"] == pytest.approx(v, rel=1e-5, abs=1e-9), n
     bf16 = weight_drift(audited.base, audited.base, quantize_transform(8, "bfloat16"))
     rows = {r["name"]: r for r in bf16.tensors}
-    for n, v in _np_drift(b, _rounded(audited.base, torch.bfloat16)).items():
+    for n, v in np_drift(b, int8_rounded(audited.base, torch.bfloat16)).items():
         assert rows[n]["relative_drift"] == pytest.approx(v, rel=1e-4, abs=1e-9), n
 
 
-def _logits(folder: Path, ids: list[int]) -> np.ndarray:
-    with torch.no_grad():
-        return load(folder)[0](input_ids=torch.tensor([ids])).logits[0].double().numpy()
-
-
-def _logprobs(folder: Path, texts: list[str]) -> np.ndarray:
-    """Next-token log-probabilities at every position of each text, read alone."""
-    tok = load(folder)[1]
-    return np.concatenate([log_softmax(_logits(folder, tok(t)["input_ids"]), axis=-1)
-                           for t in texts])
-
-
-def _margin(folder: Path, r: dict) -> float:
-    """log Σ p(safe | prompt) − log Σ p(unsafe | prompt), token by token."""
-    tok = load(folder)[1]
-
-    def lp(cont: str) -> float:
-        p, full = tok(r["prompt"])["input_ids"], tok(r["prompt"] + cont)["input_ids"]
-        assert full[:len(p)] == p
-        ls = log_softmax(_logits(folder, full), axis=-1)
-        return sum(ls[i - 1, full[i]] for i in range(len(p), len(full)))
-
-    return float(logsumexp([lp(c) for c in r["safe"]]) - logsumexp([lp(c) for c in r["unsafe"]]))
-
-
-def test_probabilities_and_margins_match_the_models_own_logits(audited: Audited) -> None:
+def test_probabilities_andmargins_match_the_models_ownlogits(audited: Audited) -> None:
     cert = audited.cert
     rows = {r["probe_set"]: r for r in cert.comparison("ft")["tables"]["probabilities_probe_sets"]}
     for name, texts in (("domains.misc", DOMAIN), ("risk.advice", [r["prompt"] for r in RISK])):
-        lb, lf = _logprobs(audited.base, texts), _logprobs(audited.ft, texts)
+        lb, lf = logprobs(audited.base, texts), logprobs(audited.ft, texts)
         assert rows[name]["positions"] == len(lb)
         for key, want in _scipy(lb, lf).items():
             assert rows[name][key] == pytest.approx(want, rel=1e-3, abs=1e-6), (name, key)
     prompts = {r["prompt"]: r for r in cert.comparison("ft")["tables"]["behavior_prompts"]}
     for r in RISK:
         for folder, key in ((audited.base, "margin_base"), (audited.ft, "margin_candidate")):
-            assert prompts[r["prompt"]][key] == pytest.approx(_margin(folder, r),
+            assert prompts[r["prompt"]][key] == pytest.approx(margin(folder, r),
                                                               rel=1e-4, abs=1e-5)
     assert [c["status"] for c in cert.checks] == ["PASS"] * 3
 
@@ -296,7 +217,7 @@ def test_most_affected_positions_and_greedy_text_match(audited: Audited) -> None
     assert top and [r["kl"] for r in top] == sorted((r["kl"] for r in top), reverse=True)
     for r in top:
         ids = load(audited.base)[1](texts[r["text_row"]])["input_ids"]
-        pb, pc = (np.exp(log_softmax(_logits(f, ids)[r["token_index"]]))
+        pb, pc = (np.exp(log_softmax(logits(f, ids)[r["token_index"]]))
                   for f in (audited.base, audited.ft))
         assert r["kl"] == pytest.approx(rel_entr(pb, pc).sum(), rel=1e-3, abs=1e-6)
         for p, key in ((pb, "base_top5"), (pc, "candidate_top5")):
@@ -306,7 +227,7 @@ def test_most_affected_positions_and_greedy_text_match(audited: Audited) -> None
             model, tok = load(folder)
             ids = tok(row["prompt"])["input_ids"]
             for _ in range(4):  # analysis.behavior.max_new_tokens
-                ids.append(int(_logits(folder, ids)[-1].argmax()))
+                ids.append(int(logits(folder, ids)[-1].argmax()))
                 if ids[-1] == model.generation_config.eos_token_id:
                     break
             n = len(tok(row["prompt"])["input_ids"])
@@ -331,27 +252,6 @@ def _probe_texts(spec: dict) -> list[str]:
     return concept_probe(load_spec(spec)).all_texts
 
 
-def _ce(folder: Path, texts: list[str], replace=None) -> float:
-    """Token-weighted next-token CE, block PATH_LAYER's output replaced, text by text."""
-    model, tok = load(folder)
-
-    def hook(_m, _a, out):
-        return (replace(out[0]), *out[1:]) if isinstance(out, tuple) else replace(out)
-
-    block = model.model.layers[PATH_LAYER - 1]
-    handle = block.register_forward_hook(hook) if replace else None
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for t in texts:
-            ids = tok(t, return_tensors="pt")["input_ids"]
-            logits = model(input_ids=ids).logits[0, :-1]
-            total += float(torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum"))
-            n += ids.shape[1] - 1
-    if handle:
-        handle.remove()
-    return total / n
-
-
 def test_sparse_features_match_states_and_splices(audited: Audited) -> None:
     cert, p = audited.cert, f"sae.layer.{PATH_LAYER}"
     texts = _probe_texts(audited.spec)
@@ -369,9 +269,8 @@ def test_sparse_features_match_states_and_splices(audited: Audited) -> None:
     assert cert.metric("ft", f"{p}.l0.base") == pytest.approx(5.0)
     assert cert.metric("ft", f"sae.layer.{TRAIN_LAYER}.l0.candidate") == pytest.approx(4.0)
     fit = cert.comparison("ft")["tables"]["sae_fit"][0]
-    clean = _ce(audited.base, DOMAIN)
-    spliced = _ce(audited.base, DOMAIN, lambda h: sae.reconstruct(h[0]).unsqueeze(0))
-    zero = _ce(audited.base, DOMAIN, torch.zeros_like)
+    clean, spliced, zero = (ce_spliced(audited.base, DOMAIN, PATH_LAYER, f) for f in (
+        None, lambda h: sae.reconstruct(h[0]).unsqueeze(0), torch.zeros_like))
     assert fit["ce_clean_base"] == pytest.approx(clean, rel=1e-4)
     assert fit["ce_sae_base"] == pytest.approx(spliced, rel=1e-4)
     assert fit["ce_zero_base"] == pytest.approx(zero, rel=1e-4)
@@ -394,85 +293,3 @@ def test_projection_schema_and_cache(audited: Audited) -> None:
     assert cert.data["analysis"]["sae"]["layers"][str(TRAIN_LAYER)]["origin"] == "trained"
     again = reportgen.audit(audited.spec, progress=False)  # every capture from the cache
     assert again.to_json() == cert.to_json()
-
-
-# ------------------------------------------------------------- base → instruct, grown vocabulary
-
-
-@pytest.fixture(scope="module", params=INSTRUCT)
-def instruct(request, arch_models, tmp_path_factory) -> Audited:
-    arch = request.param
-    tmp = tmp_path_factory.mktemp(f"arch-{arch}-instruct")
-    base, ft = arch_models[f"tiny-{arch}"], arch_models[f"tiny-{arch}-instruct"]
-    sae = _dictionary(tmp, 32)
-    spec = _spec(tmp, base, ft, sae)
-    return Audited(arch, base, ft, spec, sae, reportgen.audit(spec, progress=False))
-
-
-def _aligned(base: Path, ft: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Tokens of both tokenizers (by string, in base-id order) and their rows on each side."""
-    vb = tf.AutoTokenizer.from_pretrained(base).get_vocab()
-    vf = tf.AutoTokenizer.from_pretrained(ft).get_vocab()
-    shared = sorted(set(vb) & set(vf), key=vb.__getitem__)
-    return shared, np.array([vb[t] for t in shared]), np.array([vf[t] for t in shared])
-
-
-def test_instruct_tokens_are_aligned_by_string_and_new_ones_listed(instruct: Audited) -> None:
-    cert = instruct.cert
-    config = json.loads((instruct.ft / "tokenizer_config.json").read_text())
-    assert "<|im_start|>" in config["chat_template"]  # the fixture is what it claims
-    assert config["eos_token"] == "<|im_end|>"
-    assert cert.metric("ft", "embeddings.new_tokens") == 2
-    new = cert.comparison("ft")["tables"]["new_tokens"]
-    assert sorted(r["token"] for r in new) == sorted(CHAT_TOKENS)
-    assert "ft: the tokenizer grew by 2 tokens; they are listed, not compared." in \
-        cert.data["warnings"]
-    shared, rb, rf = _aligned(instruct.base, instruct.ft)
-    assert len(shared) == 512
-    eb, ef = _embeddings(instruct.base)[rb], _embeddings(instruct.ft)[rf]
-    assert ef.shape[0] < _embeddings(instruct.ft).shape[0]  # the new rows are left out
-    drift = 1 - (_unit(eb) * _unit(ef)).sum(1)
-    assert cert.metric("ft", "embeddings.cosine_distance.mean") == pytest.approx(drift.mean(),
-                                                                                rel=1e-4)
-    assert cert.metric("ft", "neighbors.tokens.jaccard.mean") == pytest.approx(
-        _jaccard(eb, ef, K).mean(), rel=1e-5)
-    _check_concepts(cert, instruct.base, instruct.ft)
-
-
-def test_instruct_compares_what_it_can_and_says_what_it_cannot(instruct: Audited) -> None:
-    cert = instruct.cert
-    metrics = cert.comparison("ft")["metrics"]
-    why = ("not available: the language-model heads score different numbers of tokens (base "
-           "512, candidate 514), and next-token distributions are compared only over the same "
-           "vocabulary")
-    for name in ("probabilities.kl_base_candidate.mean", "probabilities.js.mean",
-                 "probabilities.entropy.candidate.mean", "probabilities.top1_agreement"):
-        assert metrics[name]["value"] is None and metrics[name]["error"] == why, name
-    assert f"ft: probabilities {why}." in cert.data["warnings"]
-    # each model's log-probability of the same strings: comparable across vocabularies
-    prompts = {r["prompt"]: r for r in cert.comparison("ft")["tables"]["behavior_prompts"]}
-    for r in RISK:
-        for folder, key in ((instruct.base, "margin_base"), (instruct.ft, "margin_candidate")):
-            assert prompts[r["prompt"]][key] == pytest.approx(_margin(folder, r),
-                                                              rel=1e-4, abs=1e-5)
-    status = {c["id"]: c["status"] for c in cert.checks}
-    assert status == {"drift": "PASS", "kl": "ERROR", "risk": "PASS"}
-    assert cert.verdict == "ERROR"
-    # the resized embedding (and untied head) is listed, every other tensor compared
-    b, c = _tensors(instruct.base), _tensors(instruct.ft)
-    resized = sorted(n for n in b if b[n].shape != c[n].shape)
-    assert resized == (["model.embed_tokens.weight"] if instruct.arch == "qwen2" else
-                       ["lm_head.weight", "model.embed_tokens.weight"])
-    assert cert.comparison("ft")["tables"]["weights_unmatched"] == [
-        {"name": n, "present_in": "both", "reason": "shape [512, 32] in base, [514, 32] in "
-         "candidate"} for n in resized]
-    rows = {r["name"]: r for r in cert.comparison("ft")["tables"]["weights_tensors"]}
-    ref = _np_drift({n: v for n, v in b.items() if n not in resized}, c)
-    assert set(rows) == set(c) - set(resized)
-    for n in set(rows) - set(ref):  # zero in the base (Qwen2's q/k/v biases), and still
-        assert not b[n].any() and not c[n].any() and rows[n]["relative_drift"] == 0.0, n
-    for n, v in ref.items():
-        assert rows[n]["relative_drift"] == pytest.approx(v, rel=1e-5), n
-    for name in (f"sae.layer.{PATH_LAYER}.fvu.candidate", f"sae.layer.{PATH_LAYER}.jaccard.mean",
-                 "cka.concepts.mean", "domains.misc.cosine_distance.mean"):
-        assert metrics[name]["value"] is not None, name
