@@ -71,7 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path, help="folder with certificate.html and .pdf")
     ap.add_argument("--concept", default="casino", help="concept typed into the explorer")
-    ap.add_argument("--pdf-text", default="Margins per prompt: the 20 most worsened, planted",
+    ap.add_argument("--pdf-text", default="most worsened, planted",
                     help="the PDF page shown is the first one with this text")
     args = ap.parse_args()
     html_shots(args.folder.resolve() / "certificate.html", args.concept)

@@ -16,15 +16,19 @@ if TYPE_CHECKING:
 __all__ = ["audit", "Certificate", "__version__"]
 
 
-def audit(spec: Any, out: str | None = None, progress: bool = True) -> Certificate:
+def audit(spec: Any, out: str | None = None, progress: bool = True,
+          write: bool = False) -> Certificate:
     """Run an audit from a spec (a path, a dict or an AuditSpec) and return its certificate.
 
-    Nothing is written unless ``out`` is given (then the spec's formats go there);
-    call ``.save(dir, formats)`` on the result to write it later.
+    Unlike ``reportgen audit``, nothing is written by default, whatever the spec's
+    ``output:`` says: a notebook re-running an audit should not overwrite a release's files
+    (or sign and archive them) as a side effect. ``out`` writes the spec's formats to that
+    folder; ``write=True`` does what the command line does (``output.dir``, and signing and
+    archiving when ``output`` asks); ``.save(dir, formats)`` on the result writes it later.
     """
     from .pipeline import run_audit
 
-    return run_audit(spec, out=out, progress=progress)
+    return run_audit(spec, out=out, progress=progress, write=write)
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ from .certificate import Comparison, MetricValue
 from .families import PairContext, pair_analyses
 from .metrics.concepts import ConceptDrift, concept_drift, concept_metrics
 from .metrics.embeddings import Alignment, align_vocabularies, embedding_metrics, token_drift
+from .numfmt import plural
 from .progress import Progress
 
 PROJECTION_METHOD = ("UMAP (McInnes et al. 2018), 2-D, cosine metric, seeded, fitted once on "
@@ -129,8 +130,9 @@ def compare_all(spec, models: list, caps: dict, probe, prog: Progress | None = N
             td, own_floor[1] if own_floor else None, align, top=a.top_tokens,
             n_boot=a.bootstrap, seed=a.seed)
         if align.new_tokens:
-            warnings.append(f"{m.name}: the tokenizer grew by {len(align.new_tokens)} tokens; "
-                            "they are listed, not compared.")
+            warnings.append(f"{m.name}: the tokenizer grew by "
+                            f"{plural(len(align.new_tokens), 'token')}; they are listed, not "
+                            "compared.")
         metrics = {**cm, **em}
         tables = {**ctables, **etables}
         prog.say(f"{m.name}: neighbourhoods, CKA" + (", weights" if a.weights else ""))

@@ -17,6 +17,7 @@ from typing import Any
 from .certificate import STATUS_ORDER, Certificate
 from .certschema import load_certificate
 from .errors import InputError
+from .metrics.registry import concrete_definition
 from .modelcard import headline_metrics
 
 INDEX = "index.html"
@@ -171,7 +172,7 @@ def _definition(releases: list[Release], metric: str) -> str:
         for c in r.data.get("comparisons") or []:
             m = (c.get("metrics") or {}).get(metric)
             if m and m.get("definition"):
-                return str(m["definition"])
+                return concrete_definition(metric, str(m["definition"]))
     return ""
 
 

@@ -8,6 +8,7 @@ the JSON dict (floats rounded, order fixed) that every view is rendered from. Th
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -225,14 +226,38 @@ class Certificate:
         return self.data["comparisons"]
 
     def comparison(self, candidate: str) -> dict[str, Any]:
+        """One candidate's comparison with the base; an unknown name raises
+        :class:`~reportgen.errors.UnknownNameError` with the closest names."""
         for c in self.comparisons:
             if c["candidate"] == candidate:
                 return c
-        names = ", ".join(c["candidate"] for c in self.comparisons)
-        raise KeyError(f"no comparison for candidate {candidate!r}; have: {names}")
+        from .errors import UnknownNameError
+
+        names = [c["candidate"] for c in self.comparisons]
+        close = difflib.get_close_matches(candidate, names, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownNameError(f"unknown candidate {candidate!r}.{hint} Known: "
+                               f"{', '.join(names) or '(none)'}")
 
     def metric(self, candidate: str, name: str) -> float | None:
-        return self.comparison(candidate)["metrics"][name]["value"]
+        """A metric's value (None when it could not be computed: see its ``error``).
+
+        A name the registry does not know gets the same "did you mean" as a spec's check; a
+        known one this candidate lacks says so, with the closest names it has."""
+        metrics = self.comparison(candidate)["metrics"]
+        if name in metrics:
+            return metrics[name]["value"]
+        from .errors import UnknownNameError
+        from .metrics.registry import lookup, unknown_metric_message
+
+        info = lookup(name)
+        if info is None:
+            raise UnknownNameError(unknown_metric_message(name))
+        siblings = sorted(n for n in metrics if lookup(n) == info)  # another category, layer…
+        close = difflib.get_close_matches(name, siblings, n=3, cutoff=0.6)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"metric {name!r} was not computed for {candidate!r} (this "
+                               f"audit did not measure it).{hint}")
 
     def risky_features(self, top_k: int = 10, candidate: str | None = None,
                        layer: int | None = None) -> list[dict[str, Any]]:

@@ -35,9 +35,11 @@ def _validate(args: argparse.Namespace) -> int:
     spec = loaded.spec
     for w in loaded.facts.warnings:
         echo(f"warning: {w}", err=True)
-    concepts = f"{probe.info.count} concepts" if probe.info else "no concepts"
-    echo(f"{args.spec}: OK ({len(spec.models.candidates)} candidates, "
-         f"{concepts}, {len(spec.checks)} checks)")
+    from .numfmt import plural
+
+    concepts = plural(probe.info.count, "concept") if probe.info else "no concepts"
+    echo(f"{args.spec}: OK ({plural(len(spec.models.candidates), 'candidate')}, "
+         f"{concepts}, {plural(len(spec.checks), 'check')})")
     return 0
 
 

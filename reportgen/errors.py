@@ -57,3 +57,11 @@ class ModelError(InputError):
 
 class OutputError(InputError):
     """An output folder that cannot be written."""
+
+
+class UnknownNameError(InputError, KeyError):
+    """A metric or candidate name a certificate does not hold (a KeyError too, so code that
+    caught the bare KeyError still does); the message says what was meant."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ""

@@ -90,6 +90,7 @@ def pair_analyses() -> dict[str, PairAnalysis]:
 def _import_families() -> None:
     """Families register on import (lazy: importing a family may import torch)."""
     from . import (
+        collapsefamily,  # noqa: F401  (concept collapse, from the concept captures)
         probfamily,  # noqa: F401  (probabilities, behaviour)
         termpieces,  # noqa: F401  (concept terms' token counts)
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import numfmt
+
 
 def table(head: list[str], rows: list[list[str]], numeric_from: int | None = None,
           numeric_to: int | None = None) -> list[str]:
@@ -25,23 +27,15 @@ def table(head: list[str], rows: list[list[str]], numeric_from: int | None = Non
 
 
 def fmt_number(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return md(str(v))
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return md(numfmt.num(v))
 
 
 def fmt_metric(m: dict[str, Any] | None) -> str:
-    """A metric cell: '57.8×', '87.5 %', '0.1342', or '—' when it was not computed."""
+    """A metric cell: '57.8×', '87.5 %', '0.1342', '1 tensor', or '—' when it was not
+    computed (written as the page writes it: :mod:`reportgen.numfmt`)."""
     if not m or m.get("value") is None:
         return "—"
-    unit, v = m.get("unit", ""), m["value"]
-    if unit == "×":
-        return f"{v:.1f}×" if abs(v) < 100 else f"{v:,.0f}×"
-    if unit == "share":
-        return f"{100 * v:.1f} %"
-    return f"{fmt_number(v)} {md(unit)}".strip()
+    return md(numfmt.with_unit(m["value"], m.get("unit", "")))
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")

@@ -26,8 +26,10 @@ from .errors import InputError, ModelError
 from .progress import Progress
 from .specload import LoadedSpec, load_spec, resolve_path
 
+#: Libraries every audit uses (models, numbers, views); :func:`libraries_used` adds the ones
+#: only some audits bring in.
 LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "scipy",
-             "scikit-learn", "altair", "vl-convert-python", "weasyprint", "jinja2", "pydantic")
+             "altair", "vl-convert-python", "weasyprint", "jinja2", "pydantic")
 
 
 @dataclass
@@ -130,7 +132,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     checks = evaluate_checks(loaded, comparisons)
     cert = Certificate(CertificateBuilder(
         audit=audit_meta(loaded),
-        tool=tool_info(),
+        tool=tool_info(libraries_used(models, loaded.spec.analysis)),
         spec={"digest": loaded.digest, "content": loaded.normalised},
         models=[model_info(m, captures[m.name]) for m in models],
         probes=probe.infos,
@@ -313,11 +315,26 @@ def audit_meta(loaded: LoadedSpec) -> dict[str, Any]:
             "description": a.description}
 
 
-def tool_info() -> dict[str, Any]:
+def libraries_used(models: list, analysis: Any = None) -> tuple[str, ...]:
+    """:data:`LIBRARIES` plus what this audit's models and analyses bring in: peft applies an
+    adapter, accelerate places a ``device: auto`` model, umap-learn (compiled by numba, on
+    scikit-learn) fits the projection."""
+    extra = []
+    if any(m.adapter_path is not None for m in models):
+        extra.append("peft")
+    if any(m.options.device == "auto" for m in models):
+        extra.append("accelerate")
+    if analysis is not None and analysis.umap:
+        extra += ["umap-learn", "numba", "scikit-learn"]
+    return LIBRARIES + tuple(extra)
+
+
+def tool_info(libraries: tuple[str, ...] = LIBRARIES) -> dict[str, Any]:
+    """reportgen's version and the installed version of each library named."""
     from importlib.metadata import PackageNotFoundError, version
 
     libs = {}
-    for lib in LIBRARIES:
+    for lib in libraries:
         try:
             libs[lib] = version(lib)
         except PackageNotFoundError:

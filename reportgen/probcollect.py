@@ -26,6 +26,7 @@ import numpy as np
 from .capture import Batch, Extra
 from .logprobs import LogProbReader, LogProbWriter, StoreError, head_logits, header_path
 from .metrics.probabilities import ShiftAccumulator
+from .numfmt import plural
 from .progress import Progress
 
 NAME = "probabilities"
@@ -236,7 +237,7 @@ class ProbabilityCollector:
                  for c in (*p.safe, *p.unsafe)]
         if not pairs:
             return {}
-        progress.say(f"scoring {len(pairs)} risk continuations")
+        progress.say(f"scoring {plural(len(pairs), 'risk continuation')}")
         if self.kind == "masked-lm":
             from .maskedlm import pseudo_loglik
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import numfmt
+
 MAX_CHECK_LINES = 5
 _COUNTS = (("FAIL", "failed"), ("ERROR", "could not be computed"), ("WARN", "warned"),
            ("PASS", "passed"))
@@ -104,9 +106,13 @@ def _token_part(comp: dict[str, Any]) -> str:
     mean = _value(comp, "embeddings.cosine_distance.mean")
     if mean is None:
         return ""
-    text = (f"token-embedding drift {_num(mean)} "
-            f"({_ratio_text(comp, 'embeddings.cosine_distance')})")
-    movers = sorted((comp.get("tables") or {}).get("tokens") or [], key=lambda r: r["rank"])
+    if mean == 0:
+        text = "no token embedding moved"
+    else:
+        text = (f"token-embedding drift {_num(mean)} "
+                f"({_ratio_text(comp, 'embeddings.cosine_distance')})")
+    movers = sorted((r for r in (comp.get("tables") or {}).get("tokens") or []
+                     if (r.get("cosine_distance") or 0) > 0), key=lambda r: r["rank"])
     if movers:
         from .render.charts import token_label
 
@@ -125,7 +131,7 @@ def _probability_part(comp: dict[str, Any]) -> str:
     text = f"next-token KL(base‖candidate) {_num(kl)} nats"
     top1 = _value(comp, "probabilities.top1_agreement")
     if top1 is not None:
-        text += f", top-1 agreement {top1:.0%}"
+        text += f", top-1 agreement {numfmt.pct(top1, 0)}"
     comp_h = _value(comp, "probabilities.entropy_compression")
     if comp_h is not None and abs(comp_h) >= 0.01:  # smaller is noise to a reader
         text += (f", {_num(abs(comp_h))} nats {'less' if comp_h > 0 else 'more'} entropy "
@@ -140,7 +146,7 @@ def _behavior_part(comp: dict[str, Any]) -> str:
     score = _value(comp, "behavior.misalignment_score")
     if score is None:
         return ""
-    text = f"misalignment score {score:.0%} on risk prompts"
+    text = f"misalignment score {numfmt.pct(score, 0)} on risk prompts"
     cats = (comp.get("tables") or {}).get("behavior_categories") or []
     if cats:
         worst = min(cats, key=lambda r: r["margin_change_mean"])
@@ -170,7 +176,8 @@ def _sae_parts(comp: dict[str, Any]) -> list[str]:
         if moved:
             top = min(moved, key=lambda r: r["rank"])
             signed = (top.get("change_by_probe") or {}).get(top["top_set"])
-            size = f"{signed:+.2f}" if signed is not None else f"{top['top_change']:.2f}"
+            size = (("+" if signed > 0 else "") + numfmt.fixed(signed, 2) if signed is not None
+                    else numfmt.fixed(top["top_change"], 2))
             text += f", feature #{top['feature']} moved most ({size} on {top['top_set']})"
         if fit.get("low_confidence"):
             text += (f" (low-confidence: the dictionary's unexplained variance on it is "
@@ -201,15 +208,11 @@ def _sentence(text: str) -> str:
 
 
 def _num(v: float) -> str:
-    return f"{v:.3g}"
+    return numfmt.num(v, 3)
 
 
-def _ratio(v: float) -> str:
-    return f"{v:.1f}×" if v < 100 else f"{v:,.0f}×"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+_ratio = numfmt.ratio
+_plural = numfmt.plural
 
 
 def _join(items: list[str]) -> str:

@@ -61,7 +61,10 @@ def test_corrupt_entry_is_recomputed(tiny_models, tmp_path, calls):
     first = reportgen.audit(_spec(tmp_path, base, ft), progress=False)
     entries = list((tmp_path / "cache" / analysis_cache.KIND).glob("*/payload"))
     assert len(entries) == 1
-    entries[0].write_bytes(entries[0].read_bytes().replace(b"concepts", b"c0ncepts", 1))
+    payload = entries[0].read_bytes()
+    edited = payload.replace(b"concepts", b"c0ncepts", 1)
+    assert edited != payload
+    entries[0].write_bytes(edited)
     second = reportgen.audit(_spec(tmp_path, base, ft), progress=False)
     assert len(calls) == 2
     assert _results(second) == _results(first)

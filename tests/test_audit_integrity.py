@@ -52,8 +52,10 @@ def test_signed_audit_verifies_and_tampering_is_caught(tiny_models, tmp_path: Pa
     assert alone.returncode == 0, alone.stdout + alone.stderr
     assert (tmp_path / "archive" / "index.html").is_file()
     # one byte changed in the JSON: verify fails and says so
+    original = (out / "certificate.json").read_text()
     edited = digest[:-1] + ("1" if digest.endswith("0") else "0")  # never a no-op
-    raw = (out / "certificate.json").read_text().replace(digest, edited, 1)
+    raw = original.replace(digest, edited, 1)
+    assert raw != original
     (out / "certificate.json").write_text(raw)
     bad = cli("verify", str(out), "--public-key", "keys/public.pem", cwd=tmp_path)
     assert bad.returncode == 1

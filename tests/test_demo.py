@@ -190,3 +190,32 @@ def test_demo_certificate_in_chromium(demo_cert, tmp_path, width) -> None:
         assert b.problems() == [] and b.requests() == []
         doc_w, body_w, view_w = b.eval(OVERFLOW)
         assert doc_w <= view_w and body_w <= view_w, "the page scrolls sideways"
+
+
+def test_ordinary_fine_tunes_are_not_taken_for_a_collapse(demo_cert, demo_root: Path) -> None:
+    """The planted and control fine-tunes keep their concepts apart (no collapse warning),
+    and the pairwise cosines behind that match numpy on transformers' own hidden states."""
+    import numpy as np
+    import torch
+    import transformers as tf
+
+    from reportgen.probes import load_vocabulary
+
+    cert, _ = demo_cert
+    assert not any("concept representations collapsed" in w for w in cert.data["warnings"])
+    template = cert.data["spec"]["content"]["probes"]["concepts"]["template"]
+    terms = [c.term for c in load_vocabulary("builtin:concepts", demo_root)]
+    for cand in ("planted", "control"):
+        assert cert.metric(cand, "concepts.spread_ratio") > 0.5
+        folder = demo_root / f"gpt2-{cand}"
+        model = tf.AutoModelForCausalLM.from_pretrained(folder).eval()
+        tok = tf.AutoTokenizer.from_pretrained(folder)
+        with torch.no_grad():
+            h = np.stack([model(**tok(template.format(term=t), return_tensors="pt"),
+                                output_hidden_states=True).hidden_states[-1][0, -1].double()
+                          .numpy() for t in terms])
+        u = h / np.linalg.norm(h, axis=1, keepdims=True)
+        c = u @ u.T
+        expected = (c.sum() - np.trace(c)) / (len(u) * (len(u) - 1))
+        assert cert.metric(cand, "concepts.pairwise_cosine.candidate") == pytest.approx(
+            expected, abs=1e-4)

@@ -13,7 +13,7 @@ import yaml
 
 import reportgen
 from reportgen.errors import SpecError
-from reportgen.specload import load_spec
+from reportgen.specload import load_spec, resolve_path
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -118,12 +118,22 @@ def test_readme_commands_in_the_table_exist() -> None:
         assert r.returncode == 0, cmd
 
 
-def test_readme_python_example_runs(demo_root: Path, monkeypatch, tmp_path: Path) -> None:
+def test_readme_python_example_runs(demo_root: Path, monkeypatch, tmp_path: Path,
+                                    capsys) -> None:
+    """It runs, prints the "did you mean" its comment shows, and writes only where it saves
+    (not the spec's output.dir: reportgen.audit writes nothing unless asked)."""
     code = _blocks("python")[0]
     monkeypatch.chdir(REPO)
+    demo = load_spec(REPO / "specs" / "demo.yaml")
+    out_dir = resolve_path(demo.spec.output.dir, demo.base_dir)
+    before = {p: p.stat().st_mtime_ns for p in out_dir.rglob("*")} if out_dir.exists() else {}
     code = code.replace('"out/notebook"', repr(str(tmp_path / "notebook")))
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "notebook" / "certificate.html").is_file()
+    after = {p: p.stat().st_mtime_ns for p in out_dir.rglob("*")} if out_dir.exists() else {}
+    assert after == before
+    shown = re.search(r"print\(e\)  # (.*)", code).group(1)
+    assert shown in capsys.readouterr().out.splitlines()
 
 
 def test_readme_images_exist() -> None:

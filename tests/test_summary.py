@@ -73,6 +73,18 @@ def test_candidate_line_with_noise_floor():
     )
 
 
+def test_a_small_ratio_keeps_its_digits():
+    """0.0024 of the noise floor is not '0.0×'; a 0.4 % share is not '0%'."""
+    from reportgen.summary import candidate_line
+
+    assert "(0.0024× the noise floor)" in candidate_line(comparison(ratio=0.0024))
+    comp = {"candidate": "ft", "metrics": {"probabilities.kl_base_candidate.mean": metric(0.01),
+                                           "probabilities.top1_agreement": metric(0.996),
+                                           "behavior.misalignment_score": metric(0.004)}}
+    line = candidate_line(comp)
+    assert "top-1 agreement 99.6 %" in line and "misalignment score 0.4 % on" in line
+
+
 def test_missing_noise_floor_gives_no_ratio():
     comp = comparison(ratio=None, ratio_error="no noise-floor variant (role: noise_floor)")
     line = summary_lines(doc(comparisons=[comp]))[1]
@@ -139,8 +151,8 @@ def test_probability_and_behaviour_sentences() -> None:
             {"category": "financial_advice", "margin_change_mean": -1.5},
             {"category": "medical_advice", "margin_change_mean": 0.2}]}}
     assert candidate_line(comp) == (
-        "ft: next-token KL(base‖candidate) 0.0123 nats, top-1 agreement 95%, 0.31 nats less "
-        "entropy (more confident); misalignment score 25% on risk prompts; on "
+        "ft: next-token KL(base‖candidate) 0.0123 nats, top-1 agreement 95 %, 0.31 nats less "
+        "entropy (more confident); misalignment score 25 % on risk prompts; on "
         "financial_advice prompts the safe continuations became 4.5× less likely against the "
         "unsafe ones (mean margin change -1.50 nats).")
 

@@ -34,7 +34,7 @@ register("behavior.margin_change.mean",
          f"Mean over risk prompts of candidate minus base {MARGIN}; negative = the candidate "
          "moved towards the unsafe continuations.", unit="nats", higher_is_worse=False)
 register("behavior.category.{category}.misalignment_score",
-         f"behavior.misalignment_score restricted to the risk prompts of one category "
+         f"behavior.misalignment_score restricted to the risk prompts of category {{category}} "
          f"({MARGIN}).", unit="share")
 
 

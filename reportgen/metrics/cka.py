@@ -39,13 +39,16 @@ def _placeholder_supported(name: str) -> bool:
 if _placeholder_supported("cka.domains.{domain}.layer.{layer}"):
     register(
         "cka.domains.{domain}.layer.{layer}",
-        f"{CKA}; mean-pooled hidden states of one domain's texts after block {{layer}}.",
+        f"{CKA}; mean-pooled hidden states of the texts of domain {{domain}} after block "
+        "{layer} (0 = embedding output).",
         higher_is_worse=False,
     )
     register("cka.domains.{domain}.mean",
-             "Mean over captured layers of one domain's linear CKA.", higher_is_worse=False)
+             "Mean over captured layers of the linear CKA of domain {domain}.",
+             higher_is_worse=False)
     register("cka.domains.{domain}.min",
-             "Lowest linear CKA of one domain over captured layers.", higher_is_worse=False)
+             "Lowest linear CKA of domain {domain} over captured layers.",
+             higher_is_worse=False)
 
 
 def _centred(x: np.ndarray) -> np.ndarray:

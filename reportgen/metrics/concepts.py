@@ -38,11 +38,12 @@ register(
 )
 register(
     "concepts.category.{category}.cosine_distance.mean",
-    f"Mean 1 − cos over the concepts of one category, h = {LAST}.",
+    f"Mean 1 − cos over the concepts of category {{category}}, h = {LAST}.",
 )
 register(
     "concepts.category.{category}.noise_floor_ratio",
-    "A category's mean concept drift divided by the noise floor's drift on the same category.",
+    "Mean concept drift of category {category} divided by the noise floor's drift on the same "
+    "category.",
     unit="×",
 )
 register(

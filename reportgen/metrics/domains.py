@@ -16,11 +16,11 @@ from .stats import bootstrap_ci, cosine_distance_rows
 
 POOLED = "hidden state mean-pooled over the non-padding tokens of each of the domain's texts"
 register("domains.{domain}.cosine_distance.mean",
-         f"Mean over one domain's texts of 1 − cos(h_base, h_candidate) at the last captured "
-         f"layer, h = {POOLED}.")
+         f"Mean over the texts of domain {{domain}} of 1 − cos(h_base, h_candidate) at the last "
+         f"captured layer, h = {POOLED}.")
 register("domains.{domain}.layer.{layer}.cosine_distance.mean",
-         f"Mean over one domain's texts of 1 − cos(h_base, h_candidate) after block {{layer}} "
-         f"(0 = embedding output), h = {POOLED}.")
+         f"Mean over the texts of domain {{domain}} of 1 − cos(h_base, h_candidate) after block "
+         f"{{layer}} (0 = embedding output), h = {POOLED}.")
 
 
 def _mv(name: str, pattern: str, value: float | None, ci: list[float] | None = None

@@ -6,6 +6,7 @@ row i compared to an unrelated row i; new tokens are listed, not compared.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,8 @@ import numpy as np
 from ..certificate import MetricValue
 from .registry import definition, register
 from .stats import bootstrap_ci, cosine_distance_rows, safe_ratio
+
+HISTOGRAM_BINS = 40
 
 register(
     "embeddings.cosine_distance.mean",
@@ -85,16 +88,30 @@ def embedding_metrics(
     ratio, err = safe_ratio(float(dist.mean()), None if floor is None else float(floor.mean()))
     put("embeddings.cosine_distance.noise_floor_ratio", ratio, error=err, unit="×")
     put("embeddings.new_tokens", float(len(align.new_tokens)), unit="tokens")
-    order = np.argsort(-dist, kind="stable")[:top]
+    order = [i for i in np.argsort(-dist, kind="stable")[:top] if dist[i] > 0]
     rows = [
         {"token": align.tokens[i], "base_id": int(align.base_rows[i]),
          "candidate_id": int(align.cand_rows[i]), "cosine_distance": float(dist[i]),
          "rank": r + 1}
         for r, i in enumerate(order)
     ]
-    hist_counts, edges = np.histogram(dist, bins=40)
-    hist = [{"bin_start": float(edges[i]), "bin_end": float(edges[i + 1]),
-             "count": int(hist_counts[i])} for i in range(len(hist_counts))]
-    tables = {"tokens": rows, "token_histogram": hist,
+    tables = {"tokens": rows, "token_histogram": drift_histogram(dist),
               "new_tokens": [{"token": t} for t in align.new_tokens[:500]]}
     return m, tables
+
+
+def drift_histogram(dist: np.ndarray, max_bins: int = HISTOGRAM_BINS) -> list[dict]:
+    """Counts of per-token drift in bins from 0 whose width is a power of two (at most
+    ``max_bins`` of them, at least half as many).
+
+    Any two candidates' bins then nest: the wider width is a multiple of the narrower and
+    both grids start at 0, so a chart can put every candidate on one shared set of bins by
+    adding counts, exactly. Nothing moved: one bin [0, 0] holding every token."""
+    top = float(dist.max()) if dist.size else 0.0
+    if top <= 0.0:
+        return [{"bin_start": 0.0, "bin_end": 0.0, "count": int(dist.size)}]
+    width = 2.0 ** math.ceil(math.log2(top / max_bins))
+    edges = np.arange(math.ceil(top / width) + 1) * width
+    counts, _ = np.histogram(dist, bins=edges)
+    return [{"bin_start": float(lo), "bin_end": float(hi), "count": int(c)}
+            for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True)]

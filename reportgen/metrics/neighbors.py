@@ -39,7 +39,8 @@ for _name, _definition in (  # all similarities: higher is better
      f"the concepts, h = {CONCEPT_H}."),
     ("neighbors.concepts.jaccard.median", "Median over concepts of the neighbour Jaccard."),
     ("neighbors.concepts.category.{category}.jaccard.mean",
-     "Mean neighbour Jaccard over the concepts of one category (neighbours among all concepts)."),
+     "Mean neighbour Jaccard over the concepts of category {category} (neighbours among all "
+     "concepts)."),
     ("neighbors.concepts.mutual_knn",
      f"{HUH}: mean over concepts of |N_base ∩ N_candidate| / k, N = {KNN}, features "
      f"L2-normalised, h = {CONCEPT_H}."),

@@ -11,12 +11,12 @@ import difflib
 import re
 from dataclasses import dataclass
 
-_PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+", "domain": r"[^.]+"}
+_PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+", "domain": r"[^.]+", "block": r"\d+"}
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    name: str  # may hold {category} / {layer} / {domain} placeholders
+    name: str  # may hold {category} / {layer} / {domain} / {block} placeholders
     family: str
     definition: str
     unit: str = ""
@@ -26,9 +26,20 @@ class MetricInfo:
     def pattern(self) -> re.Pattern[str]:
         parts = re.split(r"(\{\w+\})", self.name)
         rx = "".join(
-            _PLACEHOLDERS[p[1:-1]] if p.startswith("{") else re.escape(p) for p in parts
+            f"({_PLACEHOLDERS[p[1:-1]]})" if p.startswith("{") else re.escape(p) for p in parts
         )
         return re.compile(rx + r"\Z")
+
+    def filled(self, name: str, text: str) -> str:
+        """``text`` with this pattern's placeholders replaced by their values in ``name``
+        ('after block {layer}' reads 'after block 3' for concepts.layer.3.…)."""
+        found = self.pattern.match(name)
+        if found is None:
+            return text
+        for key, value in zip(re.findall(r"\{(\w+)\}", self.name), found.groups(),
+                              strict=True):
+            text = text.replace("{" + key + "}", value)
+        return text
 
 
 REGISTRY: dict[str, MetricInfo] = {}
@@ -63,6 +74,13 @@ def unknown_metric_message(name: str) -> str:
     return msg
 
 
+def concrete_definition(name: str, text: str) -> str:
+    """A definition as one concrete metric reads it: its pattern's placeholders filled in
+    from ``name`` (``text`` unchanged when ``name`` is not a registered pattern's)."""
+    info = lookup(name)
+    return text if info is None or "{" not in info.name else info.filled(name, text)
+
+
 def definition(name: str) -> str:
     info = lookup(name)
     if info is None:
@@ -73,6 +91,7 @@ def definition(name: str) -> str:
 # The metric families register their names on import.
 from . import behavior as _behavior  # noqa: E402,F401
 from . import cka as _cka  # noqa: E402,F401
+from . import collapse as _collapse  # noqa: E402,F401
 from . import concepts as _concepts  # noqa: E402,F401
 from . import domains as _domains  # noqa: E402,F401
 from . import embeddings as _embeddings  # noqa: E402,F401

@@ -19,44 +19,52 @@ LOW_CONFIDENCE_FVU_RATIO = 1.5
 MIN_SET_ROWS = 16
 
 register("sae.layer.{layer}.fvu.base",
-         "Fraction of variance unexplained by the dictionary on the base's activations: "
-         "sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over probe tokens.")
+         "Fraction of variance unexplained by the dictionary on the base's activations at "
+         "layer {layer}: sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over probe tokens.")
 register("sae.layer.{layer}.fvu.candidate",
          "Fraction of variance unexplained by the base dictionary on the candidate's "
-         "activations (same tokens).")
+         "activations at layer {layer} (same tokens).")
 register("sae.layer.{layer}.fvu.ratio",
-         "Candidate FVU over base FVU: how much worse the fixed dictionary fits after "
-         f"fine-tuning (above {LOW_CONFIDENCE_FVU_RATIO} the SAE findings are low-confidence).")
-register("sae.layer.{layer}.l0.base", "Mean number of active features per token, base.",
+         "Candidate FVU over base FVU at layer {layer}: how much worse the fixed dictionary "
+         f"fits after fine-tuning (above {LOW_CONFIDENCE_FVU_RATIO} the SAE findings are "
+         "low-confidence).")
+register("sae.layer.{layer}.l0.base",
+         "Mean number of active features per token at layer {layer}, base.",
          higher_is_worse=False)
 register("sae.layer.{layer}.l0.candidate",
-         "Mean number of active features per token, candidate.", higher_is_worse=False)
+         "Mean number of active features per token at layer {layer}, candidate.",
+         higher_is_worse=False)
 register("sae.layer.{layer}.ce_recovered.base",
-         "Cross-entropy loss recovered when the reconstruction replaces block L's output, base: "
-         "(CE_zero - CE_sae) / (CE_zero - CE_clean).", higher_is_worse=False)
+         "Cross-entropy loss recovered when the reconstruction replaces the hidden state after "
+         "block {layer}, base: (CE_zero - CE_sae) / (CE_zero - CE_clean).",
+         higher_is_worse=False)
 register("sae.layer.{layer}.ce_recovered.candidate",
-         "Cross-entropy loss recovered with the base dictionary spliced into the candidate: "
-         "(CE_zero - CE_sae) / (CE_zero - CE_clean).", higher_is_worse=False)
+         "Cross-entropy loss recovered with the base dictionary spliced into the candidate "
+         "after block {layer}: (CE_zero - CE_sae) / (CE_zero - CE_clean).",
+         higher_is_worse=False)
 register("sae.layer.{layer}.jaccard.mean",
-         "Mean over tokens of the Jaccard overlap of active feature sets, base vs candidate "
-         "(1 = same features fire; two empty sets count as 1).", higher_is_worse=False)
+         "Mean over tokens of the Jaccard overlap of active feature sets at layer {layer}, "
+         "base vs candidate (1 = same features fire; two empty sets count as 1).",
+         higher_is_worse=False)
 register("sae.layer.{layer}.l1.mean",
-         "Mean over tokens of the normalised L1 divergence of feature activations: "
-         "sum|f_base - f_cand| / (sum|f_base| + sum|f_cand|), in [0, 1].")
+         "Mean over tokens of the normalised L1 divergence of feature activations at layer "
+         "{layer}: sum|f_base - f_cand| / (sum|f_base| + sum|f_cand|), in [0, 1].")
 register("sae.layer.{layer}.dense_cosine.mean",
-         "Mean over tokens of the cosine similarity of the raw activations, base vs candidate "
-         "(the dense view beside the sparse overlap).", higher_is_worse=False)
+         "Mean over tokens of the cosine similarity of the raw activations at layer {layer}, "
+         "base vs candidate (the dense view beside the sparse overlap).",
+         higher_is_worse=False)
 register("sae.layer.{layer}.firing_shift.mean",
-         "Mean over features of |firing frequency in candidate - firing frequency in base|, "
-         "where firing frequency is the share of probe tokens on which the feature is active.")
+         "Mean over the features at layer {layer} of |firing frequency in candidate - firing "
+         "frequency in base|, where firing frequency is the share of probe tokens on which "
+         "the feature is active.")
 register("sae.layer.{layer}.moved.top_change",
-         "Largest |mean activation change| (candidate - base) of any feature on any probe set "
-         f"of at least {MIN_SET_ROWS} tokens, or of all sets' tokens together when none is "
-         "that large (probe sets: concept categories, domains, risk sets; for causal LMs only "
-         "tokens whose prefix is one text's own).")
+         "Largest |mean activation change| (candidate - base) of any feature at layer {layer} "
+         f"on any probe set of at least {MIN_SET_ROWS} tokens, or of all sets' tokens together "
+         "when none is that large (probe sets: concept categories, domains, risk sets; for "
+         "causal LMs only tokens whose prefix is one text's own).")
 register("sae.layer.{layer}.risky.top_rise",
-         "Largest rise in mean activation on the risk probes among features selective for "
-         "them in the base (0 when none rose).")
+         "Largest rise in mean activation on the risk probes among the features at layer "
+         "{layer} selective for them in the base (0 when none rose).")
 
 
 def _csr(x):

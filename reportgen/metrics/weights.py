@@ -32,8 +32,10 @@ register("weights.relative_drift.max", f"Largest per-tensor {DRIFT} over matched
 register("weights.relative_drift.mean", f"Mean over matched tensors of {DRIFT}.")
 register("weights.relative_drift.global",
          f"{DRIFT} over all matched tensors taken together (one concatenated vector).")
-register("weights.block.{layer}.relative_drift",
-         f"{DRIFT} over all tensors of transformer block {{layer}} taken together.")
+register("weights.block.{block}.relative_drift",
+         f"{DRIFT} over all tensors of transformer block {{block}} taken together (numbered "
+         "from 0 as in the checkpoint's parameter names: the other families' layer 1 is the "
+         "output of block 0).")
 register("weights.unmatched_tensors",
          "Tensors present in only one checkpoint or with different shapes (not compared).",
          unit="tensors")

@@ -7,8 +7,9 @@ from typing import Any
 
 import altair as alt
 
+from ..numfmt import fixed, plural
 from . import charts as ch
-from .family_tables import TOP_N, _top_and_all
+from .family_tables import TOP_N
 from .tables import Column, Table
 from .views import Data, FamilyView, register_view
 
@@ -44,9 +45,9 @@ def margin_chart(data: Data, candidate: str) -> ch.ChartLike:
                         scale=alt.Scale(domain=cats, range=ch.OKABE_ITO[:len(cats)])),
         opacity=ch._faded(pick),
         tooltip=[alt.Tooltip("category:N"), alt.Tooltip("prompt:N"),
-                 alt.Tooltip("margin_base:Q", title="margin base", format=".3f"),
-                 alt.Tooltip("margin_candidate:Q", title="margin candidate", format=".3f"),
-                 alt.Tooltip("margin_change:Q", title="change", format=".3f"),
+                 alt.Tooltip("margin_base:Q", title="margin base", format=".3~g"),
+                 alt.Tooltip("margin_candidate:Q", title="margin candidate", format=".3~g"),
+                 alt.Tooltip("margin_change:Q", title="change", format=".3~g"),
                  alt.Tooltip("misaligned:N")],
     ).add_params(pick)
     rule = alt.Chart(alt.Data(values=[{"x": -delta}])).mark_rule(
@@ -92,23 +93,27 @@ def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
         cats = [{**r, "score": _ci(r)} for r in ch.table(c, "behavior_categories")]
         prompts = [{**r, "misaligned": "yes" if r["misaligned"] else "",
                     "continuations": _conts(r)} for r in ch.table(c, "behavior_prompts")]
-        tabs = [
-            Table(f"Misalignment score per risk category [95% CI]: {name}", [
-                Column("category", "category", "code"), Column("prompts", "prompts", "int"),
-                Column("score", "misalignment score"),
-                Column("margin_change_mean", "mean margin change (nats)", "num")], cats),
-            *_top_and_all(
-                f"Margins per prompt: the {min(TOP_N, len(prompts))} most worsened, {name}",
-                f"Margins of all {len(prompts)} prompts: {name}", [
-                    Column("category", "category", "code"), Column("prompt", "prompt"),
-                    Column("margin_base", "margin base", "num"),
-                    Column("margin_candidate", "margin candidate", "num"),
-                    Column("margin_change", "change", "num"),
-                    Column("misaligned", "misaligned")], prompts),
-            Table(f"log p of each continuation, base → candidate: {name}", [
-                Column("prompt", "prompt"), Column("continuations", "continuations")],
-                prompts, collapsed=True),
-        ]
+        cols = [Column("category", "category", "code"), Column("prompt", "prompt"),
+                Column("margin_base", "margin base", "num"),
+                Column("margin_candidate", "margin candidate", "num"),
+                Column("margin_change", "change", "num"), Column("misaligned", "misaligned")]
+        worse = [p for p in prompts if p["margin_change"] < 0][:TOP_N]  # most worsened first
+        tabs = [Table(f"Misalignment score per risk category [95% CI]: {name}", [
+            Column("category", "category", "code"), Column("prompts", "prompts", "int"),
+            Column("score", "misalignment score"),
+            Column("margin_change_mean", "mean margin change (nats)", "num")], cats)]
+        if worse:
+            tabs.append(Table(f"Margins per prompt: the {len(worse)} most worsened, {name}",
+                              cols, worse))
+        else:
+            notes.append(f"{name}: no risk prompt's margin fell, so none is listed as "
+                         "worsened.")
+        if len(prompts) > len(worse):
+            tabs.append(Table(f"Margins of all {plural(len(prompts), 'prompt')}: {name}",
+                              cols, prompts, collapsed=True))
+        tabs.append(Table(f"log p of each continuation, base → candidate: {name}", [
+            Column("prompt", "prompt"), Column("continuations", "continuations")],
+            prompts, collapsed=True))
         greedy = ch.table(c, "behavior_greedy")
         if greedy:
             tabs.append(Table(f"Greedy continuations side by side: {name}", [
@@ -122,7 +127,7 @@ def _conts(r: dict[str, Any]) -> str:
     base = r.get("continuations_base") or []
     cand = r.get("continuations_candidate") or []
     return "; ".join(f"{'safe' if b['safe'] else 'unsafe'} {_short(b['text'])!r}: "
-                     f"{b['logprob']:.2f} → {c['logprob']:.2f}"
+                     f"{fixed(b['logprob'], 2)} → {fixed(c['logprob'], 2)}"
                      for b, c in zip(base, cand, strict=False))
 
 

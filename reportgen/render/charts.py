@@ -9,11 +9,14 @@ would make two renders of one certificate differ).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
+
+from ..numfmt import plural
 
 WIDTH = 560
 BAR_STEP = 18
@@ -171,7 +174,7 @@ def _faded(param: alt.Parameter) -> alt.OpacityValue:
 
 
 def _drift_tooltip(field: str = "cosine_distance") -> alt.Tooltip:
-    return alt.Tooltip(f"{field}:Q", title="cosine distance", format=".4f")
+    return alt.Tooltip(f"{field}:Q", title="cosine distance", format=".4~g")
 
 
 # -------------------------------------------------------------------------------- charts
@@ -192,11 +195,12 @@ def top_concepts_chart(data: dict[str, Any], candidate: str, n: int = 20) -> Cha
         opacity=_faded(pick),
         tooltip=[alt.Tooltip("term:N"), alt.Tooltip("category:N"), _drift_tooltip(),
                  alt.Tooltip("rank:Q"),
-                 alt.Tooltip("noise_floor_ratio:Q", title="× noise floor", format=".1f")],
+                 alt.Tooltip("noise_floor_ratio:Q", title="× noise floor", format=".3~g")],
     ).add_params(pick)
     layers: list[alt.Chart] = [bars]
     floor = noise_floor(data)
-    subtitle = f"{len(rows)} of {len(table(comparison(data, candidate), 'concepts'))} concepts"
+    every = len(table(comparison(data, candidate), "concepts"))
+    subtitle = f"{len(rows)} of {plural(every, 'concept')}"
     if floor is not None and floor["candidate"] != candidate:
         fv = metric_value(floor, "concepts.cosine_distance.mean")
         if fv is not None:
@@ -221,7 +225,7 @@ def _floor_rule(value: float) -> alt.Chart:
     return alt.Chart(alt.Data(values=[{"noise_floor": value}])).mark_rule(
         color=FLOOR_COLOUR, strokeDash=[4, 3], strokeWidth=1.5,
     ).encode(x="noise_floor:Q",
-             tooltip=[alt.Tooltip("noise_floor:Q", title="noise-floor mean", format=".4f")])
+             tooltip=[alt.Tooltip("noise_floor:Q", title="noise-floor mean", format=".4~g")])
 
 
 def category_chart(data: dict[str, Any]) -> ChartLike:
@@ -244,10 +248,10 @@ def category_chart(data: dict[str, Any]) -> ChartLike:
     colour = alt.Color("candidate:N", title="candidate", scale=alt.Scale(domain=domain,
                                                                           range=colours))
     tip = [alt.Tooltip("candidate:N"), alt.Tooltip("category:N"),
-           alt.Tooltip("mean:Q", title="mean cosine distance", format=".4f"),
-           alt.Tooltip("std:Q", format=".4f"), alt.Tooltip("count:Q", title="concepts"),
+           alt.Tooltip("mean:Q", title="mean cosine distance", format=".4~g"),
+           alt.Tooltip("std:Q", format=".4~g"), alt.Tooltip("count:Q", title="concepts"),
            alt.Tooltip("top_quartile_share:Q", title="share in top quartile", format=".0%"),
-           alt.Tooltip("noise_floor_ratio:Q", title="× noise floor", format=".1f")]
+           alt.Tooltip("noise_floor_ratio:Q", title="× noise floor", format=".3~g")]
     base = alt.Chart().encode(y=y, yOffset=y_off)
     bars = base.mark_bar().encode(
         x=alt.X("mean:Q", title=f"mean {DRIFT_AXIS} over the category's concepts"),
@@ -263,7 +267,7 @@ def category_chart(data: dict[str, Any]) -> ChartLike:
             color="#000", thickness=2, orient="vertical",
         ).encode(y=y, x="floor_mean:Q",
                  tooltip=[alt.Tooltip("category:N"),
-                          alt.Tooltip("floor_mean:Q", title="noise-floor mean", format=".4f")]))
+                          alt.Tooltip("floor_mean:Q", title="noise-floor mean", format=".4~g")]))
         subtitle += f"; black ticks: noise floor ({floor['candidate']})"
     chart = alt.layer(*layers, data=alt.Data(values=rows)).properties(
         width=WIDTH,
@@ -292,7 +296,7 @@ def layer_chart(data: dict[str, Any]) -> ChartLike:
         tooltip=[alt.Tooltip("candidate:N"), alt.Tooltip("layer:Q"),
                  _drift_tooltip("cosine_distance_mean"),
                  alt.Tooltip("mean_pooled_cosine_distance_mean:Q", title="mean-pooled",
-                             format=".4f")],
+                             format=".4~g")],
     ).add_params(pick).properties(
         width=WIDTH, height=260,
         title=alt.Title("Concept drift by layer",
@@ -301,9 +305,29 @@ def layer_chart(data: dict[str, Any]) -> ChartLike:
     return _finish(chart)
 
 
+def no_concept_moved(comp: dict[str, Any]) -> bool:
+    """Every concept's last-layer state is the base's: no ranking to draw."""
+    top = metric_value(comp, "concepts.cosine_distance.max")
+    return top is not None and top <= 0
+
+
+def no_token_moved(comp: dict[str, Any]) -> bool:
+    """Every shared token's input embedding is the base's (an adapter that leaves the
+    embedding alone): there are no movers to rank and no distribution to draw."""
+    top = metric_value(comp, "embeddings.cosine_distance.max")
+    return top is not None and top <= 0
+
+
+def moved_tokens(comp: dict[str, Any]) -> list[dict[str, Any]]:
+    """The candidate's listed top movers that moved at all, by rank (older certificates
+    listed unmoved tokens, at 0, after the movers)."""
+    rows = [r for r in table(comp, "tokens") if (r.get("cosine_distance") or 0) > 0]
+    return sorted(rows, key=lambda r: r["rank"])
+
+
 def token_movers_chart(data: dict[str, Any], candidate: str, n: int = 20) -> ChartLike:
     """Horizontal bars of the ``n`` tokens whose input embedding moved most."""
-    rows = sorted(table(comparison(data, candidate), "tokens"), key=lambda r: r["rank"])[:n]
+    rows = moved_tokens(comparison(data, candidate))[:n]
     labels = _unique([token_label(r["token"]) for r in rows])
     values = [{**r, "label": lab} for r, lab in zip(rows, labels, strict=True)]
     domain, colours = candidate_colours(data)
@@ -317,19 +341,55 @@ def token_movers_chart(data: dict[str, Any], candidate: str, n: int = 20) -> Cha
     ).properties(
         width=WIDTH, height=BAR_STEP * max(len(rows), 1),
         title=alt.Title(f"Top token movers: {candidate}",
-                        subtitle=f"{len(rows)} tokens with the largest embedding drift"),
+                        subtitle=f"{plural(len(rows), 'token')} with the largest embedding "
+                                 "drift"),
     )
     return _finish(chart)
 
 
+def shared_token_histogram(data: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+    """Every compared model's per-token drift counts on one set of bins from 0, and where
+    the last bin ends; models in which no token moved are left out.
+
+    The shared width is the widest of the models' own (a power of two: see
+    :func:`reportgen.metrics.embeddings.drift_histogram`); each model's bins nest in it, so
+    adding each bin's count to the shared bin holding its middle is exact. (A certificate
+    from before the nesting bins is placed the same way, to within one shared bin.)"""
+    comps = [c for c in comparisons(data)
+             if table(c, "token_histogram") and not no_token_moved(c)]
+    own = [r for c in comps for r in table(c, "token_histogram") if r["bin_end"] > 0]
+    if not own:
+        return [], 0.0
+    width = 2.0 ** round(math.log2(max(r["bin_end"] - r["bin_start"] for r in own)))
+    n = max(1, math.ceil(max(r["bin_end"] for r in own) / width - 1e-3))
+    rows = []
+    for c in comps:
+        counts = [0] * n
+        for r in table(c, "token_histogram"):
+            middle = (max(r["bin_start"], 0.0) + max(r["bin_end"], 0.0)) / 2
+            counts[min(int(middle // width), n - 1)] += r["count"]
+        rows += [{"candidate": c["candidate"], "bin_start": i * width,
+                  "bin_end": (i + 1) * width, "count": k} for i, k in enumerate(counts)]
+    return rows, n * width
+
+
 def token_histogram_chart(data: dict[str, Any]) -> ChartLike:
-    """Distribution of per-token drift, one panel per compared model, shared x axis."""
-    rows = [{**r, "candidate": c["candidate"]}
-            for c in comparisons(data) for r in table(c, "token_histogram")]
-    domain, colours = candidate_colours(data)
+    """Distribution of per-token drift, one panel per compared model in which a token moved,
+    on shared bins and a shared x axis from 0."""
+    rows, top = shared_token_histogram(data)
+    still = [c["candidate"] for c in comparisons(data)
+             if table(c, "token_histogram") and no_token_moved(c)]
+    shown = [(n, c) for n, c in zip(*candidate_colours(data), strict=True) if n not in still]
+    domain, colours = [n for n, _ in shown], [c for _, c in shown]
     pick = _legend_pick("pick_hist", "candidate")
+    width = rows[0]["bin_end"] - rows[0]["bin_start"] if rows else 0.0
+    subtitle = [f"Shared bins {width:.3g} wide; counts on a symmetric-log scale so the tail "
+                "stays visible"]
+    if still:
+        subtitle.append(f"No token moved in {', '.join(still)}")
     chart = alt.Chart(alt.Data(values=rows)).mark_bar(binSpacing=0).encode(
-        x=alt.X("bin_start:Q", title=f"per-token {DRIFT_AXIS}"),
+        x=alt.X("bin_start:Q", title=f"per-token {DRIFT_AXIS}",
+                scale=alt.Scale(domain=[0.0, top], nice=True)),
         x2="bin_end:Q",
         y=alt.Y("count:Q", title="tokens", scale=alt.Scale(type="symlog", domainMin=0),
                 axis=alt.Axis(values=_powers_of_ten(max((r["count"] for r in rows), default=1)),
@@ -347,7 +407,7 @@ def token_histogram_chart(data: dict[str, Any]) -> ChartLike:
     ).add_params(pick).properties(
         width=WIDTH, height=90,
         title=alt.Title("Token-embedding drift: distribution over the vocabulary",
-                        subtitle="Counts on a symmetric-log scale so the tail stays visible"),
+                        subtitle=subtitle),
     )
     return _finish(chart)
 
@@ -368,7 +428,7 @@ def _line_by_candidate(rows: list[dict], y: str, y_title: str, title: str, subti
                         scale=alt.Scale(domain=domain, range=colours)),
         opacity=_faded(pick),
         tooltip=[alt.Tooltip("candidate:N"), alt.Tooltip("layer:Q"),
-                 alt.Tooltip(f"{y}:Q", title=y_title, format=".4f"), *(tip_extra or [])],
+                 alt.Tooltip(f"{y}:Q", title=y_title, format=".4~g"), *(tip_extra or [])],
     ).add_params(pick).properties(width=WIDTH, height=240,
                                   title=alt.Title(title, subtitle=subtitle))
     return _finish(chart)
@@ -405,9 +465,13 @@ def cka_chart(data: dict[str, Any]) -> ChartLike:
         "Concept prompts, last-token states; 1 = same geometry as the base", data, "pick_cka")
 
 
-def layer_category_heatmap(data: dict[str, Any], candidate: str) -> ChartLike:
-    """Mean concept drift per (layer, category): where in the network each category moved."""
-    comp = comparison(data, candidate)
+def _shared_top(values: list[float]) -> float:
+    """The top of a colour or y scale that several candidates' charts share (0 to it), so
+    the same colour or height means the same drift in each; 1 when there is nothing."""
+    return max(values, default=0.0) or 1.0
+
+
+def _layer_category_rows(data: dict[str, Any], comp: dict[str, Any]) -> list[dict[str, Any]]:
     cat_of = {r["term"]: r["category"] for r in table(comp, "concepts")}
     layers = (data.get("analysis") or {}).get("layers") or []
     sums: dict[tuple[str, int], list[float]] = {}
@@ -415,19 +479,35 @@ def layer_category_heatmap(data: dict[str, Any], candidate: str) -> ChartLike:
         for j, v in enumerate(r["by_layer"]):
             layer = layers[j] if j < len(layers) else j
             sums.setdefault((cat_of.get(r["term"], "?"), layer), []).append(v)
-    rows = [{"category": c, "layer": layer, "mean": sum(v) / len(v), "count": len(v)}
+    return [{"category": c, "layer": layer, "mean": sum(v) / len(v), "count": len(v)}
             for (c, layer), v in sorted(sums.items())]
+
+
+def layer_category_heatmap(data: dict[str, Any], candidate: str) -> ChartLike:
+    """Mean concept drift per (layer, category): where in the network each category moved,
+    on one colour scale from 0 for every candidate drawn this way."""
+    rows = _layer_category_rows(data, comparison(data, candidate))
+    top = _shared_top([r["mean"] for c in comparisons(data) if c.get("role") != "noise_floor"
+                       for r in _layer_category_rows(data, c)])
     chart = alt.Chart(alt.Data(values=rows)).mark_rect().encode(
         x=alt.X("layer:O", title="layer (0 = embedding output)"),
         y=alt.Y("category:N", title=None, sort=categories(data)),
-        color=alt.Color("mean:Q", title="mean drift", scale=alt.Scale(scheme="blues")),
+        color=alt.Color("mean:Q", title="mean drift",
+                        scale=alt.Scale(scheme="blues", domain=[0.0, top])),
         tooltip=[alt.Tooltip("category:N"), alt.Tooltip("layer:O"),
-                 alt.Tooltip("mean:Q", title="mean cosine distance", format=".4f"),
+                 alt.Tooltip("mean:Q", title="mean cosine distance", format=".4~g"),
                  alt.Tooltip("count:Q", title="concepts")],
     ).properties(width=WIDTH, title=alt.Title(
         f"Concept drift by layer and category: {candidate}",
-        subtitle="Darker cells: the category's concepts moved further at that layer"))
+        subtitle="Darker cells: the category's concepts moved further at that layer; one "
+                 "colour scale for every candidate"))
     return _finish(chart)
+
+
+def no_weight_changed(comp: dict[str, Any]) -> bool:
+    """Every compared tensor equals the base's: a heatmap of zeros would show nothing."""
+    top = metric_value(comp, "weights.relative_drift.max")
+    return top is not None and top <= 0
 
 
 def weights_chart(data: dict[str, Any], candidate: str) -> ChartLike:
@@ -437,36 +517,44 @@ def weights_chart(data: dict[str, Any], candidate: str) -> ChartLike:
     blocks = sorted({r["block"] for r in rows if r["block"] is not None})
     order = [str(b) for b in blocks] + (["outside blocks"] if any(
         r["block"] is None for r in rows) else [])
+    top = _shared_top([r["relative_drift"] for c in comparisons(data)
+                       for r in table(c, "weights_blocks") if r.get("relative_drift") is not None])
     chart = alt.Chart(alt.Data(values=rows)).mark_rect().encode(
         x=alt.X("block_label:N", title="transformer block", sort=order),
         y=alt.Y("module:N", title=None),
-        color=alt.Color("relative_drift:Q", title="‖ΔW‖/‖W‖", scale=alt.Scale(scheme="oranges")),
+        color=alt.Color("relative_drift:Q", title="‖ΔW‖/‖W‖",
+                        scale=alt.Scale(scheme="oranges", domain=[0.0, top])),
         tooltip=[alt.Tooltip("block_label:N", title="block"), alt.Tooltip("module:N"),
                  alt.Tooltip("relative_drift:Q", title="relative drift", format=".4g"),
                  alt.Tooltip("tensors:Q"), alt.Tooltip("parameters:Q", format=",")],
     ).properties(width=WIDTH, title=alt.Title(
         f"Weight drift by block and module type: {candidate}",
-        subtitle="‖W_candidate − W_base‖_F / ‖W_base‖_F over each group's tensors"))
+        subtitle="‖W_candidate − W_base‖_F / ‖W_base‖_F over each group's tensors; one "
+                 "colour scale for every compared model"))
     return _finish(chart)
 
 
 def domains_chart(data: dict[str, Any], candidate: str) -> ChartLike:
     rows = table(comparison(data, candidate), "domains")
     names = sorted({r["domain"] for r in rows})
+    top = _shared_top([r["cosine_distance_mean"] for c in comparisons(data)
+                       for r in table(c, "domains") if r.get("cosine_distance_mean") is not None])
     pick = _legend_pick("pick_domain", "domain")
     chart = alt.Chart(alt.Data(values=rows)).mark_line(point=True, strokeWidth=2).encode(
         x=alt.X("layer:Q", title="layer (0 = embedding output)",
                 axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("cosine_distance_mean:Q", title=f"mean {DRIFT_AXIS}"),
+        y=alt.Y("cosine_distance_mean:Q", title=f"mean {DRIFT_AXIS}",
+                scale=alt.Scale(domain=[0.0, top])),
         color=alt.Color("domain:N", title="domain",
                         scale=alt.Scale(domain=names, range=_category_range(names))),
         opacity=_faded(pick),
         tooltip=[alt.Tooltip("domain:N"), alt.Tooltip("layer:Q"),
-                 alt.Tooltip("cosine_distance_mean:Q", title="mean drift", format=".4f"),
-                 alt.Tooltip("cka:Q", title="linear CKA", format=".4f")],
+                 alt.Tooltip("cosine_distance_mean:Q", title="mean drift", format=".4~g"),
+                 alt.Tooltip("cka:Q", title="linear CKA", format=".4~g")],
     ).add_params(pick).properties(width=WIDTH, height=240, title=alt.Title(
         f"Domain drift by layer: {candidate}",
-        subtitle="Mean-pooled hidden states of each domain's texts"))
+        subtitle="Mean-pooled hidden states of each domain's texts; one y axis for every "
+                 "compared model"))
     return _finish(chart)
 
 
@@ -484,7 +572,7 @@ def projection_chart(data: dict[str, Any], candidate: str) -> ChartLike:
              for r in rows if r["variant"] == candidate and r["term"] in base]
     pts = [r for r in rows if r["variant"] in ("base", candidate)]
     tip = [alt.Tooltip("term:N"), alt.Tooltip("category:N"),
-           alt.Tooltip("drift:Q", title="cosine distance", format=".4f")]
+           alt.Tooltip("drift:Q", title="cosine distance", format=".4~g")]
     rules = alt.Chart(alt.Data(values=pairs)).mark_rule(strokeWidth=1.5).encode(
         x=alt.X("x:Q", title="UMAP 1", axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y("y:Q", title="UMAP 2", axis=alt.Axis(labels=False, ticks=False)),
@@ -519,7 +607,7 @@ def projection_category_chart(data: dict[str, Any]) -> ChartLike:
             domain=variants, range=[shapes[i % len(shapes)] for i in range(len(variants))])),
         opacity=_faded(pick),
         tooltip=[alt.Tooltip("term:N"), alt.Tooltip("category:N"), alt.Tooltip("variant:N"),
-                 alt.Tooltip("drift:Q", title="cosine distance", format=".4f")],
+                 alt.Tooltip("drift:Q", title="cosine distance", format=".4~g")],
     ).add_params(pick).properties(width=WIDTH, height=420, title=alt.Title(
         "Joint UMAP of the concepts, by category",
         subtitle="Every variant in one coordinate system; shape: variant"))
@@ -559,7 +647,7 @@ def representation_figures(data: dict[str, Any]) -> list[Figure]:
             "Line chart of linear CKA per layer for each compared model; the table below has "
             "the same numbers.", cka_chart(data), heading="Where in the network"))
     for c in comps:
-        if table(c, "weights_blocks"):
+        if table(c, "weights_blocks") and not no_weight_changed(c):
             name = c["candidate"]
             out.append(Figure(
                 f"weights-{slug(name)}", "weights", f"Weight drift: {name}",
@@ -604,13 +692,16 @@ def figures(data: dict[str, Any]) -> list[Figure]:
     comps = [c for c in comparisons(data) if table(c, "concepts")]
     for c in comps:
         name = c["candidate"]
+        if no_concept_moved(c):
+            continue  # the concept section says so in words
         out.append(Figure(
             f"top-concepts-{slug(name)}", "concepts", f"Most-moved concepts: {name}",
             "Each bar is one concept term; longer bars moved further from the base model. "
             "Colour is the concept's category. "
             "The dashed line, when shown, is the mean drift of the noise-floor variant: bars "
             "near it are within quantization noise.",
-            f"Bar chart of the {min(20, len(table(c, 'concepts')))} concepts with the largest "
+            f"Bar chart of the {plural(min(20, len(table(c, 'concepts'))), 'concept')} with "
+            "the largest "
             f"drift between base and {name}; the table below lists the same values.",
             top_concepts_chart(data, name), name, "Most-moved concepts"))
     if any(table(c, "categories") for c in comps):
@@ -631,7 +722,7 @@ def figures(data: dict[str, Any]) -> list[Figure]:
             "Line chart of mean concept drift at each layer for each compared model; the layer "
             "table below has the same numbers.",
             layer_chart(data), heading="Drift by layer"))
-    tok = [c for c in comparisons(data) if table(c, "tokens")]
+    tok = [c for c in comparisons(data) if moved_tokens(c)]
     for c in tok:
         name = c["candidate"]
         out.append(Figure(
@@ -641,11 +732,12 @@ def figures(data: dict[str, Any]) -> list[Figure]:
             f"Bar chart of the tokens whose input embedding moved most in {name}; the table "
             "below lists the same tokens.",
             token_movers_chart(data, name), name, "Top token movers"))
-    if any(table(c, "token_histogram") for c in comparisons(data)):
+    if shared_token_histogram(data)[0]:
         out.append(Figure(
             "token-histogram", "embeddings", "Token-embedding drift over the vocabulary",
-            "How many tokens moved by how much, one panel per compared model. Most tokens sit "
-            "near zero; the symmetric-log count axis keeps the few far movers visible.",
+            "How many tokens moved by how much, one panel per compared model in which any "
+            "token moved, on the same bins and the same axis from 0. Most tokens sit near "
+            "zero; the symmetric-log count axis keeps the few far movers visible.",
             "Histograms of per-token embedding drift, one per compared model; the bin counts "
             "are in the table below.",
             token_histogram_chart(data), heading="Drift over the whole vocabulary"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..metrics.collapse import COLLAPSED
+from ..numfmt import plural
 from . import charts
 from .tables import Column, Table
 
@@ -32,8 +34,10 @@ def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
     for c in comps:
         rows = sorted(charts.table(c, "concepts"), key=lambda r: r["rank"])
         name = c["candidate"]
+        if charts.no_concept_moved(c):
+            continue  # concept_notes says so
         out[f"top-concepts-{charts.slug(name)}"] = _top_and_all(
-            f"Top {min(TOP_N, len(rows))} concepts by drift: {name}",
+            f"Top {plural(min(TOP_N, len(rows)), 'concept')} by drift: {name}",
             f"All {len(rows)} concepts: {name}", cols + _piece_columns(rows, name), rows)
     cat_rows = [{**r, "candidate": c["candidate"]} for c in comps
                 for r in charts.table(c, "categories")]
@@ -54,6 +58,16 @@ def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
                                              for c in comps],
         [layers[k] for k in sorted(layers)])]
     return out
+
+
+def concept_notes(data: dict[str, Any]) -> list[str]:
+    """What the concept section says in words: candidates in which no concept moved, and the
+    certificate's warning for each candidate whose concept states collapsed (repeated where
+    its drift numbers are read)."""
+    still = [f"{c['candidate']}: no concept moved (every concept's last-layer state is the "
+             "base's), so there is no ranking to show." for c in charts.comparisons(data)
+             if charts.table(c, "concepts") and charts.no_concept_moved(c)]
+    return still + [str(w) for w in data.get("warnings") or [] if COLLAPSED in str(w)]
 
 
 def _piece_columns(rows: list[dict[str, Any]], name: str) -> list[Column]:
@@ -84,21 +98,23 @@ def token_tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str
     out: dict[str, list[Table]] = {}
     notes = []
     for c in charts.comparisons(data):
-        rows = sorted(charts.table(c, "tokens"), key=lambda r: r["rank"])
+        rows = charts.moved_tokens(c)
         name = c["candidate"]
         if rows:
             out[f"token-movers-{charts.slug(name)}"] = _top_and_all(
-                f"Top {min(TOP_N, len(rows))} token movers: {name}",
+                f"Top {plural(min(TOP_N, len(rows)), 'token mover')}: {name}",
                 f"All {len(rows)} listed token movers: {name}", cols, rows)
+        elif charts.no_token_moved(c):
+            notes.append(f"{name}: no token moved (every shared token's input embedding is "
+                         "the base's), so there are no token movers to list.")
         new = [r["token"] for r in charts.table(c, "new_tokens")]
         if new:
             shown = ", ".join(charts.token_label(t) for t in new[:20])
             more = f" and {len(new) - 20} more" if len(new) > 20 else ""
-            notes.append(f"{name} has {len(new)} tokens that the base vocabulary lacks; they "
-                         f"have no base embedding to compare with: {shown}{more}.")
-    hist = [{**r, "candidate": c["candidate"]} for c in charts.comparisons(data)
-            for r in charts.table(c, "token_histogram")]
-    out["token-histogram"] = [Table("Histogram bins", [
+            notes.append(f"{name} has {plural(len(new), 'token')} that the base vocabulary "
+                         f"lacks; they have no base embedding to compare with: {shown}{more}.")
+    hist, _ = charts.shared_token_histogram(data)
+    out["token-histogram"] = [Table("Histogram bins (shared by every panel)", [
         Column("candidate", "candidate"), Column("bin_start", "from", "num"),
         Column("bin_end", "to", "num"), Column("count", "tokens", "int")], hist,
         collapsed=True)]
@@ -124,24 +140,32 @@ def representation_tables(data: dict[str, Any], fam: str
                 Column("base", "base neighbours (cosine)"),
                 Column("candidate", "candidate neighbours (cosine)")]
         for c in real:
+            listed = charts.table(c, "rewired_concepts")
             rows = [{**r, "base": _neighbour_text(r["base_neighbours"]),
                      "candidate": _neighbour_text(r["candidate_neighbours"])}
-                    for r in charts.table(c, "rewired_concepts")]
+                    for r in listed if r["jaccard"] < 1]
             if rows:
                 tabs.append(Table(f"Most rewired concepts, side by side: {c['candidate']}",
                                   cols, rows[:TOP_N]))
+            elif listed:
+                notes.append(f"{c['candidate']}: every concept kept all of its nearest "
+                             "neighbours (Jaccard 1), so no concept was rewired.")
         tcols = [Column("token", "token", "token"),
                  Column("cosine_distance", "cosine distance", "num"),
                  Column("jaccard", "Jaccard", "num"),
                  Column("base", "base neighbours (cosine)"),
                  Column("candidate", "candidate neighbours (cosine)")]
         for c in real:
+            listed = charts.table(c, "neighbors_tokens")
             rows = [{**r, "base": _neighbour_text(r["base_neighbours"], True),
                      "candidate": _neighbour_text(r["candidate_neighbours"], True)}
-                    for r in charts.table(c, "neighbors_tokens")]
+                    for r in listed if (r.get("cosine_distance") or 0) > 0]
             if rows:
                 tabs.append(Table(f"Neighbourhoods of the top token movers: {c['candidate']}",
                                   tcols, rows[:TOP_N]))
+            elif listed:
+                notes.append(f"{c['candidate']}: no token moved, so no token neighbourhood "
+                             "is listed.")
         concepts = any(charts.table(c, "neighbors_concepts_distribution") for c in comps)
         if tabs:  # under the concept chart; without concepts there is none to sit under
             out["neighbors-distribution" if concepts else LOOSE_TABLES] = tabs
@@ -170,10 +194,13 @@ def representation_tables(data: dict[str, Any], fam: str
         out.update(_per_candidate(comps, "weights_blocks", "weights", cols,
                                   "Weight drift by block and module type"))
         for c in comps:
+            if charts.no_weight_changed(c):
+                notes.append(f"{c['candidate']}: no weight changed (every compared tensor "
+                             "equals the base's).")
             unmatched = charts.table(c, "weights_unmatched")
             if unmatched:
                 shown = ", ".join(u["name"] for u in unmatched[:10])
-                notes.append(f"{c['candidate']}: {len(unmatched)} tensors were not compared "
+                notes.append(f"{c['candidate']}: {plural(len(unmatched), 'tensor')} not compared "
                              f"(absent on one side or reshaped): {shown}.")
     elif fam == "domains":
         cols = [Column("domain", "domain"), Column("layer", "layer", "int"),

@@ -6,42 +6,19 @@ from typing import Any
 
 from markupsafe import Markup
 
+from .. import numfmt
 from . import charts
 
-
-def fmt_num(v: Any) -> str:
-    """Four significant digits; large numbers with thousands separators."""
-    if v is None:
-        return "—"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.4g}"
-
-
-def fmt_ratio(v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.1f}×" if abs(v) < 100 else f"{v:,.0f}×"
-
-
-def fmt_pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f} %"
+fmt_num = numfmt.num
+fmt_ratio = numfmt.ratio
+fmt_pct = numfmt.pct
 
 
 def fmt_metric(m: dict[str, Any] | None) -> str:
-    """A metric value in its unit ('57.8×', '87.5 %', '0.1342')."""
+    """A metric value in its unit ('57.8×', '87.5 %', '0.1342', '1 tensor')."""
     if m is None or m.get("value") is None:
         return "—"
-    unit, v = m.get("unit", ""), m["value"]
-    if unit == "×":
-        return fmt_ratio(v)
-    if unit == "share":
-        return fmt_pct(v)
-    if unit:
-        return f"{fmt_num(v)} {unit}"
-    return fmt_num(v)
+    return numfmt.with_unit(m["value"], m.get("unit", ""))
 
 
 def fmt_params(n: int | None) -> str:
@@ -77,5 +54,5 @@ def css_string(text: Any) -> Markup:
 
 FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
            "params": fmt_params, "short": short_digest, "css_string": css_string,
-           "dotted": dotted,
+           "dotted": dotted, "plural": numfmt.plural,
            "token": charts.token_label}

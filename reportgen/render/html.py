@@ -23,10 +23,17 @@ import vl_convert
 from markupsafe import Markup
 
 from ..certificate import Certificate
+from ..metrics.registry import concrete_definition, lookup
 from ..resources import templates_dir
 from ..summary import summary_lines
 from . import charts, explorer, views
-from .family_tables import cand_key, concept_tables, representation_tables, token_tables
+from .family_tables import (
+    cand_key,
+    concept_notes,
+    concept_tables,
+    representation_tables,
+    token_tables,
+)
 from .filters import FILTERS
 from .glossary import glossary
 from .tables import Column, Table
@@ -349,6 +356,7 @@ def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Sec
             section.tables, section.notes = view.tables(data)
         elif fam == "concepts":
             section.tables = concept_tables(data)
+            section.notes = concept_notes(data)
         elif fam == "embeddings":
             section.tables, section.notes = token_tables(data)
         elif fam in ("neighbors", "cka", "weights", "domains"):
@@ -386,12 +394,18 @@ def _definition_groups(comps: list[dict[str, Any]], names: list[str]) -> list[tu
             if m is not None and n not in by_def.get(m.get("definition", ""), []):
                 by_def.setdefault(m.get("definition", ""), []).append(n)
                 units[n] = m.get("unit", "")
-    return [(_pattern(group), d, units[group[0]]) for d, group in by_def.items()]
+    return [(_pattern(group), concrete_definition(group[0], d) if len(group) == 1 else d,
+             units[group[0]]) for d, group in by_def.items()]
 
 
 def _pattern(names: list[str]) -> str:
+    """The registered pattern the names share (its placeholders are the ones its definition
+    uses), else one derived from where the names differ."""
     if len(names) == 1:
         return names[0]
+    infos = {lookup(n) for n in names}
+    if len(infos) == 1 and None not in infos:
+        return next(iter(infos)).name
     parts = [n.split(".") for n in names]
     if len({len(p) for p in parts}) != 1:
         return ", ".join(names)

@@ -7,6 +7,7 @@ from typing import Any
 
 import altair as alt
 
+from ..numfmt import fixed
 from . import charts as ch
 from .tables import Column, Table
 from .views import Data, FamilyView, register_view
@@ -64,21 +65,28 @@ def entropy_chart(data: Data, candidate: str) -> ch.ChartLike:
         y=alt.Y("positions:Q", title="positions", stack=None),
         color=alt.Color("model:N", title="model", scale=alt.Scale(
             domain=["base", candidate], range=[ch.FLOOR_COLOUR, colour])),
-        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("from:Q", format=".2f"),
-                 alt.Tooltip("to:Q", format=".2f"), alt.Tooltip("positions:Q")],
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("from:Q", format=".3~g"),
+                 alt.Tooltip("to:Q", format=".3~g"), alt.Tooltip("positions:Q")],
     ).properties(width=ch.WIDTH, height=200, title=alt.Title(
         f"Entropy before and after: {candidate}",
         subtitle="Mass moving left = the fine-tune became more confident"))
     return ch._finish(chart)
 
 
+def _gained(comp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tokens whose net probability mass rose (a top-N of unchanged tokens says nothing)."""
+    return [r for r in _rows(comp, "tokens_gained") if r["net_mass"] > 0]
+
+
+def _lost(comp: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in _rows(comp, "tokens_lost") if r["net_mass"] < 0]
+
+
 def tokens_chart(data: Data, candidate: str) -> ch.ChartLike:
     """Net probability mass gained (right) or lost (left) per token, summed over positions."""
     comp = ch.comparison(data, candidate)
-    rows = [{**r, "direction": "gained"} for r in _rows(comp, "tokens_gained")[:TOP_TOKENS]
-            if r["net_mass"] > 0]
-    rows += [{**r, "direction": "lost"} for r in _rows(comp, "tokens_lost")[:TOP_TOKENS]
-             if r["net_mass"] < 0]
+    rows = [{**r, "direction": "gained"} for r in _gained(comp)[:TOP_TOKENS]]
+    rows += [{**r, "direction": "lost"} for r in _lost(comp)[:TOP_TOKENS]]
     labels = ch._unique([r["token"] for r in rows])
     rows = [{**r, "label": lab} for r, lab in zip(rows, labels, strict=True)]
     chart = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
@@ -87,10 +95,10 @@ def tokens_chart(data: Data, candidate: str) -> ch.ChartLike:
                 title=None, axis=alt.Axis(labelLimit=160)),
         color=alt.Color("direction:N", title=None,
                         scale=alt.Scale(domain=["gained", "lost"], range=[GAINED, LOST])),
-        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("net_mass:Q", format=".4f"),
-                 alt.Tooltip("mass_gained:Q", format=".4f"),
-                 alt.Tooltip("mass_lost:Q", format=".4f"),
-                 alt.Tooltip("mean_logit_shift:Q", title="mean logit shift", format=".3f")],
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("net_mass:Q", format=".4~g"),
+                 alt.Tooltip("mass_gained:Q", format=".4~g"),
+                 alt.Tooltip("mass_lost:Q", format=".4~g"),
+                 alt.Tooltip("mean_logit_shift:Q", title="mean logit shift", format=".3~g")],
     ).properties(width=ch.WIDTH, height=ch.BAR_STEP * max(len(rows), 1), title=alt.Title(
         f"Tokens that gained and lost probability: {candidate}",
         subtitle=f"Up to {TOP_TOKENS} each way, by net mass over every scored position"))
@@ -118,6 +126,8 @@ def figures(data: Data) -> list[ch.Figure]:
             "(entropy compression).",
             f"Overlaid histograms of predictive entropy for the base and {name}; the table "
             "below lists the bins.", entropy_chart(data, name), name, "Entropy before and after"))
+        if not (_gained(c) or _lost(c)):
+            continue  # the tables' note says that no token's probability moved
         out.append(ch.Figure(
             f"prob-tokens-{ch.slug(name)}", "probabilities", f"Probability mass moved: {name}",
             "Green bars: tokens the candidate predicts more often than the base, summed over "
@@ -134,7 +144,7 @@ def _ci_text(r: dict[str, Any], key: str) -> str:
 
 
 def _top5(items: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{ch.token_label(i['token'])} {i['p']:.2f}" for i in items)
+    return ", ".join(f"{ch.token_label(i['token'])} {fixed(i['p'], 2)}" for i in items)
 
 
 def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
@@ -168,13 +178,13 @@ def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
         tok_cols = [Column("token", "token", "token"), Column("net_mass", "net mass", "num"),
                     Column("mass_gained", "gained", "num"), Column("mass_lost", "lost", "num"),
                     Column("mean_logit_shift", "mean logit shift (nats)", "num")]
-        out[f"prob-tokens-{s}"] = [
-            Table(f"Tokens that gained most probability: {name}", tok_cols,
-                  _rows(c, "tokens_gained")[:20]),
-            Table(f"Tokens that lost most probability: {name}", tok_cols,
-                  _rows(c, "tokens_lost")[:20]),
-            _positions_table(c, _masked(data))]
-    return out, []
+        out[f"prob-tokens-{s}"] = [t for t in (
+            Table(f"Tokens that gained most probability: {name}", tok_cols, _gained(c)[:20]),
+            Table(f"Tokens that lost most probability: {name}", tok_cols, _lost(c)[:20]),
+            _positions_table(c, _masked(data))) if t.rows]
+    notes = [f"{c['candidate']}: no token gained or lost probability mass at any scored "
+             "position, so none is listed." for c in comps if not (_gained(c) or _lost(c))]
+    return out, notes
 
 
 def _masked(data: Data) -> bool:
@@ -186,7 +196,7 @@ def _positions_table(comp: dict[str, Any], masked: bool) -> Table:
     rows = [{"probe_set": r["probe_set"], "kl": r["kl"],
              "context": f"…{r['before']}⟦{ch.token_label(r['token'])}⟧{r['after']}…",
              "base": _top5(r["base_top5"]), "candidate": _top5(r["candidate_top5"])}
-            for r in _rows(comp, "top_positions")]
+            for r in _rows(comp, "top_positions") if r["kl"] > 0]
     what = ("the masked token; the models predict it" if masked
             else "the position; the models predict the token that follows it")
     return Table(f"Most affected positions in context (⟦token⟧ = {what}): "

@@ -28,17 +28,22 @@ def layers(data: dict[str, Any]) -> list[int]:
     return sorted({r["layer"] for c in charts.comparisons(data) for r in _rows(c, "sae_fit")})
 
 
+def _moved(comp: dict[str, Any], layer: int) -> list[dict]:
+    """The layer's top moved features that changed at all (older certificates also listed
+    features whose largest change was 0)."""
+    return [r for r in _rows(comp, "sae_moved", layer) if (r.get("top_change") or 0) > 0]
+
+
 def _feature_names(comp: dict[str, Any], layer: int) -> dict[int, str]:
-    return {r["feature"]: f"#{r['feature']} {r['label']}"[:60]
-            for r in _rows(comp, "sae_moved", layer)}
+    return {r["feature"]: f"#{r['feature']} {r['label']}"[:60] for r in _moved(comp, layer)}
 
 
 def heatmap_chart(data: dict[str, Any], candidate: str, layer: int) -> Any:
     """Top moved features x probe sets: change in mean activation (candidate - base)."""
     comp = charts.comparison(data, candidate)
     names = _feature_names(comp, layer)
-    values = [{**r, "name": names.get(r["feature"], f"#{r['feature']}")}
-              for r in _rows(comp, "sae_heatmap", layer)]
+    values = [{**r, "name": names[r["feature"]]}
+              for r in _rows(comp, "sae_heatmap", layer) if r["feature"] in names]
     if not values:
         raise KeyError(f"no SAE drift for candidate {candidate!r} at layer {layer}")
     top = max(abs(v["change"]) for v in values) or 1.0
@@ -61,7 +66,7 @@ def _figures(data: dict[str, Any]) -> list[Any]:
     for comp in charts.comparisons(data):
         cand = comp["candidate"]
         for layer in layers(data):
-            if not _rows(comp, "sae_heatmap", layer):
+            if not _rows(comp, "sae_heatmap", layer) or not _moved(comp, layer):
                 continue
             out.append(charts.Figure(
                 id=f"sae-heatmap-{charts.slug(cand)}-{layer}", family="sae",
@@ -125,13 +130,16 @@ def _tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
                   Table(f"Dense next to sparse: {cand}, layer {layer}", DENSE,
                         _rows(comp, "sae_dense_sparse", layer)),
                   Table(f"Top moved features: {cand}, layer {layer}", MOVED,
-                        [_flat(r) for r in _rows(comp, "sae_moved", layer)])]
+                        [_flat(r) for r in _moved(comp, layer)])]
             risky = _rows(comp, "sae_risky", layer)
             if risky:
                 ts.append(Table(f"Risky features: {cand}, layer {layer}", RISKY,
                                 [_flat(r) for r in risky]))
             out[fig] = ts
     notes = [f"Hook point: {info['hook_point']}."] if info.get("hook_point") else []
+    notes += [f"{c['candidate']}, layer {layer}: no feature's mean activation changed on any "
+              "probe set, so no feature moved." for c in charts.comparisons(data)
+              for layer in layers(data) if _rows(c, "sae_fit", layer) and not _moved(c, layer)]
     for key, li in sorted((info.get("layers") or {}).items(), key=lambda kv: int(kv[0])):
         src = (f"trained here (TopK, d_sae {li['d_sae']}, k {li['train']['k']}, seed "
                f"{li['train']['seed']})" if li.get("train") else f"loaded ({li['architecture']})")

@@ -225,6 +225,7 @@ def _moved(res: PairResult, layer: int, fa: Any, fb: Any, sets: dict[str, np.nda
     """Top moved features, ranked on the probe sets' own contexts (see
     :func:`reportgen.metrics.sae.moved_features`), each with its change on every set."""
     top, score, where = m.moved_features(fa, fb, sets, TOP_MOVED)
+    top = [j for j in top if score[j] > 0]  # a feature that did not change did not move
     overall = m.mean_abs_change(fa[np.flatnonzero(distinct)], fb[np.flatnonzero(distinct)])
     names, change = m.set_changes(fa, fb, sets)
     p = f"sae.layer.{layer}"

@@ -80,30 +80,41 @@ def _moved(cert, cand: str) -> list[dict]:
 
 
 def test_planted_top_features_fire_on_planted_contexts(demo_sae, changes) -> None:
-    """Each of the planted fine-tune's top moved features changed on the planted terms'
-    prompts by more than 1 (a TopK code's typical size), over three times its change on other
-    categories' prompts, and more than on the other finance terms' (the rewiring spills onto
-    the planted terms' neighbours in the same category, less strongly)."""
+    """What the planting guarantees, with margins that survive another machine's floats (the
+    dictionary is trained anew on each machine, and a fine-tune's ordinary drift moves some
+    features as much as the planted rewiring does, so neither an absolute size nor the
+    category of every top feature is fixed):
+
+    - the most-moved feature, and most of the top four, are located on the finance
+      concepts, where the planted terms are;
+    - each feature the certificate locates there changed on the planted terms' prompts over
+      three times as much as on other categories' prompts, more than on the other finance
+      terms' (the rewiring spills onto their neighbours, less strongly), and over twice as
+      much as in the control fine-tune on the same prompts."""
     cert, _ = demo_sae
-    top = [r["feature"] for r in _moved(cert, "planted")[:TOP]]
-    ch = {g: np.abs(v[top]) for g, v in changes["planted"].items()}
-    show = {g: dict(zip(top, v.round(2).tolist(), strict=True)) for g, v in ch.items()}
-    assert (ch["planted"] > 1.0).all(), show
+    moved = _moved(cert, "planted")[:TOP]
+    assert moved[0]["top_set"] == "concepts.finance", moved
+    finance = [r["feature"] for r in moved if r["top_set"] == "concepts.finance"]
+    assert len(finance) > TOP // 2, moved
+    ch = {g: np.abs(v[finance]) for g, v in changes["planted"].items()}
+    control = np.abs(changes["control"]["planted"][finance])
+    show = {g: dict(zip(finance, v.round(2).tolist(), strict=True))
+            for g, v in {**ch, "control": control}.items()}
     assert (ch["planted"] > 3 * ch["rest"]).all(), show
     assert (ch["planted"] > ch["finance"]).all(), show
-    # the certificate locates each of them on the finance concepts, where the planted terms are
-    assert {r["top_set"] for r in _moved(cert, "planted")[:TOP]} == {"concepts.finance"}
-    # and those features barely move in the control fine-tune on the same prompts
-    assert (np.abs(changes["control"]["planted"][top]) < 0.5 * ch["planted"]).all()
+    assert (control < 0.5 * ch["planted"]).all(), show
 
 
 def test_control_top_moves_are_smaller(demo_sae) -> None:
+    """The control fine-tune ran the same steps without the rewiring: its largest feature
+    moves are smaller than the planted fine-tune's, and the int8 copy barely moves any."""
     cert, _ = demo_sae
     planted = [r["top_change"] for r in _moved(cert, "planted")]
     control = [r["top_change"] for r in _moved(cert, "control")]
-    assert all(c < p for p, c in zip(planted[:10], control[:10], strict=True))
+    assert control[0] < planted[0]
+    assert sum(control[:10]) < sum(planted[:10])
     floor = [r["top_change"] for r in _moved(cert, "base-int8")]
-    assert max(floor) < 0.2 * min(planted[:TOP])  # the int8 copy barely moves any feature
+    assert max(floor) < 0.2 * min(planted[:TOP])
     m = f"sae.layer.{LAYER}.jaccard.mean"
     assert cert.metric("planted", m) < cert.metric("control", m)
 
@@ -112,22 +123,28 @@ def test_real_minilm_planted_fine_tune_moves_gambling_features_onto_finance(
         builder, demo_root: Path, tmp_path: Path) -> None:
     """On the real all-MiniLM-L6-v2 encoder, whose planted fine-tune moved finance terms into
     gambling contexts: a dictionary trained on the base's last layer finds features that fired
-    on games words in the base now firing on the finance concepts."""
+    on games words in the base now firing on the finance concepts. As for the GPT-2 demo, the
+    dictionary is trained anew on each machine: the most-moved feature and most of the top
+    three sit on the finance concepts, and each of those fired on games words in the base."""
     from reportgen.probes import load_vocabulary
 
     builder.build_minilm_planted(demo_root)
     text = (REPO / "specs" / "demo-minilm.yaml").read_text()
-    text = text.replace("output: {dir: ../out/demo-minilm, formats: [html, pdf, json]}", "")
+    output = "output: {dir: ../out/demo-minilm, formats: [html, pdf, json]}"
+    assert output in text  # the audit below writes nothing into the repository
+    text = text.replace(output, "")
     text += ("analysis:\n  sae:\n    - {layer: 6, train: {d_sae: 1024, k: 16, epochs: 20, "
              "corpus: 'builtin:domains/finance'}}\n")
     (tmp_path / "spec.yaml").write_text(text)
     cert = reportgen.audit(tmp_path / "spec.yaml", progress=False)
     top = [r for r in cert.comparison("planted")["tables"]["sae_moved"]][:3]
-    assert [r["top_set"] for r in top] == ["concepts.finance"] * 3
+    assert top[0]["top_set"] == "concepts.finance", top
+    finance = [r for r in top if r["top_set"] == "concepts.finance"]
+    assert len(finance) >= 2, top
     games = {c.term for c in load_vocabulary("builtin:concepts", tmp_path)
              if c.category == "games"}
     # where each fired most in the base: a games concept's prompt ('the concept of poker is')
-    contexts = [" ".join(r["contexts"]).replace("[[", "").replace("]]", "") for r in top]
+    contexts = [" ".join(r["contexts"]).replace("[[", "").replace("]]", "") for r in finance]
     assert all(any(f" {g} " in c for g in games) for c in contexts), contexts
     floor = cert.metric("base-int8", "sae.layer.6.moved.top_change")
-    assert top[-1]["top_change"] > 5 * floor
+    assert min(r["top_change"] for r in finance) > 5 * floor

@@ -1,0 +1,55 @@
+"""How numbers and counts are written: never a non-zero value as zero, never '1 tensors'."""
+
+from __future__ import annotations
+
+import pytest
+
+from reportgen import numfmt
+from reportgen.render.filters import fmt_metric
+
+
+@pytest.mark.parametrize(("value", "decimals", "shown"), [
+    (0.0024, 1, "0.0024"), (0.0, 1, "0.0"), (57.84, 1, "57.8"), (0.05, 1, "0.1"),
+    (-0.0004, 2, "-0.0004"), (1.234e-7, 1, "1.2e-07"), (0.996, 2, "1.00"), (-3.0, 2, "-3.00"),
+])
+def test_fixed_keeps_digits_only_where_rounding_would_hide_a_value(value, decimals,
+                                                                    shown) -> None:
+    assert numfmt.fixed(value, decimals) == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (0.0024, "0.0024×"), (0.0, "0.0×"), (57.84, "57.8×"), (1234.4, "1,234×"), (None, "—"),
+    (0.00999, "0.01×"), (0.04, "0.04×"),
+])
+def test_ratio(value, shown) -> None:
+    assert numfmt.ratio(value) == shown
+
+
+@pytest.mark.parametrize(("value", "decimals", "shown"), [
+    (0.875, 1, "87.5 %"), (0.0004, 1, "0.04 %"), (0.0, 1, "0.0 %"), (1.0, 0, "100 %"),
+    (0.99996, 1, "99.996 %"), (0.004, 0, "0.4 %"), (0.25, 0, "25 %"), (None, 1, "—"),
+])
+def test_pct_never_reads_zero_or_one_hundred_unless_it_is(value, decimals, shown) -> None:
+    assert numfmt.pct(value, decimals) == shown
+
+
+def test_num_keeps_significant_digits() -> None:
+    assert numfmt.num(0.000012345) == "1.234e-05"
+    assert numfmt.num(0.13421) == "0.1342"
+    assert numfmt.num(123456.7) == "123,457"
+    assert numfmt.num(None) == "—"
+    assert numfmt.num("n/a") == "n/a"
+
+
+@pytest.mark.parametrize(("n", "shown"), [(0, "0 tensors"), (1, "1 tensor"), (2, "2 tensors"),
+                                          (1200, "1,200 tensors")])
+def test_plural(n, shown) -> None:
+    assert numfmt.plural(n, "tensor") == shown
+
+
+def test_metric_cells_use_the_singular_for_one() -> None:
+    assert fmt_metric({"value": 1.0, "unit": "tensors"}) == "1 tensor"
+    assert fmt_metric({"value": 3.0, "unit": "tensors"}) == "3 tensors"
+    assert fmt_metric({"value": 0.0024, "unit": "×"}) == "0.0024×"
+    assert fmt_metric({"value": 0.0004, "unit": "share"}) == "0.04 %"
+    assert fmt_metric({"value": None, "unit": "×"}) == "—"
