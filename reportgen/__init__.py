@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from reportgen.core import names as _names
 from reportgen.core.version import __version__
+
+# metric names are registered by the families; load them before the first lookup
+_names.set_loader(lambda: __import__("reportgen.families", fromlist=["families"]).families())
 
 if TYPE_CHECKING:
     from reportgen.api import Certificate

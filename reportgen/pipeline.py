@@ -19,7 +19,8 @@ from reportgen.core.errors import InputError, ModelError
 from reportgen.core.progress import Progress
 from reportgen.core.records import CheckResult, Comparison, ModelInfo, ProbeInfo
 from reportgen.core.version import __version__
-from reportgen.spec.load import LoadedSpec, load_spec, resolve_path
+from reportgen.spec.load import LoadedSpec, load_spec
+from reportgen.spec.yamlsrc import resolve_path
 
 #: Libraries every audit uses (models, numbers, views); :func:`libraries_used` adds the ones
 #: only some audits bring in.
@@ -392,7 +393,7 @@ def limitations(models: list, probe: ConceptProbe, analysis: Any = None,
         out.append("The noise floor is a weight round-trip through int8/int4, not a runtime "
                    "quantized kernel; it measures weight-rounding noise only.")
     if analysis is not None:
-        from reportgen.families.probabilities.family import limitations as prob_limitations
+        from reportgen.families.probabilities.pair import limitations as prob_limitations
 
         out += prob_limitations(models, probe, analysis)
         out += _sae_limitations(analysis)

@@ -13,7 +13,8 @@ import yaml
 
 import reportgen
 from reportgen.core.errors import SpecError
-from reportgen.spec.load import load_spec, resolve_path
+from reportgen.spec.load import load_spec
+from reportgen.spec.yamlsrc import resolve_path
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

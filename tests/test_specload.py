@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reportgen.core.errors import InputError, SpecError
-from reportgen.spec.load import LoadedSpec, load_spec, resolve_path
+from reportgen.spec.load import LoadedSpec, load_spec
 from reportgen.spec.types import AuditSpec
+from reportgen.spec.yamlsrc import resolve_path
 
 GOOD = """\
 audit: {name: demo, release: v1}
@@ -459,7 +460,7 @@ def test_alias_bomb_is_refused(here: Path) -> None:
 
 def test_big_documents_without_aliases_are_fine(here: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reportgen.spec.load.MAX_VALUES", 1000)
+    monkeypatch.setattr("reportgen.spec.yamlsrc.MAX_VALUES", 1000)
     words = ", ".join(f"w{i}" for i in range(3000))
     Path("vocab.yaml").write_text(f"many: [{words}]\n")
     assert load_spec(write(GOOD)).spec.probes.concepts.vocabulary == "vocab.yaml"

@@ -72,11 +72,11 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from reportgen.core.names import REGISTRY
+    from reportgen.core.names import registry
 
-    for name in sorted(REGISTRY):
+    for name in sorted(registry()):
         echo(name)
-        echo(f"    {REGISTRY[name].definition}")
+        echo(f"    {registry()[name].definition}")
     return 0
 
 

@@ -2,13 +2,15 @@
 
 Checks in a spec name metrics by dotted name; families with one value per category or layer
 register a pattern (``concepts.category.{category}.cosine_distance.mean``). The registry
-imports nothing heavy, so ``reportgen validate`` can check metric names without torch.
+imports nothing heavy, so ``reportgen validate`` can check metric names without torch. The
+families register their names when the family list is imported (see :func:`set_loader`).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _PLACEHOLDERS = {"category": r"[^.]+", "layer": r"\d+", "domain": r"[^.]+", "block": r"\d+"}
@@ -43,6 +45,20 @@ class MetricInfo:
 
 
 REGISTRY: dict[str, MetricInfo] = {}
+_LOADERS: list[Callable[[], object]] = []
+
+
+def set_loader(load: Callable[[], object]) -> None:
+    """``load()`` registers every family's metrics; it runs before the first lookup (the
+    package sets it to import the family list, so core imports nothing of ours)."""
+    _LOADERS[:] = [load]
+
+
+def registry() -> dict[str, MetricInfo]:
+    """Every registered metric name (or pattern), the families loaded first."""
+    while _LOADERS:
+        _LOADERS.pop()()
+    return REGISTRY
 
 
 def register(name: str, definition: str, unit: str = "", higher_is_worse: bool = True) -> None:
@@ -54,9 +70,10 @@ def register(name: str, definition: str, unit: str = "", higher_is_worse: bool =
 
 def lookup(name: str) -> MetricInfo | None:
     """The registered metric (or pattern) that ``name`` denotes, if any."""
-    if name in REGISTRY:
-        return REGISTRY[name]
-    for info in REGISTRY.values():
+    known = registry()
+    if name in known:
+        return known[name]
+    for info in known.values():
         if "{" in info.name and info.pattern.match(name):
             return info
     return None
@@ -64,7 +81,7 @@ def lookup(name: str) -> MetricInfo | None:
 
 def unknown_metric_message(name: str) -> str:
     """'Unknown metric 'x'. Did you mean: …?' with the closest registered names."""
-    names = sorted(REGISTRY)
+    names = sorted(registry())
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
     msg = f"unknown metric {name!r}."
     if close:
@@ -86,16 +103,3 @@ def definition(name: str) -> str:
     if info is None:
         raise KeyError(name)
     return info.definition
-
-
-# The metric families register their names on import.
-from reportgen.families.behavior import metrics as _behavior  # noqa: E402,F401
-from reportgen.families.cka import metrics as _cka  # noqa: E402,F401
-from reportgen.families.concepts import collapse as _collapse  # noqa: E402,F401
-from reportgen.families.concepts import metrics as _concepts  # noqa: E402,F401
-from reportgen.families.domains import metrics as _domains  # noqa: E402,F401
-from reportgen.families.embeddings import metrics as _embeddings  # noqa: E402,F401
-from reportgen.families.neighbors import metrics as _neighbors  # noqa: E402,F401
-from reportgen.families.probabilities import metrics as _probabilities  # noqa: E402,F401
-from reportgen.families.sae import metrics as _sae  # noqa: E402,F401
-from reportgen.families.weights import metrics as _weights  # noqa: E402,F401

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reportgen.core.names import REGISTRY, lookup
+from reportgen.core.names import lookup, registry
 
 #: what each placeholder of a registered pattern ranges over, decided by the text before it
 #: (the first rule that matches wins); tests keep every registered pattern covered
@@ -84,7 +84,7 @@ def _placeholder_problem(name: str, kind: str | None, value: str, known: Known) 
         if not names:
             return (f"{name!r} names the {_WHAT[kind]} {value!r}, but the spec has no "
                     f"{_SPEC_KEY[kind]}")
-        from reportgen.spec.load import did_you_mean
+        from reportgen.spec.messages import did_you_mean
 
         return f"unknown {_WHAT[kind]} {value!r} in {name!r}." + did_you_mean(value, names)
     index = int(value)
@@ -180,7 +180,7 @@ def check_metric_names(raw: dict, known: Known, problem: Callable[[tuple, str], 
 
 def registered_patterns() -> list[str]:
     """Every registered name with a placeholder (for the completeness test)."""
-    return sorted(n for n in REGISTRY if "{" in n)
+    return sorted(n for n in registry() if "{" in n)
 
 
 def _dict(value: Any) -> dict:

@@ -29,7 +29,7 @@ from reportgen.spec.resolve import (
 from reportgen.spec.types import Analysis, AuditSpec, ConceptProbes
 
 if TYPE_CHECKING:
-    from reportgen.spec.load import _Ctx
+    from reportgen.spec.messages import Ctx
 
 Path_ = tuple[Any, ...]
 _UNSET_LENGTH = 1_000_000  # tokenizers without a limit say int(1e30)
@@ -67,7 +67,7 @@ class ModelRead:
     limits: list[tuple[int, str]] = field(default_factory=list)  # (positions, where it says)
 
 
-def check_models(raw: dict, concepts: list | None, ctx: _Ctx, out: list[Problem]) -> ModelFacts:
+def check_models(raw: dict, concepts: list | None, ctx: Ctx, out: list[Problem]) -> ModelFacts:
     """Every problem the models' configs and tokenizers show, appended to ``out``."""
     entries = _entries(raw)
     reads = [m for m in (_read(name, at, e, ctx, out) for name, at, e in entries) if m]
@@ -89,7 +89,7 @@ def check_models(raw: dict, concepts: list | None, ctx: _Ctx, out: list[Problem]
     return ModelFacts(n_layers, max_length, tuple(warnings))
 
 
-def _check_comparable(base: ModelRead, reads: list[ModelRead], ctx: _Ctx,
+def _check_comparable(base: ModelRead, reads: list[ModelRead], ctx: Ctx,
                       out: list[Problem]) -> None:
     """Each candidate shares the base's architecture and shape (models.incompatibilities)."""
     for m in reads:
@@ -114,9 +114,9 @@ def _entries(raw: dict) -> list[tuple[str, Path_, dict]]:
     return out
 
 
-def _read(name: str, at: Path_, entry: dict, ctx: _Ctx, out: list[Problem]) -> ModelRead | None:
+def _read(name: str, at: Path_, entry: dict, ctx: Ctx, out: list[Problem]) -> ModelRead | None:
     """Locate the folder and read its config; check weights are there and the adapter."""
-    from reportgen.spec.load import field_name
+    from reportgen.spec.yamlsrc import field_name
 
     source = entry.get("path")
     if entry.get("derive") is not None or not isinstance(source, str):
@@ -143,13 +143,13 @@ def _read(name: str, at: Path_, entry: dict, ctx: _Ctx, out: list[Problem]) -> M
     return ModelRead(name, at, source, folder, config, kind, arch, trust, _limits(folder, config))
 
 
-def _adapter(entry: dict, ctx: _Ctx, field: str, pickle: bool) -> None:
+def _adapter(entry: dict, ctx: Ctx, field: str, pickle: bool) -> None:
     if isinstance(entry.get("adapter"), str):
         check_adapter(entry["adapter"], ctx.base_dir, field, pickle,
                       field.removesuffix(".adapter") + ".allow_pickle")
 
 
-def _located(e: InputError, fields: dict[str, Path_], default: Path_, ctx: _Ctx) -> Problem:
+def _located(e: InputError, fields: dict[str, Path_], default: Path_, ctx: Ctx) -> Problem:
     """A models.py error ('FIELD: message') as a spec problem at that field."""
     text = str(e)
     for name, at in fields.items():
@@ -173,7 +173,7 @@ def _kinds(entries: list[tuple[str, Path_, dict]], reads: list[ModelRead]) -> di
     return kinds
 
 
-def _check_head(raw: dict, kinds: dict[str, str], reads: list[ModelRead], ctx: _Ctx,
+def _check_head(raw: dict, kinds: dict[str, str], reads: list[ModelRead], ctx: Ctx,
                 out: list[Problem]) -> None:
     """Risk probes and token-probability checks need a language-model head."""
     headless = [n for n, k in kinds.items() if k == "encoder"]
@@ -202,7 +202,7 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _check_layers(raw: dict, n_layers: int, ctx: _Ctx, out: list[Problem]) -> None:
+def _check_layers(raw: dict, n_layers: int, ctx: Ctx, out: list[Problem]) -> None:
     """analysis.layers and analysis.sae layers within the base's 0..n_layers."""
     analysis = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}
     layers = analysis.get("layers")
@@ -241,7 +241,7 @@ def _context(models: list[ModelRead]) -> tuple[int | None, str]:
     return min(found, key=lambda f: f[0]) if found else (None, "")
 
 
-def _check_max_length(raw: dict, context: int | None, why: str, ctx: _Ctx,
+def _check_max_length(raw: dict, context: int | None, why: str, ctx: Ctx,
                       out: list[Problem]) -> tuple[int | None, list[str]]:
     """An explicit max_length beyond the context is refused; the default is capped."""
     analysis = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}

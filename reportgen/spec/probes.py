@@ -20,14 +20,8 @@ from typing import Any
 from reportgen.core.errors import InputError, InputErrors
 from reportgen.core.resources import probes_dir
 from reportgen.core.untrusted import BadJSON, parse_json
-from reportgen.spec.load import (
-    describe,
-    did_you_mean,
-    one_line,
-    read_text_file,
-    read_yaml,
-    resolve_path,
-)
+from reportgen.spec.messages import describe, did_you_mean
+from reportgen.spec.yamlsrc import one_line, read_text_file, read_yaml, resolve_path
 
 BUILTIN = "builtin:"
 _SUFFIXES = (".yaml", ".yml", ".csv")

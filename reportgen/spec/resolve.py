@@ -103,7 +103,7 @@ def find_in_hub_cache(hub_id: str) -> Path | None:
 
 def locate(text: str, base_dir: Path, field: str) -> Path:
     """A model folder from a spec path: local folder first, then the local hub cache."""
-    from reportgen.spec.load import resolve_path
+    from reportgen.spec.yamlsrc import resolve_path
 
     path = resolve_path(text, base_dir)
     if path.is_dir():
@@ -236,7 +236,7 @@ def resolve_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
 def check_adapter(text: str, base_dir: Path, field: str, allow_pickle: bool,
                   allow_field: str = "allow_pickle") -> Path:
     """The adapter folder, once its config and weights are there (nothing hashed or loaded)."""
-    from reportgen.spec.load import resolve_path
+    from reportgen.spec.yamlsrc import resolve_path
 
     folder = resolve_path(text, base_dir)
     if not folder.is_dir():

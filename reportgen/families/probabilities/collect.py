@@ -6,8 +6,8 @@ at a time, never to the whole batch × length × vocabulary. The base's log-prob
 stream to a disk store; a candidate's collector reads that store back block by block during
 its own pass and keeps only the statistics (:class:`ShiftAccumulator`), so memory stays near
 one model. Masked LMs run a separate pass over masked copies in ``finish`` (see
-:mod:`reportgen.families.probabilities.maskedlm`). Risk prompts are then scored (margins per prompt) and, for
-decoders, a few are continued greedily.
+:mod:`reportgen.families.probabilities.maskedlm`). Risk prompts are then scored (margins per
+prompt) and, for decoders, a few are continued greedily.
 
 Risk margins need only each model's own log-probabilities of the same strings, so they are
 scored even where the distributions cannot be compared (a candidate whose tokenizer grew, an
@@ -27,6 +27,7 @@ from reportgen.capture.forward import Batch, Extra
 from reportgen.core.numfmt import plural
 from reportgen.core.progress import Progress
 from reportgen.families.probabilities.metrics import ShiftAccumulator
+from reportgen.families.probabilities.shared import NAME
 from reportgen.families.probabilities.store import (
     LogProbReader,
     LogProbWriter,
@@ -35,7 +36,6 @@ from reportgen.families.probabilities.store import (
     header_path,
 )
 
-NAME = "probabilities"
 BLOCK_ROWS = 256
 #: In every capture's settings: bump when what the collector computes changes. 2: the LM
 #: head's output goes through the model's own logit transforms, checked by one forward.
@@ -226,7 +226,7 @@ class ProbabilityCollector:
         assert self.acc is not None
         if next(self.reader, None) is not None:
             raise StoreError("the base store has more blocks than this pass produced")
-        from reportgen.families.probabilities.family import shift_arrays, top_position_rows
+        from reportgen.families.probabilities.shift import shift_arrays, top_position_rows
 
         res = self.acc.result()
         arrays, names = shift_arrays(res)

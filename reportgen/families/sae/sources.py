@@ -48,7 +48,7 @@ def folder_digest(folder: Path) -> str:
 
 def plan_sources(loaded: Any, model: Any, base_extra: Any | None) -> list[LayerSource]:
     """One source per ``analysis.sae`` entry; raises InputError naming the field."""
-    from reportgen.spec.load import resolve_path
+    from reportgen.spec.yamlsrc import resolve_path
 
     d, n_layers = model_shape(model.config)
     out = []
