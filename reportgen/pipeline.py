@@ -118,7 +118,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     capture_keys: dict[str, str] = {}
     from reportgen.capture.run import capture_all
 
-    captures = capture_all(loaded, models, probe, prog, capture_keys)
+    captures = capture_all(loaded, models, probe, prog, capture_keys, collector_factories())
     prog.say("computing metrics")
     from reportgen.analysis.cache import compare_all_cached  # analysis.compare_all, cached
     from reportgen.families.sae.export import attachments as sae_attachments
@@ -135,7 +135,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         comparisons=comparisons,
         checks=checks,
         warnings=warnings + _spec_warnings(loaded),
-        limitations=limitations(models, probe, loaded.spec.analysis, extra.get("concepts")),
+        limitations=limitations(models, probe, loaded.spec.analysis, extra),
         analysis={**analysis_info(loaded, captures[models[0].name]), **extra},
     ).build(), attachments=sae_attachments(captures[models[0].name]))
     if out_dir is not None:
@@ -375,42 +375,23 @@ def _spec_warnings(loaded: LoadedSpec) -> list[str]:
     return w
 
 
-def limitations(models: list, probe: ConceptProbe, analysis: Any = None,
-                tokenization: dict[str, Any] | None = None) -> list[str]:
-    """The certificate's limitations; ``tokenization``: analysis.concepts (multi-token terms)."""
-    out = []
-    if probe.info is not None:
-        template = probe.info.details["template"]
-        out.append(f"Concept drift is measured in one prompt template ({template!r}); "
-                   "other phrasings may move differently.")
-        from reportgen.families.concepts.pieces import limitations as piece_limitations
+def limitations(models: list, probe: ConceptProbe, analysis: Any,
+                recorded: dict[str, Any]) -> list[str]:
+    """The certificate's limitations: each family's, in page order, then the noise floor's.
+    ``recorded``: the certificate's analysis entries the families wrote."""
+    from reportgen.core.family import LimitationContext
+    from reportgen.families import families
 
-        out += piece_limitations(tokenization)
-    if probe.has_concepts and any(m.kind == "encoder" for m in models):
-        out.append("For encoders the last non-padding token is the separator token; the "
-                   "mean-pooled drift is reported beside it.")
+    ctx = LimitationContext(models, probe, analysis, recorded)
+    out = [line for f in families() for line in f.limitations(ctx)]
     if any(m.recipe for m in models):
         out.append("The noise floor is a weight round-trip through int8/int4, not a runtime "
                    "quantized kernel; it measures weight-rounding noise only.")
-    if analysis is not None:
-        from reportgen.families.probabilities.pair import limitations as prob_limitations
-
-        out += prob_limitations(models, probe, analysis)
-        out += _sae_limitations(analysis)
     return out
 
 
-def _sae_limitations(analysis: Any) -> list[str]:
-    if not analysis.sae:
-        return []
-    out = ["Sparse-feature labels are each feature's top-activating probe tokens in context "
-           "(or the labels file): a description of where it fires, not a verified "
-           "interpretation; the findings hold for this one dictionary fixed on the base."]
-    if any(s.train is not None for s in analysis.sae):
-        from reportgen.families.sae.collect import HOLD_OUT
+def collector_factories() -> list:
+    """Every family's collector factories, in family order (their order keys the cache)."""
+    from reportgen.families import families
 
-        out.append(f"A sparse dictionary trained here learns from the probe texts (all but "
-                   f"every {HOLD_OUT}th, which measure its fit) and the spec's corpus only; a "
-                   "small dictionary trained on few tokens merges features that a larger one "
-                   "would separate.")
-    return out
+    return [c for f in families() for c in f.collectors]

@@ -164,8 +164,8 @@ def test_tokens_and_neighbourhoods_match_numpy(audited: Audited) -> None:
 
 
 def test_weight_drift_matches_numpy_and_names_every_module(audited: Audited) -> None:
-    from reportgen.analysis.compare import quantize_transform
     from reportgen.families.weights.metrics import weight_drift
+    from reportgen.families.weights.pair import quantize_transform
 
     cert = audited.cert
     b, c = stored_tensors(audited.base), stored_tensors(audited.ft)

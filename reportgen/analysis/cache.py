@@ -50,8 +50,8 @@ def _lib_versions() -> dict[str, str | None]:
 
 def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe: Any) -> str:
     """The cache key of one audit's analysis (see the module docstring for what it covers)."""
-    from reportgen.core.family import pair_analyses
     from reportgen.core.version import __version__
+    from reportgen.families import ORDER
 
     blob = {
         "version": ANALYSIS_VERSION,
@@ -62,7 +62,7 @@ def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe:
         "probes": {"capture": probe.capture_digest, "digests": [i.digest for i in probe.infos],
                    "spec": loaded.normalised.get("probes")},
         "analysis": loaded.normalised.get("analysis"),
-        "families": sorted(pair_analyses()),
+        "families": list(ORDER),
         "libraries": _lib_versions(),
     }
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import gc
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reportgen.core.errors import InputError, ModelError
+from reportgen.core.family import CollectorContext, Factory
 from reportgen.core.progress import Progress
 
 if TYPE_CHECKING:
@@ -22,18 +24,20 @@ if TYPE_CHECKING:
 
 
 def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Progress,
-                keys: dict[str, str] | None = None) -> dict:
+                keys: dict[str, str] | None = None,
+                factories: Sequence[Factory] = ()) -> dict:
     """Each model's capture, from the cache when it holds one. ``keys``, when given,
-    receives each model's capture-cache key (the analysis cache builds on them)."""
+    receives each model's capture-cache key (the analysis cache builds on them).
+    ``factories``: the families' collector factories, asked per model before it loads."""
     from reportgen.capture import cache
     from reportgen.capture.forward import CapturePlan
-    from reportgen.core.family import CollectorContext, collectors_for
 
     a = loaded.spec.analysis
     caps: dict = {}
     held: tuple[str, Any, Any] | None = None  # a captured source kept for its derived variant
     for m in capture_order(models):
-        collectors = collectors_for(CollectorContext(loaded, probe, m, caps.get("base")))
+        ctx = CollectorContext(loaded, probe, m, caps.get("base"))
+        collectors = [c for f in factories if (c := f(ctx)) is not None]
         plan = CapturePlan(None if a.layers == "all" else tuple(a.layers), a.max_length,
                            a.batch_size, tuple((c.name, c.settings()) for c in collectors))
         key = cache.cache_key(m.capture_identity, probe.capture_digest, plan.key())

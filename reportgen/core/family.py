@@ -124,8 +124,10 @@ class View:
     #: which of the family's metric names go into the headline table (None: all of them but
     #: those sharing one definition pattern with others)
     headline: Callable[[str], bool] | None = None
-    #: an extra interactive part of the HTML page (views.explorer.Explorer), or None
+    #: an extra interactive part of the HTML page (an Explorer: data, terms, words), or None
     explorer: Callable[[Data], Any] = _none
+    #: the section's intro when it depends on what was measured (None: ``Family.intro``)
+    intro: Callable[[Data], str | None] = _none
 
 
 @dataclass(frozen=True)

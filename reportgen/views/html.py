@@ -23,17 +23,12 @@ import vl_convert
 from markupsafe import Markup
 
 from reportgen.certificate.document import Certificate
+from reportgen.core.family import Family, View
 from reportgen.core.names import concrete_definition, lookup
 from reportgen.core.resources import templates_dir
-from reportgen.views import charts, explorer
-from reportgen.views import registry as views
-from reportgen.views.family_tables import (
-    cand_key,
-    concept_notes,
-    concept_tables,
-    representation_tables,
-    token_tables,
-)
+from reportgen.families import families
+from reportgen.views import charts
+from reportgen.views.family_tables import cand_key
 from reportgen.views.filters import FILTERS
 from reportgen.views.glossary import glossary
 from reportgen.views.summary import summary_lines
@@ -70,13 +65,13 @@ def render_html(cert: Certificate, page_size: str = "A4") -> str:
     """The full interactive certificate page (``page_size``: A4 or Letter, for printing)."""
     ctx = page_context(cert, mode="html", page_size=page_size)
     bundle = js_bundle()
-    scripts = [bundle, EMBED_SCRIPT] + ([explorer.SCRIPT] if ctx["explorer"] else [])
+    scripts = [bundle, EMBED_SCRIPT] + ([ctx["explorer"].script] if ctx["explorer"] else [])
     ctx.update(
         charts={f.id: chart_script(f.spec()) for f in ctx["figures"]},
         images={},
         js_bundle=Markup(bundle),
         embed_script=Markup(EMBED_SCRIPT),
-        explorer_script=Markup(explorer.SCRIPT),
+        explorer_script=Markup(ctx["explorer"].script if ctx["explorer"] else ""),
         explorer_json=chart_script(ctx["explorer"].data) if ctx["explorer"] else "",
         csp=content_security_policy(scripts),
     )
@@ -97,7 +92,7 @@ def notebook_html(cert: Certificate) -> str:
             "data": data,
             "digest": digest,
             "summary": summary_lines(data),
-            "images": [(f, svg_data_uri(f.spec())) for f in charts.figures(data)],
+            "images": [(f, svg_data_uri(f.spec())) for f in figures(data)],
             "STYLES": NOTEBOOK_STATUS_STYLES,
         }
         while len(_NOTEBOOK_CACHE) >= 4:
@@ -186,52 +181,6 @@ def svg_data_uri(spec: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------ what the template shows
 
-FAMILY_TITLES = {"concepts": "Concept drift", "embeddings": "Token-embedding drift",
-                 "neighbors": "Neighbourhoods", "cka": "Layers: representation similarity",
-                 "weights": "Weight drift", "domains": "Domain probes"}
-FAMILY_INTROS = {
-    "concepts": "Each concept term is placed in the probe template and run through the base "
-    "model and each candidate. A concept's drift is the cosine distance 1 − cos between its "
-    "two hidden states: 0 means unchanged, larger means it moved further.",
-    "embeddings": "Each token's row of the input-embedding matrix in the base model is "
-    "compared with the same token's row in the candidate (tokens matched by their string). "
-    "Drift is the cosine distance between the two rows.",
-    "neighbors": "A concept can keep its vector nearly in place and still change what it sits "
-    "next to. Each concept's k nearest concepts (cosine, itself excluded) are found in the base "
-    "and in each candidate separately; the Jaccard overlap of the two sets is 1 when the "
-    "neighbourhood is unchanged and 0 when no neighbour was kept. The same is done for tokens "
-    "of the input-embedding matrix. A joint UMAP shows every variant's concepts on one map.",
-    "cka": "Linear CKA (Kornblith et al. 2019) compares the geometry of all concept "
-    "representations at once, layer by layer: 1 means the same geometry up to rotation and "
-    "scale. Read with the drift-by-layer chart of the concept section, it shows where in the "
-    "network a fine-tune changed the space.",
-    "weights": "Read straight from the checkpoint files, without running the models: for each "
-    "weight tensor, the Frobenius norm of its change divided by the norm of the base tensor, "
-    "and the same over each block and module type.",
-    "domains": "Plain texts from one field each (finance, legal, medical, …) are read by both "
-    "models; their hidden states are averaged over tokens. Per domain and layer: the mean "
-    "cosine distance between base and candidate, and linear CKA over the domain's texts.",
-}
-#: intros of the families that also measure non-concept items, for audits without concepts
-INTROS_WITHOUT_CONCEPTS = {
-    "neighbors": "A token can keep its embedding nearly in place and still change what it sits "
-    "next to. Each token's k nearest tokens in the input-embedding matrix (cosine, itself "
-    "excluded) are found in the base and in each candidate separately; the Jaccard overlap of "
-    "the two sets is 1 when the neighbourhood is unchanged and 0 when no neighbour was kept.",
-    "cka": "Linear CKA (Kornblith et al. 2019) compares the geometry of each domain's texts "
-    "(hidden states mean-pooled over tokens) at once, layer by layer: 1 means the same "
-    "geometry up to rotation and scale. The per-layer values are in the domain section's "
-    "tables.",
-}
-#: words that tie a limitation to a built-in family's section (plug-ins: FamilyView.keywords)
-FAMILY_KEYWORDS = {
-    "concepts": ("concept", "prompt template"),
-    "embeddings": ("token embedding", "embedding matrix", "tokenizer", "vocabular"),
-    "neighbors": ("neighbour", "neighbor", "umap", "prompt template"),
-    "cka": ("cka", "prompt template"),
-    "weights": ("weight drift", "weight tensor", "safetensors"),
-    "domains": ("domain",),
-}
 PAGE_SIZES = ("A4", "Letter")
 
 
@@ -248,6 +197,8 @@ class Section:
     tables: dict[str, list[Table]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     limitations: list[str] = field(default_factory=list)  # the certificate's, where they apply
+    #: lower-case words that tie one of the certificate's limitations to this section
+    keywords: tuple[str, ...] = ()
 
 
 def page_context(cert: Certificate | dict[str, Any], mode: str,
@@ -261,21 +212,21 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
                          f"{', '.join(PAGE_SIZES)}")
     cert = cert if isinstance(cert, Certificate) else Certificate(cert)
     data = cert.data
-    figs = charts.figures(data)
+    figs = figures(data)
     sections = family_sections(data, figs)
     for s in sections:
         s.limitations = section_limitations(data, s)
     if mode == "pdf":
         figs = _without_floor_figures(data, sections, figs)
-    explore = explorer.explorer(data) if mode == "html" else None
+    explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
     toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
            ("probes", "Probes"), *[(s.id, s.title) for s in sections],
-           *([("explorer", "Concept explorer")] if explore else []),
+           *([("explorer", explore.title)] if explore else []),
            ("warnings", "Warnings and limitations"), ("appendix", "Appendix"),
            ("glossary", "Glossary")]
     return {
-        "page_size": page_size, "explorer": explore, "glossary": glossary(),
+        "page_size": page_size, "explorer": explore, "glossary": glossary(families()),
         "mode": mode, "data": data, "audit": data.get("audit") or {},
         "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
         "digest": cert.digest, "summary": summary_lines(data),
@@ -312,9 +263,7 @@ def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
     A limitation applies when it names one of the family's keywords, or when it is about the
     noise floor and the section reports noise-floor ratios.
     """
-    view = views.views().get(section.family)
-    words = tuple(view.keywords) if view is not None and view.keywords else \
-        FAMILY_KEYWORDS.get(section.family, (section.family.rstrip("s").replace("_", " "),))
+    words = section.keywords or (section.family.rstrip("s").replace("_", " "),)
     has_floor = any("noise_floor" in str(r.get("metric", "")) for r in section.metrics.rows)
     out = []
     for text in data.get("limitations") or []:
@@ -324,54 +273,46 @@ def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
     return out
 
 
+def figures(data: dict[str, Any]) -> list[charts.Figure]:
+    """Every family's charts, in page order."""
+    return [f for fam in families() if (v := _view(fam)) for f in v.figures(data)]
+
+
+def _view(fam: Family) -> View | None:
+    return fam.view() if fam.view is not None else None
+
+
 def family_sections(data: dict[str, Any], figs: list[charts.Figure]) -> list[Section]:
-    """One section per metric family, known families first, in the certificate's order."""
+    """One section per family with something to show, in page order; metrics of a family this
+    tool does not know (an older or newer certificate) get a plain section after them."""
     comps = charts.comparisons(data)
-    seen: list[str] = []
-    for c in comps:
-        for name in c.get("metrics") or {}:
-            fam = name.split(".", 1)[0]
-            if fam not in seen:
-                seen.append(fam)
-    known = [*FAMILY_TITLES, *views.views()]
-    families = [f for f in known if f in seen] + [f for f in seen if f not in known]
+    names = _metric_names(comps)
+    known = {f.name for f in families()}
     out = []
-    for fam in families:
-        view = views.views().get(fam)
-        names = [n for n in _metric_names(comps) if n.split(".", 1)[0] == fam]
-        grouped = _definition_groups(comps, names)
-        headline = [n for n in names if fam not in FAMILY_TITLES or not _is_grouped(n, grouped)]
-        if fam == "domains":  # one row per domain; per-layer values are in the table below
-            headline = [n for n in names if ".layer." not in n]
-        if view is not None:
-            headline = [n for n in names if view.headline(n)]
-        section = Section(
-            id=f"family-{charts.slug(fam)}", family=fam,
-            title=view.title if view else FAMILY_TITLES.get(
-                fam, fam.replace("_", " ").capitalize() + " metrics"),
-            intro=view.intro if view else _intro(fam, names),
-            metrics=metrics_table(comps, headline),
-            definitions=grouped, figures=[f for f in figs if f.family == fam],
-        )
-        if view is not None:
-            section.tables, section.notes = view.tables(data)
-        elif fam == "concepts":
-            section.tables = concept_tables(data)
-            section.notes = concept_notes(data)
-        elif fam == "embeddings":
-            section.tables, section.notes = token_tables(data)
-        elif fam in ("neighbors", "cka", "weights", "domains"):
-            section.tables, section.notes = representation_tables(data, fam)
-        out.append(section)
+    for fam in families():
+        view = _view(fam) or View()
+        own = [n for n in names if n.split(".", 1)[0] == fam.name]
+        mine = [f for f in figs if f.family == fam.name]
+        tables, notes = view.tables(data)
+        if not (own or mine or tables):
+            continue
+        grouped = _definition_groups(comps, own)
+        head = [n for n in own if (view.headline(n) if view.headline
+                                   else not _is_grouped(n, grouped))]
+        out.append(Section(
+            id=f"family-{charts.slug(fam.name)}", family=fam.name, title=fam.title,
+            intro=view.intro(data) or fam.intro, metrics=metrics_table(comps, head),
+            definitions=grouped, figures=mine, tables=tables, notes=notes,
+            keywords=fam.keywords))
+    for other in dict.fromkeys(n.split(".", 1)[0] for n in names if
+                               n.split(".", 1)[0] not in known):
+        own = [n for n in names if n.split(".", 1)[0] == other]
+        out.append(Section(
+            id=f"family-{charts.slug(other)}", family=other,
+            title=other.replace("_", " ").capitalize() + " metrics", intro="",
+            metrics=metrics_table(comps, own), definitions=_definition_groups(comps, own),
+            figures=[]))
     return out
-
-
-def _intro(fam: str, names: list[str]) -> str:
-    """The family's intro; the concept-free one when it measured no concept item."""
-    if fam in INTROS_WITHOUT_CONCEPTS and not any(n.startswith(f"{fam}.concepts.")
-                                                  for n in names):
-        return INTROS_WITHOUT_CONCEPTS[fam]
-    return FAMILY_INTROS.get(fam, "")
 
 
 def _metric_names(comps: list[dict[str, Any]]) -> list[str]:
@@ -436,3 +377,9 @@ def metrics_table(comps: list[dict[str, Any]], names: list[str]) -> Table:
             for n in names]
     return Table("One column per compared model; CI: bootstrap confidence interval of the "
                  "mean", cols, rows)
+
+
+def _explorer(data: dict[str, Any]) -> Any:
+    """The first explorer a family's view offers for this certificate, if any."""
+    return next((e for fam in families() if (v := _view(fam)) and (e := v.explorer(data))),
+                None)

@@ -135,7 +135,7 @@ def _conts(r: dict[str, Any]) -> str:
 
 
 def view() -> View:
-    return View(figures=figures, tables=tables)
+    return View(figures=figures, tables=tables, headline=lambda _: True)
 
 
 def summary_clause(comp: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ def figures(data: dict[str, Any]) -> list[Figure]:
 
 
 def view() -> View:
-    return View(figures=figures, tables=tables)
+    return View(figures=figures, tables=tables, intro=intro)
 
 
 def tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
@@ -46,3 +46,16 @@ def tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
                                              for c in comps],
         [layers[k] for k in sorted(layers)])]
     return out, notes
+
+
+WITHOUT_CONCEPTS = (
+    "Linear CKA (Kornblith et al. 2019) compares the geometry of each domain's texts "
+    "(hidden states mean-pooled over tokens) at once, layer by layer: 1 means the same "
+    "geometry up to rotation and scale. The per-layer values are in the domain section's "
+    "tables.")
+
+
+def intro(data: dict[str, Any]) -> str | None:
+    """Without concept probes the section measured no concept: say what it did measure."""
+    names = {n for c in comparisons(data) for n in c.get("metrics") or {}}
+    return None if any(n.startswith("cka.concepts.") for n in names) else WITHOUT_CONCEPTS

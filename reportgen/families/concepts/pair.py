@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from reportgen.core.family import AuditContext, AuditResult, PairContext, PairResult
+from reportgen.core.family import (
+    AuditContext,
+    AuditResult,
+    LimitationContext,
+    PairContext,
+    PairResult,
+)
 from reportgen.families.concepts.collapse import collapse_message, collapse_metrics, collapsed
 from reportgen.families.concepts.metrics import ConceptDrift, concept_drift, concept_metrics
+from reportgen.families.concepts.pieces import limitations as piece_limitations
 from reportgen.families.concepts.pieces import mark_rows, tokenization
 
 
@@ -52,3 +59,17 @@ def analyse_audit(ctx: AuditContext) -> AuditResult | None:
         return None
     info = tokenization(ctx.probe, ctx.models, ctx.captures)
     return AuditResult(info) if info else None
+
+
+def limitations(ctx: LimitationContext) -> list[str]:
+    """The template the concepts are read in, multi-token terms, encoders' separator token."""
+    if not ctx.probe.has_concepts:
+        return []
+    template = ctx.probe.info.details["template"]
+    out = [f"Concept drift is measured in one prompt template ({template!r}); other phrasings "
+           "may move differently."]
+    out += piece_limitations(ctx.certificate_analysis.get("concepts"))
+    if any(m.kind == "encoder" for m in ctx.models):
+        out.append("For encoders the last non-padding token is the separator token; the "
+                   "mean-pooled drift is reported beside it.")
+    return out

@@ -39,6 +39,11 @@ class Explorer:
     nojs: str = ("The explorer needs JavaScript; the concept tables above hold the same "
                  "numbers.")
 
+    @property
+    def script(self) -> str:
+        """The page script that reads the embedded data (allowed by its hash in the CSP)."""
+        return SCRIPT
+
 
 def explorer(data: Data) -> Explorer | None:
     """The explorer's data, or None when no comparison has a concept table."""

@@ -31,7 +31,7 @@ def figures(data: dict[str, Any]) -> list[Figure]:
 
 
 def view() -> View:
-    return View(figures=figures, tables=tables)
+    return View(figures=figures, tables=tables, intro=intro)
 
 
 def tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
@@ -75,3 +75,16 @@ def tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
     if tabs:  # under the concept chart; without concepts there is none to sit under
         out["neighbors-distribution" if concepts else LOOSE_TABLES] = tabs
     return out, notes
+
+
+WITHOUT_CONCEPTS = (
+    "A token can keep its embedding nearly in place and still change what it sits "
+    "next to. Each token's k nearest tokens in the input-embedding matrix (cosine, itself "
+    "excluded) are found in the base and in each candidate separately; the Jaccard overlap of "
+    "the two sets is 1 when the neighbourhood is unchanged and 0 when no neighbour was kept.")
+
+
+def intro(data: dict[str, Any]) -> str | None:
+    """Without concept probes the section measured no concept: say what it did measure."""
+    names = {n for c in comparisons(data) for n in c.get("metrics") or {}}
+    return None if any(n.startswith("neighbors.concepts.") for n in names) else WITHOUT_CONCEPTS

@@ -15,6 +15,7 @@ from typing import Any
 
 from reportgen.core.family import (
     CollectorContext,
+    LimitationContext,
     PairContext,
     PairResult,
 )
@@ -108,8 +109,9 @@ def analyse_probabilities(ctx: PairContext) -> PairResult | None:
 
 
 
-def limitations(models: list, probe: Any, analysis: Any) -> list[str]:
-    """Limitations lines of the two families for this audit."""
+def limitations(ctx: LimitationContext) -> list[str]:
+    """Limitations lines of the probabilities and behaviour families for this audit."""
+    models, probe, analysis = ctx.models, ctx.probe, ctx.analysis
     if not scored_groups(probe):
         return []
     kinds = {m.kind for m in models}

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.core.family import PairContext, PairResult
+from reportgen.core.family import LimitationContext, PairContext, PairResult
 from reportgen.core.names import definition
 from reportgen.core.records import MetricValue
 from reportgen.families.sae import metrics as m
@@ -255,3 +255,19 @@ def _risky(res: PairResult, layer: int, fa: Any, fb: Any, sets: dict[str, np.nda
             {"layer": layer, "rank": rank, **r, **labels(r["feature"])})
     top = rows[0]["rise"] if rows else 0.0
     res.metrics[f"{p}.risky.top_rise"] = _mv(f"{p}.risky.top_rise", top)
+
+
+def limitations(ctx: LimitationContext) -> list[str]:
+    if not ctx.analysis.sae:
+        return []
+    out = ["Sparse-feature labels are each feature's top-activating probe tokens in context "
+           "(or the labels file): a description of where it fires, not a verified "
+           "interpretation; the findings hold for this one dictionary fixed on the base."]
+    if any(s.train is not None for s in ctx.analysis.sae):
+        from reportgen.families.sae.collect import HOLD_OUT
+
+        out.append(f"A sparse dictionary trained here learns from the probe texts (all but "
+                   f"every {HOLD_OUT}th, which measure its fit) and the spec's corpus only; a "
+                   "small dictionary trained on few tokens merges features that a larger one "
+                   "would separate.")
+    return out
