@@ -1,3 +1,3 @@
-from reportgen.cli.main import main
+from reportgen.cli.commands import main
 
 raise SystemExit(main())

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import reportgen
-from reportgen.views import charts
+from reportgen.views.html import figures as page_figures
 from reportgen.views.html import render_html
 
 peft = pytest.importorskip("peft")
@@ -64,7 +64,7 @@ def test_no_token_moved_is_said_not_drawn(cert, html) -> None:
     assert cert.metric("lora", "embeddings.cosine_distance.max") == 0.0
     assert cert.metric("lora", "concepts.cosine_distance.mean") > 0  # the adapter did act
     assert lora["tables"]["tokens"] == []
-    ids = [f.id for f in charts.figures(cert.data)]
+    ids = [f.id for f in page_figures(cert.data)]
     assert "token-movers-lora" not in ids and "token-movers-ft" in ids
     assert ("lora: no token moved (every shared token&#39;s input embedding is the "
             "base&#39;s), so there are no token movers to list.") in html

@@ -50,7 +50,7 @@ def test_changed_threshold_recomputes_no_metric(tiny_models, tmp_path, calls, mo
     base, ft = tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"]
     first = reportgen.audit(_spec(tmp_path, base, ft), progress=False)
     assert len(calls) == 1
-    monkeypatch.setattr(analysis, "concept_metrics", _fail)
+    monkeypatch.setattr("reportgen.families.concepts.pair.concept_metrics", _fail)
     monkeypatch.setattr("reportgen.families.cka.metrics.linear_cka", _fail)
     second = reportgen.audit(_spec(tmp_path, base, ft, fail_if="> 0"), progress=False)
     assert len(calls) == 1  # compare_all not called again

@@ -18,7 +18,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def test_help_does_not_import_heavy_libraries() -> None:
-    code = ("import sys; from reportgen.cli.main import build_parser; build_parser(); "
+    code = ("import sys; from reportgen.cli.commands import build_parser; build_parser(); "
             "import reportgen.cli, reportgen.spec.load, reportgen.core.names, reportgen.families; "
             "heavy = [m for m in ('torch', 'transformers', 'umap') if m in sys.modules]; "
             "print(heavy)")

@@ -10,10 +10,20 @@ import pytest
 from certfactory import make_builder
 
 from reportgen.api import Certificate
+from reportgen.families.concepts.view_charts import _layer_category_rows, layer_category_heatmap
 from reportgen.families.embeddings.metrics import drift_histogram, embedding_metrics
+from reportgen.families.embeddings.view import token_tables
+from reportgen.families.embeddings.view_charts import (
+    no_token_moved,
+    shared_token_histogram,
+    token_histogram_chart,
+)
+from reportgen.families.neighbors.view import tables as neighbour_tables
+from reportgen.families.weights.view import tables as weight_tables
+from reportgen.families.weights.view_charts import weights_chart
 from reportgen.views import charts
-from reportgen.views.family_tables import representation_tables, token_tables
 from reportgen.views.html import chart_svg, page_context, render_html
+from reportgen.views.html import figures as page_figures
 from reportgen.views.summary import candidate_line
 
 BAR = re.compile(r'<path aria-label="([^"]*)" role="graphics-symbol" '
@@ -84,11 +94,11 @@ def test_histogram_axis_starts_at_zero_and_every_panel_is_drawn(data, raw) -> No
     """The shared x axis runs from 0 to the largest drift; every model's counts sit on the
     same bins (checked against numpy on the raw distances) and each panel's bars are drawn
     wide enough to see, the noise floor's included."""
-    spec = charts.token_histogram_chart(data).to_dict()
+    spec = token_histogram_chart(data).to_dict()
     top = max(float(d.max()) for d in raw.values())
     domain = spec["encoding"]["x"]["scale"]["domain"]
     assert domain[0] == 0.0 and top <= domain[1]
-    rows, end = charts.shared_token_histogram(data)
+    rows, end = shared_token_histogram(data)
     width = rows[0]["bin_end"] - rows[0]["bin_start"]
     assert end - width < top <= end and domain[1] == end
     edges = np.arange(round(end / width) + 1) * width
@@ -111,10 +121,10 @@ def test_a_candidate_with_no_token_drift_says_so(raw) -> None:
     data = _still(make_builder())
     lora = charts.comparison(data, "lora")
     assert lora["tables"]["tokens"] == []
-    assert charts.no_token_moved(lora)
-    ids = [f.id for f in charts.figures(data)]
+    assert no_token_moved(lora)
+    ids = [f.id for f in page_figures(data)]
     assert "token-movers-lora" not in ids and "token-movers-finetuned" in ids
-    spec = charts.token_histogram_chart(data).to_dict()
+    spec = token_histogram_chart(data).to_dict()
     assert "lora" not in {r["candidate"] for r in spec["data"]["values"]}
     assert "No token moved in lora" in spec["title"]["subtitle"]
     assert spec["encoding"]["x"]["scale"]["domain"][0] == 0.0
@@ -126,7 +136,7 @@ def test_a_candidate_with_no_token_drift_says_so(raw) -> None:
         {"token": "Ġbank", "cosine_distance": 0.3, "jaccard": 0.5, "shared": 7,
          "base_neighbours": [{"label": "Ġloan", "similarity": 0.9}],
          "candidate_neighbours": [{"label": "Ġbet", "similarity": 0.8}]}]
-    tables, notes = representation_tables(data, "neighbors")
+    tables, notes = neighbour_tables(data)
     shown = [t.caption for ts in tables.values() for t in ts]
     assert shown == ["Neighbourhoods of the top token movers: finetuned"]
     assert "lora: no token moved, so no token neighbourhood is listed." in notes
@@ -148,11 +158,11 @@ def test_no_top_n_of_zeros_anywhere_on_the_page() -> None:
         {"rank": 1, "term": "bank", "category": "finance", "jaccard": 1.0, "shared": 10,
          "base_neighbours": [], "candidate_neighbours": []}]
     data = builder.build()
-    ids = [f.id for f in charts.figures(data)]
+    ids = [f.id for f in page_figures(data)]
     assert "weights-lora" not in ids
-    _, notes = representation_tables(data, "weights")
+    _, notes = weight_tables(data)
     assert "lora: no weight changed (every compared tensor equals the base's)." in notes
-    tables, notes = representation_tables(data, "neighbors")
+    tables, notes = neighbour_tables(data)
     assert ("lora: every concept kept all of its nearest neighbours (Jaccard 1), so no "
             "concept was rewired.") in notes
     # the table behind a left-out chart still reaches the page (HTML: collapsed)
@@ -195,10 +205,10 @@ def test_per_candidate_heatmaps_share_one_colour_scale_from_zero() -> None:
              "relative_drift": tops[comp.candidate] * (b + 1) / 3} for b in range(3)]
     data = builder.build()
     for name in tops:
-        scale = charts.weights_chart(data, name).to_dict()["encoding"]["color"]["scale"]
+        scale = weights_chart(data, name).to_dict()["encoding"]["color"]["scale"]
         assert scale["domain"] == [0.0, pytest.approx(0.3)], name
     means = [r["mean"] for c in charts.comparisons(data) if c["role"] != "noise_floor"
-             for r in charts._layer_category_rows(data, c)]
+             for r in _layer_category_rows(data, c)]
     for name in ("finetuned", "lora"):
-        spec = charts.layer_category_heatmap(data, name).to_dict()
+        spec = layer_category_heatmap(data, name).to_dict()
         assert spec["encoding"]["color"]["scale"]["domain"] == [0.0, max(means)]

@@ -20,7 +20,7 @@ from test_probabilities_pipeline import DOMAIN, RISK, _causal_lp, _causal_margin
 
 import reportgen
 from reportgen.certificate.schema import validate_certificate
-from reportgen.cli.main import main
+from reportgen.cli.commands import main
 from reportgen.core.errors import SpecError
 from reportgen.release.write import render_outputs
 from reportgen.spec.load import load_spec

@@ -17,9 +17,10 @@ from cdp import Browser, chromium
 from certfactory import make_certificate
 
 from reportgen.api import Certificate
-from reportgen.views import charts, explorer
+from reportgen.families.concepts import view_explorer as explorer
 from reportgen.views.glossary import glossary
 from reportgen.views.html import environment, page_context, render_html, section_limitations
+from reportgen.views.html import figures as page_figures
 
 CHARTS_DRAWN = """Array.from(document.querySelectorAll('.chart-canvas')).map(function (c) {
   var svg = c.querySelector('svg.marks');
@@ -56,12 +57,12 @@ def browser(tmp_path_factory):
 @pytest.mark.parametrize("width", [1400, 800])
 def test_page_in_chromium(browser, page, data, width):
     browser.open(page.as_uri(), width)
-    n_figures = len(charts.figures(data))
+    n_figures = len(page_figures(data))
     drawn = browser.wait_for(f"(function(){{var d = {CHARTS_DRAWN}; return d.length === "
                              f"{n_figures} && d.every(function (x) {{ return x[1] > 0; }}) "
                              "&& d;})()")
     assert drawn, browser.eval(CHARTS_DRAWN)
-    assert {i for i, _ in drawn} == {f"chart-{f.id}" for f in charts.figures(data)}
+    assert {i for i, _ in drawn} == {f"chart-{f.id}" for f in page_figures(data)}
     assert browser.problems() == []
     assert browser.requests() == []
     doc_w, body_w, view_w = browser.eval(OVERFLOW)
@@ -167,7 +168,7 @@ def test_page_size_letter_and_unknown_sizes(data):
 
 
 def test_render_command_takes_a_page_size(data, tmp_path):
-    from reportgen.cli.main import main
+    from reportgen.cli.commands import main
 
     (tmp_path / "certificate.json").write_text(Certificate(data).to_json())
     assert main(["render", str(tmp_path / "certificate.json"), "--out", str(tmp_path / "out"),

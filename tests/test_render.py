@@ -22,6 +22,7 @@ from reportgen.api import Certificate
 from reportgen.core.errors import OutputError
 from reportgen.views import charts
 from reportgen.views.html import chart_script, notebook_html, render_html
+from reportgen.views.html import figures as page_figures
 from reportgen.views.pdf import render_pdf
 
 HOSTILE_TERM = "<script>alert(1)</script>"
@@ -101,7 +102,7 @@ def test_csp_forbids_the_network_and_allows_only_our_scripts(html):
 
 def test_every_chart_spec_is_embedded(html, data):
     blocks = dict(JSON_BLOCK.findall(html))
-    figures = charts.figures(data)
+    figures = page_figures(data)
     assert len(figures) == 11  # 9 + a layer × category heatmap per (non-floor) candidate
     for fig in figures:
         assert json.loads(blocks[fig.id]) == fig.spec(), fig.id
@@ -110,7 +111,7 @@ def test_every_chart_spec_is_embedded(html, data):
 
 
 def test_charts_are_interactive_and_fixed_width(data):
-    for fig in charts.figures(data):
+    for fig in page_figures(data):
         spec = fig.spec()
         assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v")
         assert spec["width"] == charts.WIDTH, fig.id
@@ -165,7 +166,7 @@ def test_notebook_fragment(cert, data):
     frag = notebook_html(cert)
     assert "<script" not in frag
     assert "FAIL" in frag and all(c["id"] in frag for c in data["checks"])
-    assert frag.count('src="data:image/svg+xml;base64,') == len(charts.figures(data))
+    assert frag.count('src="data:image/svg+xml;base64,') == len(page_figures(data))
     bundle = cert._repr_mimebundle_()
     assert set(bundle) == {"text/html", "text/plain"}
 
@@ -485,7 +486,7 @@ def test_every_chart_sits_whole_on_a_page_that_is_not_blank(pdf, pdf_pages, data
     if shutil.which("pdftoppm") is None:
         pytest.skip("pdftoppm (poppler-utils) is not installed")
     chart_pages = set()
-    for fig in charts.figures(data):
+    for fig in page_figures(data):
         if fig.candidate in _floor(data):
             continue  # left out of the PDF: test_pdf_leaves_the_noise_floor_figures_out
         head = " ".join(fig.caption.split()[:6])
@@ -509,7 +510,7 @@ def _floor(data) -> set[str]:
 
 
 def test_pdf_leaves_the_noise_floor_figures_out(pdf_pages, html, data):
-    floor_figs = [f for f in charts.figures(data) if f.candidate in _floor(data)]
+    floor_figs = [f for f in page_figures(data) if f.candidate in _floor(data)]
     assert floor_figs
     text = "\n".join(pdf_pages)
     for fig in floor_figs:

@@ -1,6 +1,6 @@
 """Command line for integrity and release work: keygen, verify, modelcard, archive add.
 
-Wired into :mod:`reportgen.cli.main` by :func:`register`. Like the rest of the CLI, only these
+Wired into :mod:`reportgen.cli.commands` by :func:`register`. Like the rest of the CLI, only these
 command functions print; the library raises typed errors that ``cli.main`` turns into one
 line and exit code 2. ``verify`` returns 1 when anything differs (a tampered certificate or
 checkpoint), after printing one line per check so the reader sees exactly what.

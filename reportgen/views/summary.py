@@ -91,9 +91,9 @@ def check_lines(checks: list[dict[str, Any]]) -> list[str]:
 
 
 def ratio_text(comp: dict[str, Any], prefix: str) -> str:
-    ratio = value(comp, f"{prefix}.noise_floor_ratio")
-    if ratio is not None:
-        return f"{ratio(ratio)} the noise floor"
+    times = value(comp, f"{prefix}.noise_floor_ratio")
+    if times is not None:
+        return f"{ratio(times)} the noise floor"
     metric = (comp.get("metrics") or {}).get(f"{prefix}.noise_floor_ratio") or {}
     error = metric.get("error") or ""
     if "zero" in error:

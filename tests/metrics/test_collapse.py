@@ -122,7 +122,7 @@ def test_a_planted_collapse_is_measured_and_warned_about(audit, tiny_models) -> 
     assert len(about) == 1 and about[0].startswith(
         "collapsed: the concept representations collapsed: the mean cosine between two "
         "different concepts' last-layer states rose from ")
-    from reportgen.views.family_tables import concept_notes
+    from reportgen.families.concepts.view import concept_notes
 
     assert concept_notes(cert.data) == about  # repeated in the concept section
 

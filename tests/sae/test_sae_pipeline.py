@@ -208,7 +208,7 @@ def test_trained_dictionary_is_shared_and_certificate_answers(trained_audit, tmp
     filed = added.path / info["saved_as"]
     assert folder_digest(filed) == info["dictionary_digest"]  # the archive keeps it too
     assert added.missing == []
-    from reportgen.cli.main import main
+    from reportgen.cli.commands import main
 
     # re-rendered elsewhere from the JSON alone, the certificate takes its dictionary along
     assert main(["render", str(tmp_path), "--out", str(tmp_path / "again"),

@@ -32,6 +32,8 @@ def concept_tables(data: dict[str, Any]) -> dict[str, list[Table]]:
             Column("noise_floor_ratio", "× noise floor", "ratio")]
     out: dict[str, list[Table]] = {}
     comps = [c for c in charts.comparisons(data) if charts.table(c, "concepts")]
+    if not comps:
+        return out
     for c in comps:
         rows = sorted(charts.table(c, "concepts"), key=lambda r: r["rank"])
         name = c["candidate"]

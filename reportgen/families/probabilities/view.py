@@ -10,6 +10,7 @@ import altair as alt
 from reportgen.core import numfmt
 from reportgen.core.family import Data, View
 from reportgen.core.numfmt import fixed
+from reportgen.core.tokentext import token_label
 from reportgen.views import charts as ch
 from reportgen.views.summary import num3, value
 from reportgen.views.tables import Column, Table
@@ -146,7 +147,7 @@ def _ci_text(r: dict[str, Any], key: str) -> str:
 
 
 def _top5(items: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{ch.token_label(i['token'])} {fixed(i['p'], 2)}" for i in items)
+    return ", ".join(f"{token_label(i['token'])} {fixed(i['p'], 2)}" for i in items)
 
 
 def tables(data: Data) -> tuple[dict[str, list[Table]], list[str]]:
@@ -196,7 +197,7 @@ def _masked(data: Data) -> bool:
 
 def _positions_table(comp: dict[str, Any], masked: bool) -> Table:
     rows = [{"probe_set": r["probe_set"], "kl": r["kl"],
-             "context": f"…{r['before']}⟦{ch.token_label(r['token'])}⟧{r['after']}…",
+             "context": f"…{r['before']}⟦{token_label(r['token'])}⟧{r['after']}…",
              "base": _top5(r["base_top5"]), "candidate": _top5(r["candidate_top5"])}
             for r in _rows(comp, "top_positions") if r["kl"] > 0]
     what = ("the masked token; the models predict it" if masked
