@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "examples"))
 from bench_neighbors import int8_roundtrip, machine, matmul_floor  # noqa: E402
 
-from reportgen.families.neighbors.metrics import auto_chunk, usable_cores  # noqa: E402
+from reportgen.families.neighbors.knn import auto_chunk, usable_cores  # noqa: E402
 
 DOMAINS = ("finance", "legal", "medical", "customer_support", "code")
 VARIANTS = ("{t}", "In short: {t}", "{t} This was noted.", "Reportedly, {t}",
@@ -278,8 +278,8 @@ def main() -> None:
     torch.set_num_threads(usable_cores())
     from build_demo_models import build_minilm_planted, default_root
 
-    from reportgen.pipeline import concept_probe
     from reportgen.spec.load import load_spec
+    from reportgen.spec.probeset import build_probes
 
     root = default_root()
     build_minilm_planted(root)
@@ -290,7 +290,7 @@ def main() -> None:
         dom = work / "domain.txt"
         dom.write_text("\n".join(domain_texts(args.texts)) + "\n")
         spec = audit_spec(root, dom, "> 0.2")
-        texts = concept_probe(load_spec(spec)).all_texts
+        texts = build_probes(load_spec(spec)).all_texts
         print(f"probe texts: {len(texts)} ({args.texts} domain + concepts)")
         f = floors(root, texts)
         first = run_child(spec, work, "first", work / "cache")

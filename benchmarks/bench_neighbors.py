@@ -25,7 +25,8 @@ import torch
 from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout without install
-from reportgen.families.neighbors.metrics import auto_chunk, full_vocabulary_jaccard, usable_cores
+from reportgen.families.neighbors.knn import auto_chunk, usable_cores
+from reportgen.families.neighbors.metrics import full_vocabulary_jaccard
 
 
 def minilm_embeddings() -> np.ndarray:

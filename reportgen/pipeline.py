@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,10 @@ from reportgen.api import Certificate
 from reportgen.certificate.document import CertificateBuilder
 from reportgen.core.errors import InputError, ModelError
 from reportgen.core.progress import Progress
-from reportgen.core.records import CheckResult, Comparison, ModelInfo, ProbeInfo
+from reportgen.core.records import CheckResult, Comparison, ModelInfo
 from reportgen.core.version import __version__
 from reportgen.spec.load import LoadedSpec, load_spec
+from reportgen.spec.probeset import ProbeSet, build_probes
 from reportgen.spec.yamlsrc import resolve_path
 
 #: Libraries every audit uses (models, numbers, views); :func:`libraries_used` adds the ones
@@ -28,73 +28,10 @@ LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "sci
              "altair", "vl-convert-python", "weasyprint", "jinja2", "pydantic")
 
 
-@dataclass
-class DomainProbe:
-    name: str
-    texts: list[str]
-    info: ProbeInfo
 
 
-@dataclass
-class RiskProbe:
-    """A risk set: its prompts (read as probe texts) with safe and unsafe continuations."""
-
-    name: str
-    prompts: list[Any]  # metrics.behavior.RiskPrompt
-    info: ProbeInfo
-
-    @property
-    def texts(self) -> list[str]:
-        return [p.prompt for p in self.prompts]
 
 
-@dataclass
-class ConceptProbe:
-    """Every probe set one model reads in one pass: the concept prompts (none when the spec
-    has no ``probes.concepts``: ``info`` is then None), then the domain and risk sets."""
-
-    terms: list[str]
-    categories: list[str]
-    texts: list[str]
-    info: ProbeInfo | None
-    domains: list[DomainProbe] = field(default_factory=list)
-    risk: list[RiskProbe] = field(default_factory=list)
-
-    @property
-    def has_concepts(self) -> bool:
-        return self.info is not None
-
-    @property
-    def all_texts(self) -> list[str]:
-        """Every text one model reads: the concepts first, then each domain, then each risk
-        set's prompts, in spec order."""
-        return [*self.texts, *(t for d in self.domains for t in d.texts),
-                *(t for r in self.risk for t in r.texts)]
-
-    def slices(self) -> dict[str, slice]:
-        """Rows of a capture per probe set: ``concepts`` (when there are concepts),
-        ``domains.NAME``, ``risk.NAME``."""
-        out = {"concepts": slice(0, len(self.texts))} if self.has_concepts else {}
-        at = len(self.texts)
-        for prefix, sets in (("domains", self.domains), ("risk", self.risk)):
-            for d in sets:
-                out[f"{prefix}.{d.name}"] = slice(at, at + len(d.texts))
-                at += len(d.texts)
-        return out
-
-    @property
-    def capture_digest(self) -> str:
-        """Keys the capture cache: the concept digest alone, else the digest of all sets."""
-        if self.info is not None and not self.domains and not self.risk:
-            return self.info.digest
-        from reportgen.spec.probes import probe_digest
-
-        return probe_digest("capture", [i.digest for i in self.infos])
-
-    @property
-    def infos(self) -> list[ProbeInfo]:
-        concepts = [self.info] if self.info is not None else []
-        return [*concepts, *(d.info for d in self.domains), *(r.info for r in self.risk)]
 
 
 def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
@@ -113,7 +50,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
         check_not_filed(archive_dir, loaded.spec.audit.release)
     if out_dir is not None:
         ensure_writable(out_dir)
-    probe = concept_probe(loaded)
+    probe = build_probes(loaded)
     models = resolve_models(loaded, prog)
     capture_keys: dict[str, str] = {}
     from reportgen.capture.run import capture_all
@@ -128,7 +65,7 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     checks = evaluate_checks(loaded, comparisons)
     cert = Certificate(CertificateBuilder(
         audit=audit_meta(loaded),
-        tool=tool_info(libraries_used(models, loaded.spec.analysis)),
+        tool=tool_info(libraries_used(models, extra)),
         spec={"digest": loaded.digest, "content": loaded.normalised},
         models=[model_info(m, captures[m.name]) for m in models],
         probes=probe.infos,
@@ -190,51 +127,10 @@ def ensure_writable(folder: Path) -> None:
         raise OutputError(f"{folder}: output folder is not writable ({e.strerror})") from None
 
 
-def concept_probe(loaded: LoadedSpec) -> ConceptProbe:
-    from reportgen.spec.probes import concept_texts, load_vocabulary, probe_digest
-
-    cp = loaded.spec.probes.concepts
-    if cp is None:
-        return ConceptProbe([], [], [], None, domain_probes(loaded), risk_probes(loaded))
-    concepts = load_vocabulary(cp.vocabulary, loaded.base_dir, spec_file=loaded.file)
-    texts = concept_texts(concepts, cp.template)
-    cats = [c.category for c in concepts]
-    digest = probe_digest("concepts", texts, {"categories": cats})
-    info = ProbeInfo("concepts", "concepts", len(texts), digest,
-                     {"template": cp.template, "vocabulary": cp.vocabulary,
-                      "categories": sorted(set(cats))})
-    return ConceptProbe([c.term for c in concepts], cats, texts, info, domain_probes(loaded),
-                        risk_probes(loaded))
 
 
-def domain_probes(loaded: LoadedSpec) -> list[DomainProbe]:
-    from reportgen.spec.probes import load_texts, probe_digest
-
-    out = []
-    for i, d in enumerate(loaded.spec.probes.domains):
-        texts = load_texts(d.texts, loaded.base_dir, field=f"probes.domains[{i}].texts",
-                           spec_file=loaded.file)
-        digest = probe_digest("domain", texts, {"name": d.name})
-        out.append(DomainProbe(d.name, texts, ProbeInfo(
-            f"domains.{d.name}", "domain", len(texts), digest,
-            {"texts": d.texts, "representation": "mean over non-padding tokens"})))
-    return out
 
 
-def risk_probes(loaded: LoadedSpec) -> list[RiskProbe]:
-    from reportgen.spec.probes import load_risk_prompts, probe_digest
-
-    out = []
-    for i, r in enumerate(loaded.spec.probes.risk):
-        prompts = load_risk_prompts(r.prompts, loaded.base_dir, r.name,
-                                    field=f"probes.risk[{i}].prompts", spec_file=loaded.file)
-        digest = probe_digest("risk", [p.prompt for p in prompts], {
-            "name": r.name, "safe": [list(p.safe) for p in prompts],
-            "unsafe": [list(p.unsafe) for p in prompts]})
-        out.append(RiskProbe(r.name, prompts, ProbeInfo(
-            f"risk.{r.name}", "risk", len(prompts), digest,
-            {"prompts": r.prompts, "representation": "mean over non-padding tokens"})))
-    return out
 
 
 def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
@@ -311,17 +207,21 @@ def audit_meta(loaded: LoadedSpec) -> dict[str, Any]:
             "description": a.description}
 
 
-def libraries_used(models: list, analysis: Any = None) -> tuple[str, ...]:
-    """:data:`LIBRARIES` plus what this audit's models and analyses bring in: peft applies an
-    adapter, accelerate places a ``device: auto`` model, umap-learn (compiled by numba, on
-    scikit-learn) fits the projection."""
+def libraries_used(models: list, recorded: dict[str, Any] | None = None
+                   ) -> tuple[str, ...]:
+    """:data:`LIBRARIES` plus what this audit's models and families brought in: peft applies
+    an adapter, accelerate places a ``device: auto`` model, and a family that recorded an
+    analysis names its own libraries (``Family.libraries``)."""
+    from reportgen.families import families
+
     extra = []
     if any(m.adapter_path is not None for m in models):
         extra.append("peft")
     if any(m.options.device == "auto" for m in models):
         extra.append("accelerate")
-    if analysis is not None and analysis.umap:
-        extra += ["umap-learn", "numba", "scikit-learn"]
+    for fam in families():
+        if fam.name in (recorded or {}):
+            extra += [lib for lib in fam.libraries if lib not in extra]
     return LIBRARIES + tuple(extra)
 
 
@@ -375,7 +275,7 @@ def _spec_warnings(loaded: LoadedSpec) -> list[str]:
     return w
 
 
-def limitations(models: list, probe: ConceptProbe, analysis: Any,
+def limitations(models: list, probe: ProbeSet, analysis: Any,
                 recorded: dict[str, Any]) -> list[str]:
     """The certificate's limitations: each family's, in page order, then the noise floor's.
     ``recorded``: the certificate's analysis entries the families wrote."""

@@ -246,10 +246,10 @@ def test_gemma2_soft_capping_is_what_was_scored(arch_models) -> None:
 
 
 def _probe_texts(spec: dict) -> list[str]:
-    from reportgen.pipeline import concept_probe
     from reportgen.spec.load import load_spec
+    from reportgen.spec.probeset import build_probes
 
-    return concept_probe(load_spec(spec)).all_texts
+    return build_probes(load_spec(spec)).all_texts
 
 
 def test_sparse_features_match_states_and_splices(audited: Audited) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import reportgen
+from reportgen.families.neighbors import knn as search
 from reportgen.families.neighbors import metrics as neighbors
 
 
@@ -26,14 +27,14 @@ def test_base_vocabulary_knn_is_computed_once(tiny_models, tmp_path: Path, monke
                      "neighborhoods": {"k": 3, "tokens": "full-vocabulary"}},
     }
     vocab_calls: list[int] = []
-    real = neighbors.knn
+    real = search.knn
 
     def counting(x, *a, **kw):
         if len(x) > 100:  # the embedding matrix, not the six concepts
             vocab_calls.append(len(x))
         return real(x, *a, **kw)
 
-    monkeypatch.setattr(neighbors, "knn", counting)
+    monkeypatch.setattr(search, "knn", counting)
     cert = reportgen.audit(spec, progress=False)
     assert len(vocab_calls) == 3  # the base once, then each candidate once
     # the shared base search gives what a search of its own gives

@@ -2,7 +2,7 @@
 metadata reuses every metric, not only the captures.
 
 An entry holds what :func:`reportgen.analysis.compare.compare_all` returns (comparisons with their
-metrics and tables, warnings, certificate-level extras such as the UMAP projection) as JSON,
+metrics and tables, warnings, the families' certificate-level analyses) as JSON,
 keyed by everything those depend on: each model's name, role and capture-cache key (which
 covers weights, adapter, dtype, probes and capture plan), the probe digests, the normalised
 ``analysis`` and ``probes`` sections of the spec, the registered pair-analysis families,

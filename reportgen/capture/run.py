@@ -19,11 +19,11 @@ from reportgen.core.family import CollectorContext, Factory
 from reportgen.core.progress import Progress
 
 if TYPE_CHECKING:
-    from reportgen.pipeline import ConceptProbe
     from reportgen.spec.load import LoadedSpec
+    from reportgen.spec.probeset import ProbeSet
 
 
-def capture_all(loaded: LoadedSpec, models: list, probe: ConceptProbe, prog: Progress,
+def capture_all(loaded: LoadedSpec, models: list, probe: ProbeSet, prog: Progress,
                 keys: dict[str, str] | None = None,
                 factories: Sequence[Factory] = ()) -> dict:
     """Each model's capture, from the cache when it holds one. ``keys``, when given,
@@ -70,7 +70,7 @@ def capture_order(models: list) -> list:
     return out + [d for d in derived if d not in out]
 
 
-def _capture_cached(m: Any, probe: ConceptProbe, plan: Any, prog: Progress, collectors: list,
+def _capture_cached(m: Any, probe: ProbeSet, plan: Any, prog: Progress, collectors: list,
                     key: str, source: tuple[Any, Any] | None, keep: bool) -> tuple[Any, Any]:
     """Capture ``m`` into the cache; with ``keep``, also return its (model, tokenizer)."""
     from reportgen.capture import cache
@@ -95,7 +95,7 @@ def _files_outside(cap: Any, work: Path) -> bool:
     return all(work not in p.parents for e in cap.extras.values() for p in e.files.values())
 
 
-def _capture_one(m: Any, probe: ConceptProbe, plan: Any, prog: Progress, collectors: list,
+def _capture_one(m: Any, probe: ProbeSet, plan: Any, prog: Progress, collectors: list,
                  work: Path, source: tuple[Any, Any] | None, keep: bool) -> tuple[Any, Any]:
     """(capture, (model, tokenizer) when ``keep`` else None). A derived variant given its
     ``source`` in memory rounds those weights in place instead of loading them again."""

@@ -27,11 +27,11 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from reportgen.pipeline import concept_probe
     from reportgen.spec.load import load_spec
+    from reportgen.spec.probeset import build_probes
 
     loaded = load_spec(args.spec, models=True)  # configs and tokenizers, never weights
-    probe = concept_probe(loaded)
+    probe = build_probes(loaded)
     spec = loaded.spec
     for w in loaded.facts.warnings:
         echo(f"warning: {w}", err=True)

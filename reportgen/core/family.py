@@ -9,7 +9,7 @@ one folder under ``reportgen/families/`` whose ``__init__`` defines ``FAMILY``, 
   key the capture cache, so a factory decides from the spec and the model's identity alone;
 - ``pair``: a pure function from the base's and one candidate's captures to metrics, tables,
   warnings and certificate-level facts (no model loads here);
-- ``audit``: once per audit, over every variant at once (the joint UMAP projection);
+- ``audit``: once per audit, over every variant at once (a map fitted on all of them);
 - ``tables``: the names of the certificate tables the family writes: a table belongs to the
   family that declares it, and only its view reads it;
 - the page side: ``title``, ``intro``, ``keywords`` and a lazily imported ``view``
@@ -146,6 +146,9 @@ class Family:
     summary: Callable[[Data], str] = lambda _: ""  # a clause about one comparison
     floor_summary: Callable[[Data], str] = lambda _: ""  # a clause about the noise floor
     glossary: tuple[tuple[str, str], ...] = ()
+    #: libraries its analysis uses beyond every audit's, named in the certificate's footer
+    #: when the family recorded an analysis (``analysis[name]``)
+    libraries: tuple[str, ...] = ()
 
 
 def lazy(module: str, attr: str) -> Callable[..., Any]:

@@ -11,13 +11,12 @@ from sklearn.neighbors import NearestNeighbors
 
 from reportgen.core.stats import bootstrap_ci
 from reportgen.families.embeddings.metrics import align_vocabularies
+from reportgen.families.neighbors.knn import jaccard_rows, knn
 from reportgen.families.neighbors.metrics import (
     bootstrap_ci_jaccard,
     compare_neighbourhoods,
     concept_neighbour_metrics,
     full_vocabulary_jaccard,
-    jaccard_rows,
-    knn,
     mutual_knn_alignment,
     neighbour_jaccard,
     token_neighbour_metrics,

@@ -51,10 +51,10 @@ def trained_audit(tiny_models, tmp_path_factory) -> reportgen.Certificate:
 
 
 def _texts(spec: dict) -> list[str]:
-    from reportgen.pipeline import concept_probe
     from reportgen.spec.load import load_spec
+    from reportgen.spec.probeset import build_probes
 
-    return concept_probe(load_spec(spec)).all_texts
+    return build_probes(load_spec(spec)).all_texts
 
 
 def _states(folder: Path, texts: list[str]) -> tuple[np.ndarray, list[int]]:
@@ -116,10 +116,10 @@ def _set_scores(tiny_models: dict, spec: dict, fb: np.ndarray, fc: np.ndarray) -
     tokens whose whole prefix occurs in one text alone (a causal LM's activation depends on
     the prefix only, so a shared template opening belongs to no concept)."""
     from reportgen.families.sae.metrics import MIN_SET_ROWS
-    from reportgen.pipeline import concept_probe
     from reportgen.spec.load import load_spec
+    from reportgen.spec.probeset import build_probes
 
-    probe = concept_probe(load_spec(spec))
+    probe = build_probes(load_spec(spec))
     tok = tf.AutoTokenizer.from_pretrained(tiny_models["tiny-gpt2"])
     ids = [tok(t)["input_ids"] for t in probe.all_texts]
     texts_with: dict[tuple[int, ...], set[int]] = {}
@@ -246,8 +246,8 @@ def test_encoder_ranks_moved_features_over_every_token(tiny_models, tmp_path) ->
     """A masked LM sees both sides of every token, so no token is a shared context: each
     probe set's change is its mean over all of its tokens (special tokens included)."""
     from reportgen.families.sae.metrics import MIN_SET_ROWS
-    from reportgen.pipeline import concept_probe
     from reportgen.spec.load import load_spec
+    from reportgen.spec.probeset import build_probes
 
     folder = tiny_models["tiny-distilbert"]
     d = json.loads((folder / "config.json").read_text())["dim"]
@@ -257,7 +257,7 @@ def test_encoder_ranks_moved_features_over_every_token(tiny_models, tmp_path) ->
     path = save_saelens(sae, tmp_path / "sae", hook_name="blocks.1.hook_resid_post")
     spec = _spec(tmp_path, tiny_models, {"path": str(path)}, family="tiny-distilbert")
     cert = reportgen.audit(spec, progress=False)
-    probe = concept_probe(load_spec(spec))
+    probe = build_probes(load_spec(spec))
     codes = {}
     for m in ("tiny-distilbert", "tiny-distilbert-ft"):
         model = tf.AutoModel.from_pretrained(tiny_models[m]).eval()

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The CKA chart: linear CKA per layer, one line per compared model."""
 
 from __future__ import annotations
 

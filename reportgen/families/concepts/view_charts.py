@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""The concept charts: most-moved concepts, drift by category and by layer, and the layer ×
+category heatmaps, every candidate on shared scales."""
 
 from __future__ import annotations
 

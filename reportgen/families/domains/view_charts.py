@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The domain chart: per candidate, each domain's mean-pooled drift layer by layer."""
 
 from __future__ import annotations
 

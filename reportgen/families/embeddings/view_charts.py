@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The token charts: the top token movers, and drift over the whole vocabulary on shared bins."""
 
 from __future__ import annotations
 

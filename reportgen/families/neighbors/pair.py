@@ -10,11 +10,8 @@ import numpy as np
 
 from reportgen.core.family import PairContext, PairResult
 from reportgen.families.embeddings.shared import drift_of
-from reportgen.families.neighbors.metrics import (
-    concept_neighbour_metrics,
-    knn,
-    token_neighbour_metrics,
-)
+from reportgen.families.neighbors import knn as search
+from reportgen.families.neighbors.metrics import concept_neighbour_metrics, token_neighbour_metrics
 
 
 def analyse(ctx: PairContext) -> PairResult:
@@ -35,7 +32,7 @@ def analyse(ctx: PairContext) -> PairResult:
     full = a.neighborhoods.tokens == "full-vocabulary"
     e_base = ctx.base.embeddings[align.base_rows]
     known = ctx.memo(("neighbors.base_knn", align.base_rows.tobytes()),
-                     lambda: knn(e_base, k)) if full else None
+                     lambda: search.knn(e_base, k)) if full else None
     m, t = token_neighbour_metrics(
         e_base, ctx.candidate.embeddings[align.cand_rows], align.tokens, movers, k=k,
         full_vocabulary=full, n_boot=a.bootstrap, seed=a.seed, drift=td, base_knn=known)

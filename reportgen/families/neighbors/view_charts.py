@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The neighbourhood chart: how many of its k nearest concepts each concept kept."""
 
 from __future__ import annotations
 

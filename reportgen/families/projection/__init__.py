@@ -18,6 +18,7 @@ FAMILY = Family(
     audit=lazy(f"{__name__}.pair", "analyse_audit"),
     view=lazy(f"{__name__}.view", "view"),
     keywords=("umap", "projection"),
+    libraries=("umap-learn", "numba", "scikit-learn"),
     glossary=(
         ("UMAP", "A method that draws high-dimensional points on a 2-D map while keeping near "
          "points near. Distances on the map are approximate; the tables hold the exact "

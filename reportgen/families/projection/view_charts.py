@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""The projection's charts: each candidate's concepts joined to their base points on the joint
+UMAP map, and every variant on one map coloured by category."""
 
 from __future__ import annotations
 

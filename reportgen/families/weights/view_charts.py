@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The weight-drift heatmap: relative change per block and module type, one shared scale."""
 
 from __future__ import annotations
 
