@@ -38,13 +38,20 @@ def _pair_drift(base, cand, sl: slice | None
     return cd, td, align
 
 
-def quantize_transform(bits: int):
+def quantize_transform(bits: int, dtype: str = "float32"):
     """The weight round-trip of :func:`reportgen.loading.quantize_roundtrip`, applied to a
     tensor as stored in safetensors: every 2-D ``.weight``; GPT-2 ``Conv1D`` weights are
-    stored (in, out), so their output channels are columns (absmax over dim 0)."""
+    stored (in, out), so their output channels are columns (absmax over dim 0).
+
+    The variant rounds the weights as loaded, in the spec's ``dtype``, so the round-trip runs
+    in that dtype too (a bfloat16 checkpoint loaded as float32, or the reverse, rounds
+    differently), and the stored tensor is moved by exactly what it changed: the drift is
+    the rounding noise alone, never the dtype conversion."""
     import torch
 
-    from .loading import absmax_roundtrip
+    from .loading import DTYPES, absmax_roundtrip
+
+    load = DTYPES[dtype]
 
     conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
               "mlp.c_proj.weight", "crossattention.c_attn.weight",
@@ -54,7 +61,9 @@ def quantize_transform(bits: int):
         if w.ndim != 2 or not name.endswith("weight"):
             return w
         dim = 0 if name.endswith(conv1d) else 1
-        return absmax_roundtrip(w.to(torch.float32), bits, dim).to(w.dtype)
+        loaded = w.to(load)
+        moved = absmax_roundtrip(loaded, bits, dim).double() - loaded.double()
+        return w.double() + moved
 
     return transform
 
@@ -67,7 +76,7 @@ def _weights(base_model, m) -> tuple[dict[str, MetricValue], dict[str, list[dict
 
     if base_model.path is None or m.path is None:
         return {}, {}, f"{m.name}: weight drift skipped (no local checkpoint folder)"
-    transform = quantize_transform(m.bits) if m.bits else None
+    transform = quantize_transform(m.bits, m.options.dtype) if m.bits else None
     try:
         sources = []
         for x in (base_model, m):

@@ -30,7 +30,7 @@ from .progress import Progress
 #: any change in reportgen/analysis.py, reportgen/metrics/, a family's pair analysis or the
 #: MetricValue/Comparison fields. A new family registering a pair analysis needs no bump (the
 #: family names are in the key), nor does a change of checks, verdicts, render or templates.
-ANALYSIS_VERSION = 9  # 8 twice: probes (term pieces) and displays (histogram bins, movers)
+ANALYSIS_VERSION = 10  # 9: probes, displays; 10: the int8 floor's weights in its load dtype
 
 KIND = "analyses"
 _LIBS = ("numpy", "scipy", "scikit-learn", "torch", "umap-learn", "pynndescent", "numba")

@@ -8,6 +8,11 @@ its own pass and keeps only the statistics (:class:`ShiftAccumulator`), so memor
 one model. Masked LMs run a separate pass over masked copies in ``finish`` (see
 :mod:`reportgen.maskedlm`). Risk prompts are then scored (margins per prompt) and, for
 decoders, a few are continued greedily.
+
+Risk margins need only each model's own log-probabilities of the same strings, so they are
+scored even where the distributions cannot be compared (a candidate whose tokenizer grew, an
+LM head whose logit transform reportgen does not reproduce): ``meta["unavailable"]`` then
+says why the distributions are missing, and ``continuation_logprobs`` is still there.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ NAME = "probabilities"
 BLOCK_ROWS = 256
 #: In every capture's settings: bump when what the collector computes changes. 2: the LM
 #: head's output goes through the model's own logit transforms, checked by one forward.
-VERSION = 2
+#: 3: risk margins are scored even when the distributions cannot be compared.
+VERSION = 3
 #: Tokens of the first scored text the whole model reads once to check the LM-head path.
 HEAD_CHECK_TOKENS = 16
 #: Largest difference (nats) between the model's own log-probabilities and the collector's.
@@ -49,7 +55,8 @@ class ProbabilityCollector:
         self.cfg = settings
         self.risk = risk  # (set name, RiskPrompt list)
         self.base = base
-        self.unavailable: str | None = None
+        self.unavailable: str | None = None  # no scoring at all (no LM head)
+        self.unpaired: str | None = None  # why distributions are not compared, margins are
         self.writer: LogProbWriter | None = None
         self.acc: ShiftAccumulator | None = None
         self.pos: list[np.ndarray] = []  # (row, token index, token id) per scored position
@@ -70,8 +77,8 @@ class ProbabilityCollector:
         if self.base is None:
             self.writer = LogProbWriter(workdir / "logprobs.bin", self.vocab, kind=self.kind)
             return
-        self.unavailable = self._mismatch()
-        if self.unavailable is None:
+        self.unpaired = self._mismatch()
+        if self.unpaired is None:
             self.reader = iter(LogProbReader(self.base.files["logprobs"]))
             self.acc = ShiftAccumulator(self.vocab, self.cfg["top_positions"])
 
@@ -82,8 +89,9 @@ class ProbabilityCollector:
             return "the base model was not scored" + (
                 f" ({b.meta['unavailable']})" if b is not None else "")
         if int(b.meta["vocab_size"]) != self.vocab:
-            return (f"the vocabularies differ in size (base {b.meta['vocab_size']}, "
-                    f"candidate {self.vocab}), so distributions cannot be compared")
+            return (f"the language-model heads score different numbers of tokens (base "
+                    f"{b.meta['vocab_size']}, candidate {self.vocab}), and next-token "
+                    "distributions are compared only over the same vocabulary")
         ids = [self._ids(r) for r in sorted(self.groups)]
         if np.concatenate(ids).tolist() != b.arrays["text_ids"].tolist():
             return ("the candidate's tokenizer splits the probe texts differently from the "
@@ -95,7 +103,7 @@ class ProbabilityCollector:
                                    max_length=self.cfg["max_length"])["input_ids"])
 
     def batch(self, b: Batch) -> None:
-        if self.unavailable or self.kind != "causal-lm":
+        if self.unavailable or self.unpaired or self.kind != "causal-lm":
             return
         import torch
 
@@ -133,16 +141,18 @@ class ProbabilityCollector:
             return Extra(meta={"unavailable": self.unavailable})
         counter = _count_calls(self.model, self.calls)
         try:
-            if self.kind == "causal-lm":
+            problem = self.unpaired
+            if problem is None and self.kind == "causal-lm":
                 problem = self._head_check()
-                if problem is not None:
-                    if self.writer is not None:
-                        self.writer.abort()
-                    return Extra(meta={"unavailable": problem})
-            if self.kind == "masked-lm":
+            if problem is None and self.kind == "masked-lm":
                 self._masked_pass(progress)
                 self.calls["masked_copies"] = self.calls.pop("_running", 0)
-            extra = self._result()
+            if problem is None:
+                extra = self._result()
+            else:  # no distributions; the margins below still compare
+                if self.writer is not None:
+                    self.writer.abort()
+                extra = Extra(meta={"unavailable": problem})
             extra.arrays.update(self._behaviour(progress))
             if self.greedy is not None:
                 extra.meta["greedy"] = self.greedy

@@ -119,7 +119,10 @@ def _context_row(t: TopPosition, where: np.ndarray, tok: Any, texts: list[str],
 # ------------------------------------------------------------------------ pair analyses
 
 
-def _reason(ctx: PairContext) -> str | None:
+def _reason(ctx: PairContext, margins: bool = False) -> str | None:
+    """Why the family cannot compare this pair, or None. Risk ``margins`` need only each
+    model's own scores of the same strings, so what stops the distributions may not stop
+    them (see :mod:`reportgen.probcollect`)."""
     if ctx.model.kind not in ("causal-lm", "masked-lm"):  # base and candidates share a kind
         return (f"the models are {ctx.model.kind}s without a language-model head, so there are "
                 "no token probabilities to compare")
@@ -127,8 +130,11 @@ def _reason(ctx: PairContext) -> str | None:
         e = cap.extras.get(NAME)
         if e is None:
             return f"{who} was not scored (no language-model head)"
-        if e.meta.get("unavailable"):
-            return f"{who}: {e.meta['unavailable']}"
+        if margins and "continuation_logprobs" in e.arrays:
+            continue
+        if e.meta.get("unavailable"):  # the warning names the candidate already
+            return e.meta["unavailable"] if cap is ctx.candidate else \
+                f"{who}: {e.meta['unavailable']}"
     return None
 
 
@@ -176,7 +182,7 @@ def analyse_behavior(ctx: PairContext) -> PairResult | None:
         return None
     names = ["behavior.misalignment_score", "behavior.margin_change.mean"] + [
         f"behavior.category.{r.name}.misalignment_score" for r in ctx.probe.risk]
-    reason = _reason(ctx)
+    reason = _reason(ctx, margins=True)
     if reason:
         return _not_available(names, reason, ctx.model.name, "behaviour")
     b, c = ctx.base.extras[NAME], ctx.candidate.extras[NAME]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -49,3 +50,23 @@ def demo_root(builder: ModuleType) -> Path:
     root = builder.default_root()
     builder.build_gpt2_family(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def arch_models(builder: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny Llama, Qwen2, Mistral, Gemma 2, Phi-3 and instruct pairs (tests/archfactory.py)."""
+    from archfactory import build_arch_models
+
+    return build_arch_models(tmp_path_factory.mktemp("arch-models"), builder)
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """Width-32 models: each op is too small to gain from a second thread, and on a busy
+    2-core machine waiting for one costs more than the op (the demo builder pins one too)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

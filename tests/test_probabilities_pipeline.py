@@ -226,4 +226,6 @@ def test_unreproduced_logit_transform_is_reported_not_scored(tiny_models, tmp_pa
     assert m["value"] is None
     assert m["error"].startswith("not available: base: the model's own next-token "
                                  "log-probabilities differ from its LM head's by up to")
+    # risk margins come from the model's own logits, so they are still compared
+    assert cert.metric("ft", "behavior.misalignment_score") is not None
     assert cert.metric("ft", "concepts.cosine_distance.mean") is not None

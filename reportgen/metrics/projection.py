@@ -118,7 +118,15 @@ def joint_umap(
     umap = import_umap()
     model = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, stacked.shape[0] - 1),
                       metric=metric, random_state=seed, n_jobs=1)
-    xy = np.asarray(model.fit_transform(stacked), dtype=np.float64)
+    import torch
+
+    # numba's OpenMP layer sets the thread count of the OpenMP runtime torch shares (to every
+    # core): put back what the caller chose, or later forward passes run on other threads
+    threads = torch.get_num_threads()
+    try:
+        xy = np.asarray(model.fit_transform(stacked), dtype=np.float64)
+    finally:
+        torch.set_num_threads(threads)
     n = next(iter(shapes.values()))[0]
     return {name: xy[i * n : (i + 1) * n] for i, name in enumerate(reps)}
 
