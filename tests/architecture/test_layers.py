@@ -85,3 +85,18 @@ def test_projection_is_named_only_in_its_folder_and_the_family_list() -> None:
                      if "projection" in line.lower()]
             outside.append((rel, lines))
     assert outside == [("families/__init__.py", [25])]
+
+
+def test_the_architecture_page_names_what_exists() -> None:
+    """docs/ARCHITECTURE.md stays true: every path it names exists, and its stage table lists
+    every stage folder."""
+    import re
+
+    repo = PACKAGE.parent
+    text = (repo / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = {m for m in re.findall(r"`([\w./<>-]+)`", text) if "/" in m and "<" not in m}
+    missing = [p for p in sorted(named)
+               if not ((repo / p).exists() or (PACKAGE / p).exists())]
+    assert missing == []
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert {f"{f}/" for f in folders} <= named | {"cli/"}

@@ -22,7 +22,7 @@ from safetensors.numpy import load_file
 import reportgen
 from reportgen.spec.probes import load_vocabulary
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LAYER = 2
 TOP = 4  # the planted fine-tune's top moved features checked one by one
 
