@@ -16,10 +16,10 @@ from certfactory import make_certificate
 from reportgen.api import Certificate
 from reportgen.cli import main as cli
 from reportgen.release.pdfattach import embedded_files
-from reportgen.views.pdf import pdf_options
 from reportgen.release.pdfsign import append_signature
 from reportgen.release.signing import generate_keypair, sign_certificate
 from reportgen.spec.digest import digest_folder
+from reportgen.views.pdf import pdf_options
 
 
 def run_cli(argv: list[str]) -> int:

@@ -23,12 +23,12 @@ from certfactory import CHECK_PLAN, make_certificate
 from reportgen.api import Certificate
 from reportgen.cli import main as cli
 from reportgen.release.pdfattach import embedded_files
-from reportgen.views.pdf import pdf_options
 from reportgen.release.pdfsign import append_signature
 from reportgen.release.signing import generate_keypair, sign_certificate
 from reportgen.release.write import write_outputs
 from reportgen.views.html import render_html
 from reportgen.views.modelcard import render_model_card
+from reportgen.views.pdf import pdf_options
 
 VIEWS = ["json", "html", "pdf", "model-card"]
 
