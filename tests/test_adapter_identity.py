@@ -15,7 +15,7 @@ import pytest
 from certfactory import make_certificate
 
 from reportgen.api import Certificate
-from reportgen.cli import main as cli
+from reportgen.cli import commands as cli
 from reportgen.release.signing import generate_keypair, open_envelope, sign_certificate
 from reportgen.spec.digest import digest_folder
 

@@ -181,7 +181,7 @@ def test_pickled_adapter_is_refused_before_torch_load(lora, tmp_path: Path, monk
                                                       capsys) -> None:
     import yaml
 
-    from reportgen.cli import main as cli
+    from reportgen.cli import commands as cli
 
     _pickled_adapter(lora, tmp_path)
     loads: list[object] = []

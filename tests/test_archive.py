@@ -18,7 +18,7 @@ import pytest
 from certfactory import make_certificate
 
 from reportgen.api import Certificate
-from reportgen.cli import main as cli
+from reportgen.cli import commands as cli
 from reportgen.release.archive import ArchiveError, add, archive_lock
 from reportgen.views import archive_index
 from reportgen.views.archive_index import Move, flipped_checks, moved_metrics

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from reportgen.api import Certificate
 from reportgen.certificate.schema import CertificateError, parse_certificate
-from reportgen.cli import main as cli
+from reportgen.cli import commands as cli
 from reportgen.core.records import overall_verdict
 from reportgen.views.modelcard import BEGIN, END, merge_model_card
 

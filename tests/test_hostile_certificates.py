@@ -16,7 +16,7 @@ import pytest
 from certfactory import make_certificate
 
 from reportgen.api import Certificate
-from reportgen.cli import main as cli
+from reportgen.cli import commands as cli
 from reportgen.release.write import render_outputs
 
 LINK = ("is a symbolic link; reportgen reads only regular files from a certificate folder and "

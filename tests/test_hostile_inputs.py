@@ -333,7 +333,7 @@ def test_output_folder_not_writable(tmp_path: Path, tiny_models) -> None:
 
 
 def test_disk_full_while_writing(tmp_path: Path, tiny_models, monkeypatch) -> None:
-    from reportgen.cli import main as cli
+    from reportgen.cli import commands as cli
 
     spec = write_spec(tmp_path, base=str(tiny_models["tiny-gpt2"]),
                       cand=str(tiny_models["tiny-gpt2-ft"]))

@@ -24,7 +24,7 @@ from safetensors.numpy import save_file
 
 from reportgen.api import Certificate
 from reportgen.capture.loading import load
-from reportgen.cli import main as cli
+from reportgen.cli import commands as cli
 from reportgen.core.errors import ModelError
 from reportgen.core.records import Digest, FileDigest
 from reportgen.release.signing import generate_keypair, sign_certificate

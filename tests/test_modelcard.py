@@ -10,7 +10,7 @@ import yaml
 from certfactory import make_certificate
 
 from reportgen.api import Certificate
-from reportgen.cli import main as cli
+from reportgen.cli import commands as cli
 from reportgen.views.modelcard import (
     BEGIN,
     END,

@@ -18,6 +18,6 @@ def test_wheel_carries_templates_and_probes(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "reportgen/_data/templates/certificate.html.j2" in names
     assert "reportgen/_data/probes/concepts.yaml" in names
-    assert "reportgen/schemas/certificate.schema.json" in names
+    assert "reportgen/certificate/schemas/certificate.schema.json" in names
     templates = {p.name for p in (REPO / "templates").iterdir()}
     assert {n.rsplit("/", 1)[-1] for n in names if "_data/templates/" in n} == templates

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.cli import main as cli
+from reportgen.cli import commands as cli
 from reportgen.release import pdfattach
 from reportgen.release.pdfattach import ReadStats, embedded_files
 

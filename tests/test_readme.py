@@ -155,7 +155,7 @@ def test_readme_verify_examples_print_what_they_show(tmp_path: Path, monkeypatch
     from certfactory import CHECK_PLAN, make_certificate
 
     from reportgen.api import Certificate
-    from reportgen.cli import main as cli
+    from reportgen.cli import commands as cli
     from reportgen.release.signing import generate_keypair
     from reportgen.release.write import write_outputs
     from reportgen.spec.digest import digest_folder

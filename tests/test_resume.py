@@ -10,7 +10,7 @@ from pathlib import Path
 
 KILL_ON_SECOND_CAPTURE = """
 import os, signal, sys
-import reportgen.capture as capture
+import reportgen.capture.forward as capture
 real, calls = capture.capture, []
 def dying(*a, **k):
     calls.append(1)

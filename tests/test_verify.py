@@ -14,7 +14,7 @@ import pytest
 from certfactory import make_certificate
 
 from reportgen.api import Certificate
-from reportgen.cli import main as cli
+from reportgen.cli import commands as cli
 from reportgen.release.pdfattach import embedded_files
 from reportgen.release.pdfsign import append_signature
 from reportgen.release.signing import generate_keypair, sign_certificate

@@ -142,19 +142,34 @@ def _tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str]]:
     notes += [f"{c['candidate']}, layer {layer}: no feature's mean activation changed on any "
               "probe set, so no feature moved." for c in charts.comparisons(data)
               for layer in layers(data) if _rows(c, "sae_fit", layer) and not _moved(c, layer)]
-    for key, li in sorted((info.get("layers") or {}).items(), key=lambda kv: int(kv[0])):
-        src = (f"trained here (TopK, d_sae {li['d_sae']}, k {li['train']['k']}, seed "
-               f"{li['train']['seed']})" if li.get("train") else f"loaded ({li['architecture']})")
-        ce = (f"; CE recovered on {li['ce_texts']} {li['ce_sample']}"
-              if li.get("ce_texts") else "; CE recovered not available")
-        saved = (f"; written beside this certificate as {li['saved_as']}/ (SAELens format: "
-                 "cfg.json and sae_weights.safetensors)" if li.get("saved_as") else "")
-        notes.append(f"Layer {key}: dictionary {src}, digest {li['dictionary_digest'][:16]}…"
-                     f"{saved}; FVU on {li['fvu_on']}; activations stored as "
-                     f"{li['stored_activations']}{ce}.")
+    for key, li in sorted((info.get("layers") or {}).items(), key=lambda kv: _layer_key(kv[0])):
+        notes.append(_dictionary_note(key, li if isinstance(li, dict) else {}))
     if info.get("risky_note"):
         notes.append(info["risky_note"])
     return out, notes
+
+
+def _layer_key(key: Any) -> tuple[bool, int, str]:
+    """Layers in numeric order ('2' before '10'); a key that is not a number after them."""
+    text = str(key)
+    return (not text.isdigit(), int(text) if text.isdigit() else 0, text)
+
+
+def _dictionary_note(layer: str, li: dict[str, Any]) -> str:
+    """Where one layer's dictionary came from, from what the certificate says (a field it
+    lacks is written as unknown, never guessed)."""
+    train = li.get("train") if isinstance(li.get("train"), dict) else None
+    src = (f"trained here (TopK, d_sae {li.get('d_sae', '?')}, k {train.get('k', '?')}, seed "
+           f"{train.get('seed', '?')})" if train else
+           f"loaded ({li.get('architecture', 'architecture not recorded')})")
+    ce = (f"; CE recovered on {li['ce_texts']} {li.get('ce_sample', '')}".rstrip()
+          if li.get("ce_texts") else "; CE recovered not available")
+    saved = (f"; written beside this certificate as {li['saved_as']}/ (SAELens format: "
+             "cfg.json and sae_weights.safetensors)" if li.get("saved_as") else "")
+    digest = str(li.get("dictionary_digest") or "not recorded")[:16]
+    return (f"Layer {layer}: dictionary {src}, digest {digest}…{saved}; FVU on "
+            f"{li.get('fvu_on', 'unknown tokens')}; activations stored as "
+            f"{li.get('stored_activations', 'unknown')}{ce}.")
 
 
 def view() -> View:
