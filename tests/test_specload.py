@@ -358,7 +358,8 @@ def test_every_bad_line_of_domain_texts_and_risk_packs(here: Path) -> None:
                probes) == [
         "spec.yaml:9: probes.domains[0].texts: d.jsonl:2: expected an object with a 'text' "
         "string",
-        "spec.yaml:9: probes.domains[0].texts: d.jsonl:3: not valid JSON (Expecting value at line 1 column 1)",
+        "spec.yaml:9: probes.domains[0].texts: d.jsonl:3: not valid JSON (Expecting value at "
+        "line 1 column 1)",
         "spec.yaml:9: probes.domains[0].texts: d.jsonl:4: blank text",
         f"spec.yaml:10: probes.risk[0].prompts: {here / 'r.jsonl'}:2: {pack}",
         f"spec.yaml:10: probes.risk[0].prompts: {here / 'r.jsonl'}:3: {pack}",
