@@ -215,11 +215,12 @@ def test_unreproduced_logit_transform_is_reported_not_scored(tiny_models, tmp_pa
                                                              monkeypatch) -> None:
     """A model whose own log-probabilities differ from what the collector computes from its
     LM head (a post-head transform reportgen does not know) gets no probability metrics,
-    with the reason, instead of wrong ones."""
-    from reportgen.families.probabilities import collect as probcollect
+    with the reason, instead of wrong ones. The base's head as stored for the candidates
+    and a candidate's own head path both go through ``apply_transform``."""
+    from reportgen.families.probabilities import head
 
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(probcollect, "head_logits", lambda _m, head, x: head(x) * 1.5)
+    monkeypatch.setattr(head, "apply_transform", lambda logits, _t: logits * 1.5)
     spec = risk_spec(tmp_path, tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"])
     cert = reportgen.audit(spec, progress=False)
     m = cert.comparison("ft")["metrics"]["probabilities.kl_base_candidate.mean"]

@@ -1,18 +1,24 @@
 """The ``probabilities`` collector: next-token (or masked-token) distributions and risk margins.
 
-Causal LMs are scored in the capture's own forward pass: the LM head is applied to the
-``last_hidden_state`` of the scored rows (domain and risk probe texts), a block of positions
-at a time, never to the whole batch × length × vocabulary. The base's log-probabilities
-stream to a disk store; a candidate's collector reads that store back block by block during
-its own pass and keeps only the statistics (:class:`ShiftAccumulator`), so memory stays near
-one model. Masked LMs run a separate pass over masked copies in ``finish`` (see
-:mod:`reportgen.families.probabilities.maskedlm`). Risk prompts are then scored (margins per
+Causal LMs are scored in the capture's own forward pass. The base's pass stores, per scored
+position (domain and risk probe texts), only its final hidden state (d floats, streamed to a
+disk store) and, once, its LM head (:mod:`reportgen.families.probabilities.head`); it
+computes no vocabulary-sized output at all. A candidate's pass reads the base's hidden
+states back block by block, applies the stored base head and its own head to a block of
+positions at a time, and keeps only the statistics (:class:`ShiftAccumulator`): memory stays
+near one model, one LM head and one block; disk grows with d, not the vocabulary. Masked LMs
+run a separate pass over masked copies in ``finish`` (see
+:mod:`reportgen.families.probabilities.maskedlm`); there the stored state is the input of
+the head's last (affine) layer at the mask. Risk prompts are then scored (margins per
 prompt) and, for decoders, a few are continued greedily.
 
-Risk margins need only each model's own log-probabilities of the same strings, so they are
-scored even where the distributions cannot be compared (a candidate whose tokenizer grew, an
-LM head whose logit transform reportgen does not reproduce): ``meta["unavailable"]`` then
-says why the distributions are missing, and ``continuation_logprobs`` is still there.
+Every model's head path is checked against the model's own log-probabilities (the base's
+with the head exactly as stored); a head that is not reproduced makes the distributions
+"not available", never scored wrongly. Risk margins need only each model's own
+log-probabilities of the same strings, so they are scored even where the distributions
+cannot be compared (a candidate whose tokenizer grew, an LM head whose logit transform
+reportgen does not reproduce): ``meta["unavailable"]`` then says why the distributions are
+missing, and ``continuation_logprobs`` is still there.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ import numpy as np
 from reportgen.capture.forward import Batch, Extra
 from reportgen.core.numfmt import plural
 from reportgen.core.progress import Progress
+from reportgen.families.probabilities.head import (
+    StoredHead,
+    affine_of,
+    logit_transform,
+    save_head,
+)
 from reportgen.families.probabilities.metrics import ShiftAccumulator
 from reportgen.families.probabilities.shared import NAME
 from reportgen.families.probabilities.store import (
@@ -40,7 +52,8 @@ BLOCK_ROWS = 256
 #: In every capture's settings: bump when what the collector computes changes. 2: the LM
 #: head's output goes through the model's own logit transforms, checked by one forward.
 #: 3: risk margins are scored even when the distributions cannot be compared.
-VERSION = 3
+#: 4: the base stores hidden states and its head, not log-probabilities.
+VERSION = 4
 #: Tokens of the first scored text the whole model reads once to check the LM-head path.
 HEAD_CHECK_TOKENS = 16
 #: Largest difference (nats) between the model's own log-probabilities and the collector's.
@@ -80,12 +93,27 @@ class ProbabilityCollector:
             return
         self.vocab = int(head.weight.shape[0])
         self.head = head
+        self.transform = logit_transform(model.config)
+        ref = next(head.parameters())
         if self.base is None:
-            self.writer = LogProbWriter(workdir / "logprobs.bin", self.vocab, kind=self.kind)
+            weight, bias = affine_of(head)
+            self.head_files, self.head_sha = save_head(weight, bias, workdir)
+            # the head exactly as stored, on the model's device and in its dtype: the head
+            # check compares it with the model's own output, so a candidate uses a checked head
+            self.stored = StoredHead(weight, bias, self.transform, ref.device, ref.dtype)
+            self.head_dtype = str(ref.dtype).removeprefix("torch.")
+            self.writer = LogProbWriter(workdir / "hidden.bin", self.stored.width, kind="hidden")
             return
         self.unpaired = self._mismatch()
         if self.unpaired is None:
-            self.reader = iter(LogProbReader(self.base.files["logprobs"]))
+            import torch
+
+            m = self.base.meta
+            self.reader = iter(LogProbReader(self.base.files["hidden"]))
+            files = {k: self.base.files[k] for k in ("head_weight", "head_bias")
+                     if k in self.base.files}
+            self.stored = StoredHead.load(files, m["transform"], ref.device,
+                                          getattr(torch, m["head_dtype"]))
             self.acc = ShiftAccumulator(self.vocab, self.cfg["top_positions"])
 
     def _mismatch(self) -> str | None:
@@ -122,23 +150,30 @@ class ProbabilityCollector:
         rows = torch.tensor([b.rows[j] for j in sel]).repeat_interleave(mask.sum(1).cpu())
         tix = torch.cat([torch.arange(int(n)) for n in mask.sum(1).cpu()])
         for s in range(0, hidden.shape[0], BLOCK_ROWS):
-            logits = head_logits(self.model, self.head, hidden[s:s + BLOCK_ROWS])
-            lp = torch.log_softmax(logits.float(), dim=-1).cpu()
-            r = rows[s:s + BLOCK_ROWS].numpy()
-            self._block(lp, r, tix[s:s + BLOCK_ROWS].numpy(), ids[s:s + BLOCK_ROWS].cpu().numpy())
+            self._block(rows[s:s + BLOCK_ROWS].numpy(), tix[s:s + BLOCK_ROWS].numpy(),
+                        ids[s:s + BLOCK_ROWS].cpu().numpy(), hidden[s:s + BLOCK_ROWS])
 
-    def _block(self, lp: Any, rows: np.ndarray, tix: np.ndarray, ids: np.ndarray) -> None:
-        """Write (base) or compare (candidate) one block of log-probabilities."""
+    def _block(self, rows: np.ndarray, tix: np.ndarray, ids: np.ndarray, hidden: Any,
+               own_lp: Any = None) -> None:
+        """Store the base's hidden states, or compare a candidate's block with the base's.
+
+        ``hidden``: the states the LM head reads, one row per position; ``own_lp``: this
+        model's log-probabilities when its pass computed them already (masked LMs)."""
+        import torch
+
         self.pos.append(np.stack([rows, tix, ids], axis=1).astype(np.int64))
         if self.writer is not None:
-            self.writer.append(lp.numpy())
+            self.writer.append(hidden.detach().float().cpu().numpy())
             return
         assert self.acc is not None
         base = next(self.reader, None)
-        if base is None or base.shape != tuple(lp.shape):
+        if base is None or base.shape[0] != hidden.shape[0]:
             raise StoreError(f"the base store's blocks do not line up with this pass at "
                              f"position {self.acc.n} (different probes or batches)")
-        self.acc.update(base, lp, [self.groups[int(r)] for r in rows])
+        if own_lp is None:
+            own_lp = torch.log_softmax(head_logits(self.model, self.head, hidden).float(), -1)
+        lp = torch.log_softmax(self.stored.logits(torch.from_numpy(base)).float(), -1)
+        self.acc.update(lp.cpu(), own_lp.cpu(), [self.groups[int(r)] for r in rows])
 
     def finish(self, progress: Progress) -> Extra:
         if self.unavailable:
@@ -151,7 +186,7 @@ class ProbabilityCollector:
             if problem is None and self.kind == "causal-lm":
                 problem = self._head_check()
             if problem is None and self.kind == "masked-lm":
-                self._masked_pass(progress)
+                problem = self._masked_pass(progress)
                 self.calls["masked_copies"] = self.calls.pop("_running", 0)
             if problem is None:
                 extra = self._result()
@@ -169,8 +204,9 @@ class ProbabilityCollector:
 
     def _head_check(self) -> str | None:
         """One short forward of the whole model: its own log-probabilities must be the ones
-        this collector computes from the last hidden state (:func:`head_logits`); a model
-        that transforms its logits in some other way is reported, never scored wrongly."""
+        this collector computes from the last hidden state (the base: with its head as
+        stored for the candidates; a candidate: :func:`head_logits`); a model that
+        transforms its logits in some other way is reported, never scored wrongly."""
         import torch
 
         row = min(self.groups) if self.groups else None
@@ -186,29 +222,40 @@ class ProbabilityCollector:
         try:
             with torch.inference_mode():
                 own = torch.log_softmax(self.model(input_ids=x).logits.float(), -1)
-                ours = torch.log_softmax(head_logits(self.model, self.head, seen[0]).float(), -1)
+                ours = torch.log_softmax(self._logits(seen[0]).float(), -1)
         finally:
             hook.remove()
         self.calls["head_check"] = self.calls.pop("_running", 0)
-        gap = float((own - ours).abs().max())
-        if gap > HEAD_CHECK_TOLERANCE:
-            return ("the model's own next-token log-probabilities differ from its LM head's "
-                    f"by up to {gap:.3g} nats (it transforms its logits in a way reportgen "
-                    "does not reproduce)")
-        return None
+        return _gap_problem(own, ours)
 
-    def _masked_pass(self, progress: Progress) -> None:
+    def _logits(self, hidden: Any) -> Any:
+        if self.writer is not None:
+            return self.stored.logits(hidden)
+        return head_logits(self.model, self.head, hidden)
+
+    def _masked_pass(self, progress: Progress) -> str | None:
+        """Masked copies through the whole model; the base also checks its stored head on
+        the first batch (the model's own log-probabilities at the masks)."""
+        import torch
+
         from reportgen.families.probabilities.maskedlm import mask_plan, masked_logprobs
 
         texts = {r: self._ids(r).tolist() for r in self.groups}
         copies = mask_plan(self.tok, texts, self.cfg["masked_positions"], self.cfg["seed"])
+        checked = self.writer is None
         with progress.counter("masked copies", len(copies)) as advance:
-            for chunk, lp in masked_logprobs(self.model, self.tok, copies,
-                                             self.cfg["batch_size"]):
-                self._block(lp, np.array([c.row for c in chunk]),
+            for chunk, lp, hidden in masked_logprobs(self.model, self.tok, copies,
+                                                     self.cfg["batch_size"], hidden=True):
+                if not checked:
+                    ours = torch.log_softmax(self.stored.logits(hidden).float(), -1)
+                    if problem := _gap_problem(lp, ours):
+                        return problem
+                    checked = True
+                self._block(np.array([c.row for c in chunk]),
                             np.array([c.position for c in chunk]),
-                            np.array([c.ids[c.position] for c in chunk]))
+                            np.array([c.ids[c.position] for c in chunk]), hidden, lp)
                 advance(len(chunk))
+        return None
 
     def _result(self) -> Extra:
         pos = np.concatenate(self.pos) if self.pos else np.zeros((0, 3), np.int64)
@@ -217,12 +264,14 @@ class ProbabilityCollector:
             text_ids = np.concatenate([self._ids(r) for r in sorted(self.groups)]) \
                 if self.groups else np.zeros(0, np.int64)
             # the header travels as a second file; the cache names it so that the reader
-            # still finds it beside the data ("x.NAME.f.logprobs" + ".json")
+            # still finds it beside the data ("x.NAME.f.hidden" + ".json")
             header = header_path(path)
             sha = json.loads(header.read_text())["sha256"]
+            meta = {"vocab_size": self.vocab, "sha256": sha, "head_sha256": self.head_sha,
+                    "transform": self.transform, "head_dtype": self.head_dtype}
             return Extra(arrays={"positions": pos, "text_ids": text_ids.astype(np.int64)},
-                         meta={"vocab_size": self.vocab, "sha256": sha},
-                         files={"logprobs": path, "logprobs.json": header})
+                         meta=meta, files={"hidden": path, "hidden.json": header,
+                                           **self.head_files})
         assert self.acc is not None
         if next(self.reader, None) is not None:
             raise StoreError("the base store has more blocks than this pass produced")
@@ -263,6 +312,16 @@ class ProbabilityCollector:
 
         prompts = [p.prompt for _, ps in self.risk for p in ps[:self.cfg["greedy_prompts"]]]
         return greedy_continuations(self.model, self.tok, prompts, self.cfg["max_new_tokens"])
+
+
+def _gap_problem(own: Any, ours: Any) -> str | None:
+    """Why the collector's log-probabilities cannot stand for the model's own, if they cannot."""
+    gap = float((own.float() - ours.float().to(own.device)).abs().max())
+    if gap > HEAD_CHECK_TOLERANCE:
+        return ("the model's own next-token log-probabilities differ from its LM head's "
+                f"by up to {gap:.3g} nats (it transforms its logits in a way reportgen "
+                "does not reproduce)")
+    return None
 
 
 def _count_calls(model: Any, calls: dict[str, int]) -> Any:

@@ -49,17 +49,34 @@ def scheme_text(n_max: int, seed: int) -> str:
             "the two models' predictions at the mask")
 
 
-def masked_logprobs(model: Any, tok: Any, copies: list[MaskedCopy], batch_size: int
-                    ) -> Iterator[tuple[list[MaskedCopy], Any]]:
-    """Yield (copies, float32 log-probs at their masks) batch by batch, in ``copies`` order.
+def masked_logprobs(model: Any, tok: Any, copies: list[MaskedCopy], batch_size: int,
+                    hidden: bool = False) -> Iterator[tuple[list[MaskedCopy], Any, Any]]:
+    """Yield (copies, float32 log-probs at their masks, the LM head's last layer's input at
+    the masks when ``hidden`` else None) batch by batch, in ``copies`` order.
 
     Copies of one text have one length, so batches of consecutive copies pad little; the
-    batch is cut further so the full logits tensor stays under ``LOGITS_BUDGET`` bytes."""
-    import torch
+    batch is cut further so the full logits tensor stays under ``LOGITS_BUDGET`` bytes.
+    ``hidden`` is what the probabilities store keeps for a masked LM: the head's output
+    layer (``get_output_embeddings``) is affine, so these d numbers fix the distribution."""
 
     if tok.mask_token_id is None:
         raise InputError("the tokenizer has no mask token")
-    vocab = int(model.get_output_embeddings().weight.shape[0])
+    head = model.get_output_embeddings()
+    vocab = int(head.weight.shape[0])
+    seen: list[Any] = []
+    hook = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0])) \
+        if hidden else None
+    try:
+        yield from _masked_batches(model, tok, copies, batch_size, vocab, seen)
+    finally:
+        if hook is not None:
+            hook.remove()
+
+
+def _masked_batches(model: Any, tok: Any, copies: list[MaskedCopy], batch_size: int,
+                    vocab: int, seen: list[Any]) -> Iterator[tuple[list[MaskedCopy], Any, Any]]:
+    import torch
+
     s = 0
     with torch.inference_mode():
         while s < len(copies):
@@ -74,8 +91,11 @@ def masked_logprobs(model: Any, tok: Any, copies: list[MaskedCopy], batch_size: 
                 mask[j, :len(c.ids)] = 1
                 ids[j, c.position] = tok.mask_token_id
             logits = model(input_ids=ids, attention_mask=mask).logits
-            at = logits[torch.arange(len(chunk)), [c.position for c in chunk]].float()
-            yield chunk, torch.log_softmax(at, dim=-1)
+            where = (torch.arange(len(chunk)), [c.position for c in chunk])
+            at = logits[where].float()
+            h = seen.pop()[where] if seen else None
+            seen.clear()
+            yield chunk, torch.log_softmax(at, dim=-1), h
 
 
 def pseudo_loglik(model: Any, tok: Any, pairs: list[tuple[str, str]], batch_size: int,
@@ -99,7 +119,7 @@ def pseudo_loglik(model: Any, tok: Any, pairs: list[tuple[str, str]], batch_size
             raise InputError(f"continuation {cont!r} adds no tokens to its prompt")
         copies += [MaskedCopy(k, i, tuple(ids)) for i in span]
     out = np.zeros(len(pairs))
-    for chunk, lp in masked_logprobs(model, tok, copies, batch_size):
+    for chunk, lp, _ in masked_logprobs(model, tok, copies, batch_size):
         for j, c in enumerate(chunk):
             out[c.row] += float(lp[j, c.ids[c.position]])
     return out

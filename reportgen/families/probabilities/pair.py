@@ -49,9 +49,11 @@ def collector(ctx: CollectorContext) -> ProbabilityCollector | None:
         "batch_size": a.batch_size, "seed": a.seed, "masked_positions": b.masked_positions,
         "top_positions": b.top_positions, "greedy_prompts": b.greedy_prompts,
         "max_new_tokens": b.max_new_tokens,
-        # the candidate's result depends on the base's store: its digest keys this cache
-        "base_store": None if base is None else (base.meta.get("sha256")
-                                                 or base.meta.get("unavailable")),
+        # the candidate's result depends on the base's stored hidden states and head: their
+        # digests key this cache
+        "base_store": None if base is None else (
+            [base.meta["sha256"], base.meta["head_sha256"]] if "sha256" in base.meta
+            else base.meta.get("unavailable")),
     }
     risk = [(r.name, r.prompts) for r in ctx.probe.risk]
     return ProbabilityCollector(ctx.model.kind, groups, settings, risk, base)

@@ -1,9 +1,12 @@
-"""A disk-backed stream of per-position log-probabilities, written and read block by block.
+"""A disk-backed stream of per-position rows, written and read block by block.
 
 Why: comparing two models' next-token distributions needs both at every position, but a
-50k-token vocabulary over 20,000 positions is 4 GB per model in float32. The first model's
-blocks are appended here; the second model's forward pass then reads them back in the same
-order and compares block by block, so memory stays near one block (plus one model).
+50k-token vocabulary over 20,000 positions is 4 GB per model in float32. The base's capture
+therefore streams what determines its distributions, its final hidden states (``kind:
+hidden``, d floats per position; see :mod:`reportgen.families.probabilities.head`), and a
+candidate's forward pass reads them back in the same order, block by block, so memory stays
+near one block (plus one model and one LM head). The same format holds full
+log-probability rows (``kind: logprobs``), which the tests use as the plain reference.
 
 Layout: ``PATH`` holds the raw row-major blocks, back to back, and ``PATH.json`` a small
 header (vocabulary size, dtype, rows per block, a SHA-256 per block and over the whole file).
@@ -207,20 +210,9 @@ def head_logits(model: Any, head: Any, hidden: Any) -> Any:
     the model's forward does after it. Gemma 2 soft-caps (``final_logit_softcapping``),
     Cohere multiplies by ``logit_scale``, Granite divides by ``logits_scaling``; without
     these, the log-probabilities of such models would be silently wrong."""
-    import torch
+    from reportgen.families.probabilities.head import apply_transform, logit_transform
 
-    logits = head(hidden)
-    cfg = model.config
-    scale = getattr(cfg, "logit_scale", None)
-    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale != 1:
-        logits = logits * scale
-    div = getattr(cfg, "logits_scaling", None)
-    if isinstance(div, (int, float)) and not isinstance(div, bool) and div != 1:
-        logits = logits / div
-    cap = getattr(cfg, "final_logit_softcapping", None)
-    if isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+    return apply_transform(head(hidden), logit_transform(model.config))
 
 
 def model_logprob_blocks(model: Any, batches: Iterable[tuple[Any, Any]],
