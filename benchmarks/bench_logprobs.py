@@ -134,7 +134,7 @@ def main() -> int:
         extra = run_capture(base, data, collector_for(args.texts, args.length, None),
                             Path(tmp) / "base")
         t_capture = time.perf_counter() - t0
-        disk = extra.files["logprobs"].stat().st_size
+        disk = extra.files["hidden"].stat().st_size
         del base
         gc.collect()
         cand = make_model(0, noise=0.05)
