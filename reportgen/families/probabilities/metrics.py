@@ -101,10 +101,10 @@ def _step(lp: Any, lq: Any) -> tuple[dict[str, np.ndarray], tuple[Any, Any, Any]
     """Row statistics and the per-token sums (gained, net, centred shift) of one step.
 
     Written for few passes over the (rows × V) block: on a CPU every elementwise pass costs
-    a sizeable share of the LM head that produced it. The six row dot products (p and q
-    against d = lp − lq, t = log σ(d) and lp) are one batched matmul over two stacked
+    a sizeable share of the LM head that produced it. The row dot products (p and q
+    against d = lp − lq, t = log σ(d), lp and lq) are one batched matmul over two stacked
     buffers; KL, entropies and JS follow from them:
-    KL(p‖q) = p·d, KL(q‖p) = −q·d, H(p) = −p·lp, H(q) = q·d − q·lp, and with
+    KL(p‖q) = p·d, KL(q‖p) = −q·d, H(p) = −p·lp, H(q) = −q·lq, and with
     log(p/m) = log 2 + t, log(q/m) = log 2 + t − d (m = (p + q)/2),
     JS = ½(log 2 (Σp + Σq) + p·t + q·t − q·d), every term small when p ≈ q."""
     import torch
@@ -116,15 +116,16 @@ def _step(lp: Any, lq: Any) -> tuple[dict[str, np.ndarray], tuple[Any, Any, Any]
     n, v = lp.shape
     pq = torch.empty(n, 2, v, dtype=lp.dtype)
     p, q = torch.exp(lp, out=pq[:, 0]), torch.exp(lq, out=pq[:, 1])
-    dtl = torch.empty(n, 3, v, dtype=lp.dtype)
+    dtl = torch.empty(n, 4, v, dtype=lp.dtype)
     d = torch.sub(lp, lq, out=dtl[:, 0])
     torch._C._nn.log_sigmoid(d, out=dtl[:, 1])
     dtl[:, 2].copy_(lp)
-    r = torch.bmm(pq, dtl.transpose(1, 2))  # (n, 2, 3): {p, q} · {d, t, lp}
+    dtl[:, 3].copy_(lq)
+    r = torch.bmm(pq, dtl.transpose(1, 2))  # (n, 2, 4): {p, q} · {d, t, lp, lq}
     sums = pq.sum(2)
     ln2 = float(np.log(2.0))
     st = {"kl_bc": r[:, 0, 0], "kl_cb": -r[:, 1, 0], "entropy_base": -r[:, 0, 2],
-          "entropy_candidate": r[:, 1, 0] - r[:, 1, 2],
+          "entropy_candidate": -r[:, 1, 3],
           "js": 0.5 * (ln2 * (sums[:, 0] + sums[:, 1]) + r[:, 0, 1] + r[:, 1, 1] - r[:, 1, 0]),
           "top1": (lp.argmax(1) == lq.argmax(1)).double()}
     mu = d.mean(1, keepdim=True)
