@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_neighbors.py
 	$(BIN)/python benchmarks/bench_logprobs.py
+	$(BIN)/python benchmarks/bench_decoder.py
 	$(BIN)/python benchmarks/bench_sae_train.py
 
 clean:

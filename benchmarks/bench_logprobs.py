@@ -2,13 +2,14 @@
 
 A randomly initialised GPT-2 (50,257 tokens, 2 layers × 128) reads 20,000 positions through
 the real ``probabilities`` collector, batch by batch as ``reportgen.capture.forward`` drives it (the
-backbone's forward with hidden states, then the collector's LM head on the scored rows): the
-base streams its log-probabilities to a disk store, then a perturbed candidate's pass reads
-the store back and keeps only the statistics. Printed: peak RSS (VmHWM) of both captures
-next to the model's own size and one full (positions × vocab) float32 matrix, and each
-capture's time next to a bare forward pass of the model with its LM head over the same
-tokens (same batches, logits computed, nothing kept). The bare pass runs last so its
-full-batch logits do not inflate the peak that is reported.
+backbone's forward with hidden states, then the collector on the scored rows): the base
+streams its final hidden states to a disk store (its LM head once), then a perturbed
+candidate's pass reads the store back, applies both heads and keeps only the statistics
+(issue 17; before it, the store held the base's log-probabilities, V floats per position).
+Printed: peak RSS (VmHWM) of both captures next to the model's own size and one full
+(positions × vocab) float32 matrix, and each capture's time next to a bare forward pass
+of the model with its LM head over the same tokens (same batches, logits computed, nothing
+kept). The bare pass runs last so its full-batch logits do not inflate the peak reported.
 
     .venv/bin/python benchmarks/bench_logprobs.py [--texts 40] [--length 500]
 """
