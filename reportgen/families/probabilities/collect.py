@@ -171,9 +171,22 @@ class ProbabilityCollector:
             raise StoreError(f"the base store's blocks do not line up with this pass at "
                              f"position {self.acc.n} (different probes or batches)")
         if own_lp is None:
-            own_lp = torch.log_softmax(head_logits(self.model, self.head, hidden).float(), -1)
-        lp = torch.log_softmax(self.stored.logits(torch.from_numpy(base)).float(), -1)
+            own_lp = self._log_softmax(head_logits(self.model, self.head, hidden), 0)
+        lp = self._log_softmax(self.stored.logits(torch.from_numpy(base)), 1)
         self.acc.update(lp.cpu(), own_lp.cpu(), [self.groups[int(r)] for r in rows])
+
+    def _log_softmax(self, logits: Any, slot: int) -> Any:
+        """Log-softmax into one of two reused (BLOCK_ROWS, V) buffers: a fresh block-sized
+        tensor per block is mapped and zeroed by the OS page by page, which on a CPU costs
+        about as much as the log-softmax itself."""
+        import torch
+
+        n, v = logits.shape
+        bufs = self.__dict__.setdefault("_lp_buffers", {})
+        buf = bufs.get(slot)
+        if buf is None or buf.shape[1] != v or buf.shape[0] < n or buf.device != logits.device:
+            buf = bufs[slot] = torch.empty(max(n, BLOCK_ROWS), v, device=logits.device)
+        return torch.log_softmax(logits.float(), -1, out=buf[:n])
 
     def finish(self, progress: Progress) -> Extra:
         if self.unavailable:

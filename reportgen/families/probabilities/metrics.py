@@ -1,10 +1,10 @@
 """Next-token distribution shift, base vs candidate, streamed block by block.
 
-Why streamed: the per-position distributions of a 50k vocabulary are gigabytes, so the base
-model's log-probabilities come back from disk (``reportgen.families.probabilities.store``) one
-block at a time while the candidate's are computed; ``ShiftAccumulator`` keeps only
-per-position scalars,
-three vocabulary-sized vectors and the top-N positions. All logs are natural (nats).
+Why streamed: the per-position distributions of a 50k vocabulary are gigabytes, so both
+models' log-probabilities exist only one block at a time, during the candidate's pass (the
+base's from its stored hidden states and head, :mod:`reportgen.families.probabilities.head`);
+``ShiftAccumulator`` keeps only per-position scalars, three vocabulary-sized vectors and the
+top-N positions. All logs are natural (nats).
 """
 
 from __future__ import annotations
@@ -114,11 +114,10 @@ def _step(lp: Any, lq: Any) -> tuple[dict[str, np.ndarray], tuple[Any, Any, Any]
     if lq.min() < FLOOR:
         lq = lq.clamp_min(FLOOR)
     n, v = lp.shape
-    pq = torch.empty(n, 2, v, dtype=lp.dtype)
+    pq, dtl = _buffers(n, v, lp.dtype)
     p, q = torch.exp(lp, out=pq[:, 0]), torch.exp(lq, out=pq[:, 1])
-    dtl = torch.empty(n, 4, v, dtype=lp.dtype)
     d = torch.sub(lp, lq, out=dtl[:, 0])
-    torch._C._nn.log_sigmoid(d, out=dtl[:, 1])
+    dtl[:, 1].copy_(torch.nn.functional.logsigmoid(d))  # its out= variant is slower here
     dtl[:, 2].copy_(lp)
     dtl[:, 3].copy_(lq)
     r = torch.bmm(pq, dtl.transpose(1, 2))  # (n, 2, 4): {p, q} · {d, t, lp, lq}
@@ -139,6 +138,22 @@ def _step(lp: Any, lq: Any) -> tuple[dict[str, np.ndarray], tuple[Any, Any, Any]
     for k in ("kl_bc", "kl_cb", "js"):
         res[k] = _nonneg(res[k])
     return res, (gained, net, shift)
+
+
+_BUFFERS: dict[tuple[int, int, Any], tuple[Any, Any]] = {}
+
+
+def _buffers(n: int, v: int, dtype: Any) -> tuple[Any, Any]:
+    """The step's two stacked buffers, (n, 2, V) and (n, 4, V), kept for the next step of the
+    same shape: a fresh allocation of this size is mapped and zeroed page by page by the OS
+    at every step, which costs as much as a pass over it."""
+    import torch
+
+    key = (n, v, dtype)
+    if key not in _BUFFERS:
+        _BUFFERS.clear()  # one shape at a time: a capture's steps share one
+        _BUFFERS[key] = (torch.empty(n, 2, v, dtype=dtype), torch.empty(n, 4, v, dtype=dtype))
+    return _BUFFERS[key]
 
 
 def _nonneg(x: np.ndarray) -> np.ndarray:
