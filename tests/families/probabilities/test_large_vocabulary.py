@@ -133,3 +133,29 @@ def test_128k_vocabulary_audit_stores_d_per_position_and_matches_scipy(
     assert cert.metric("ft", "neighbors.tokens.jaccard.mean") is not None
     assert searched and all(min(c, n_rows) * n_rows * 4 <= knn_module.BLOCK_BYTES
                             for n_rows, c in searched)
+
+
+def test_stored_head_reproduces_a_head_that_is_not_a_plain_linear() -> None:
+    """A head wrapped by an adapter (here: a LoRA-like low-rank update beside the Linear) is
+    stored as the affine map it computes, read out through the identity; the transforms of
+    the config are applied after it as the model does."""
+    from reportgen.families.probabilities.head import StoredHead, affine_of, logit_transform
+
+    class LoraHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.base = torch.nn.Linear(D, 300, bias=False)
+            self.a, self.b = torch.nn.Linear(D, 2, bias=False), torch.nn.Linear(2, 300)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.base(x) + self.b(self.a(x))
+
+    torch.manual_seed(0)
+    head, x = LoraHead(), torch.randn(5, D)
+    cfg = tf.Gemma2Config(final_logit_softcapping=3.0)
+    weight, bias = affine_of(head)
+    stored = StoredHead(weight, bias, logit_transform(cfg))
+    with torch.no_grad():
+        want = torch.tanh(head(x) / 3.0) * 3.0
+    torch.testing.assert_close(stored.logits(x), want, atol=1e-5, rtol=1e-5)
+    assert bias is not None and logit_transform(cfg) == {"final_logit_softcapping": 3.0}
