@@ -112,8 +112,10 @@ class ProbabilityCollector:
             self.reader = iter(LogProbReader(self.base.files["hidden"]))
             files = {k: self.base.files[k] for k in ("head_weight", "head_bias")
                      if k in self.base.files}
-            self.stored = StoredHead.load(files, m["transform"], ref.device,
-                                          getattr(torch, m["head_dtype"]))
+            dtype = getattr(torch, str(m["head_dtype"]), None)
+            if not isinstance(dtype, torch.dtype):
+                raise StoreError(f"the base's stored head has no dtype ({m['head_dtype']!r})")
+            self.stored = StoredHead.load(files, m["transform"], ref.device, dtype)
             self.acc = ShiftAccumulator(self.vocab, self.cfg["top_positions"])
 
     def _mismatch(self) -> str | None:
