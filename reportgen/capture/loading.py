@@ -44,6 +44,16 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     return model, tok
 
 
+def analysis_device(models: list[ResolvedModel]) -> str | None:
+    """Where the audit's matmul-heavy analysis runs (see :mod:`reportgen.core.accel`):
+    ``"cuda"`` when a model runs on a GPU (``device: cuda``, or ``auto`` with one present),
+    else None, the CPU's default path. Resolved once, so every family and every model's
+    sparse-feature encoding use the same device."""
+    on_gpu = any(m.options.device == "cuda"
+                 or (m.options.device == "auto" and torch.cuda.is_available()) for m in models)
+    return "cuda" if on_gpu else None
+
+
 def _readable(rm: ResolvedModel) -> Path:
     """The folder the loader reads: only the files the digest hashed (see loadfiles)."""
     if rm.path is None:
