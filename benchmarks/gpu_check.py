@@ -115,7 +115,8 @@ def build(root: Path, shape: dict[str, int], device: str, dtype: str) -> tuple[P
         processors.ByteLevel(trim_offsets=False),
         processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])])
     fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                      model_max_length=128)
+                                      model_max_length=128,
+                                      model_input_names=["input_ids", "attention_mask"])
     cfg = tf.LlamaConfig(vocab_size=len(fast), bos_token_id=1, eos_token_id=0,
                          max_position_embeddings=256, initializer_range=0.05,
                          **{k: v for k, v in shape.items() if k != "vocab"})
@@ -136,8 +137,10 @@ def build(root: Path, shape: dict[str, int], device: str, dtype: str) -> tuple[P
 
 
 def spec(work: Path, base: Path, ft: Path, device: str, dtype: str, sae_layer: int,
-         d_sae: int) -> dict[str, Any]:
-    fmts = ["json", "html"] if _have("altair") and _have("vl_convert") else ["json"]
+         d_sae: int, html: bool = False) -> dict[str, Any]:
+    """The audit: every family but the UMAP projection (umap-learn does not travel); JSON,
+    and HTML when asked and altair and vl-convert are there (no PDF: no WeasyPrint)."""
+    fmts = ["json", "html"] if html and _have("altair") and _have("vl_convert") else ["json"]
     model = {"device": device, "dtype": dtype}
     return {
         "audit": {"name": f"gpu check ({device}, {dtype})", "release": "gpu-check",
@@ -249,7 +252,8 @@ def bare_forwards(s: dict[str, Any], models: list[Path]) -> list[float]:
             for i in range(0, len(texts), a["batch_size"]):
                 b = tok(texts[i:i + a["batch_size"]], padding=True, truncation=True,
                         max_length=a["max_length"], return_tensors="pt").to(CUDA)
-                model(**b).logits.float().log_softmax(-1)
+                model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]
+                      ).logits.float().log_softmax(-1)
         _sync()
         out.append(time.perf_counter() - t0)
         del model
@@ -275,9 +279,9 @@ def big(work: Path) -> int:
 
     t0 = time.perf_counter()
     base, ft = build(work / "big", BIG, CUDA, "bfloat16")
-    n_params = sum(t.numel() for t in _tensors(base))
+    n_params = _parameters(base)
     t_build = time.perf_counter() - t0
-    s = spec(work, base, ft, CUDA, "bfloat16", 8, 512 if DRY else 4096)
+    s = spec(work, base, ft, CUDA, "bfloat16", 8, 512 if DRY else 4096, html=True)
     cert, t_audit = audit(s, work / "cache-big")
     peak = torch.cuda.max_memory_allocated() / 2**30 if not DRY else 0.0
     fwd = bare_forwards(s, [base, ft])
@@ -288,7 +292,8 @@ def big(work: Path) -> int:
              f"V {BIG['vocab']}, {n_params / 1e9:.2f} B parameters), bfloat16 on cuda, built "
              f"in {t_build:.0f} s; audit (base, ft, int8 floor; full-vocabulary k-NN, CKA, "
              f"SAE trained on layer 8, weights, probabilities) {t_audit:.1f} s, verdict "
-             f"{cert.verdict}, peak GPU memory {peak:.1f} GiB",
+             f"{cert.verdict}, peak GPU memory {peak:.1f} GiB; wrote "
+             f"{' + '.join(s['output']['formats'])}",
              f"- bare forwards with LM head over the same texts: "
              f"{', '.join(f'{t:.2f} s' for t in fwd)} (+ the floor's, counted as the base's)"
              f" = {floor:.2f} s; audit / bare forwards = **{ratio:.1f}x** (first run: "
@@ -311,22 +316,15 @@ def big(work: Path) -> int:
     return 0 if ok else 1
 
 
-def _tensors(folder: Path) -> list[Any]:
+def _parameters(folder: Path) -> int:
+    """Parameters stored in the checkpoint's safetensors files (shapes only, nothing read)."""
     from safetensors import safe_open
 
-    out = []
+    n = 0
     for f in sorted(folder.glob("*.safetensors")):
         with safe_open(str(f), framework="pt") as h:
-            out += [h.get_slice(k) for k in h.keys()]  # noqa: SIM118 (not a dict)
-    return [_Shape(s.get_shape()) for s in out]
-
-
-class _Shape:
-    def __init__(self, shape: list[int]):
-        self.shape = shape
-
-    def numel(self) -> int:
-        return math.prod(self.shape)
+            n += sum(math.prod(h.get_slice(k).get_shape()) for k in h.keys())  # noqa: SIM118
+    return n
 
 
 def main(argv: list[str]) -> int:

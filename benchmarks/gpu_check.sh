@@ -65,15 +65,20 @@ report() {
   echo "wrote $OUT/RESULTS-gpu.md and $OUT/gpu_check.log"
 }
 
-step env 60 "$PY" benchmarks/gpu_check.py env
+step env 30 "$PY" benchmarks/gpu_check.py env
 rc=$?
-if [ "$rc" -ne 0 ]; then
-  echo "gpu_check: stopped: no usable CUDA GPU for $PY (see above); nothing else was run"
+if [ "$rc" -eq 3 ]; then
+  echo "gpu_check: stopped: torch in $PY sees no CUDA GPU (see above); nothing else was run"
   report
   exit 3
+elif [ "$rc" -ne 0 ]; then
+  echo "gpu_check: stopped: $PY cannot import reportgen or its dependencies (see above)"
+  report
+  exit 1
 fi
 step tests 100 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_accel.py \
-  > >(tee "$OUT/steps/tests.out") 2>&1
+  > "$OUT/steps/tests.out" 2>&1
+cat "$OUT/steps/tests.out"
 grep -E "passed|failed|error" "$OUT/steps/tests.out" | tail -n 1 | sed 's/^/- pytest -m gpu: /' \
   > "$OUT/steps/tests.md"
 grep -E "^(FAILED|ERROR) " "$OUT/steps/tests.out" | head -n 10 | sed 's/^/  - /' \

@@ -24,7 +24,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 KNN_SIM_ATOL = 1e-5  # cosine similarities of float32 unit rows
 CKA_ATOL = 1e-5  # float32 products of float64-centred rows vs float64
 SAE_RTOL = 1e-4  # codes and reconstructions, relative to the activations' scale
-TRAIN_FVU_ATOL = 0.02  # a dictionary trained on a GPU: rounding changes the path, not the fit
+TRAIN_FVU_ATOL = 0.05  # a dictionary trained on a GPU: rounding changes the path, not the fit
 
 
 def _brute(x: np.ndarray, k: int) -> np.ndarray:
