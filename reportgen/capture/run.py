@@ -110,6 +110,8 @@ def _capture_one(m: Any, probe: ProbeSet, plan: Any, prog: Progress, collectors:
     else:
         prog.say(f"{m.name}: loading {m.architecture} ({m.kind})")
         model, tok = loading.load(m)
+        if getattr(model, "hf_device_map", None) and m.options.device == "auto":
+            prog.say(f"{m.name}: {loading.placement_summary(model.hf_device_map)}")
     n_layers = int(getattr(model.config, "num_hidden_layers", 0)
                    or getattr(model.config, "n_layer", 0))
     if plan.layers is not None and max(plan.layers) > n_layers:
