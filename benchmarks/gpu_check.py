@@ -151,8 +151,7 @@ def spec(work: Path, base: Path, ft: Path, device: str, dtype: str, sae_layer: i
              "role": "noise_floor"}]},
         "probes": {"concepts": {"vocabulary": "builtin:concepts",
                                 "template": "The concept of {term} is"},
-                   "domains": [{"name": "finance", "texts": "builtin:domains/finance"},
-                               {"name": "legal", "texts": "builtin:domains/legal"}],
+                   "domains": [{"name": "finance", "texts": "builtin:domains/finance"}],
                    "risk": [{"name": "fin", "prompts": "builtin:risk/financial_advice"}]},
         "analysis": {"max_length": 64, "batch_size": 16, "bootstrap": 200, "umap": False,
                      "neighborhoods": {"k": 10, "tokens": "full-vocabulary"},
@@ -270,8 +269,9 @@ def _sync() -> None:
 
 
 def shape_of(values: dict[str, float | None]) -> set[tuple[str, bool]]:
-    """Metric names with layer numbers blanked, and whether each has a value."""
-    return {(re.sub(r"layer\.\d+", "layer.N", k), v is not None) for k, v in values.items()}
+    """Metric names with layer and block numbers blanked, and whether each has a value."""
+    return {(re.sub(r"(layer|block)\.\d+", r"\1.N", k), v is not None)
+            for k, v in values.items()}
 
 
 def big(work: Path) -> int:

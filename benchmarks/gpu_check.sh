@@ -76,15 +76,15 @@ elif [ "$rc" -ne 0 ]; then
   report
   exit 1
 fi
-step tests 100 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_accel.py \
+step tests 80 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_accel.py \
   > "$OUT/steps/tests.out" 2>&1
 cat "$OUT/steps/tests.out"
 grep -E "passed|failed|error" "$OUT/steps/tests.out" | tail -n 1 | sed 's/^/- pytest -m gpu: /' \
   > "$OUT/steps/tests.md"
 grep -E "^(FAILED|ERROR) " "$OUT/steps/tests.out" | head -n 10 | sed 's/^/  - /' \
   >> "$OUT/steps/tests.md"
-step parity 80 "$PY" benchmarks/gpu_check.py parity "$WORK"
-step big 170 "$PY" benchmarks/gpu_check.py big "$WORK"
+step parity 110 "$PY" benchmarks/gpu_check.py parity "$WORK"
+step big 140 "$PY" benchmarks/gpu_check.py big "$WORK"
 report
 for name in env tests parity big; do
   case "${STATUS[$name]}" in PASS) ;; *) echo "gpu_check: FAILED ($name)"; exit 1 ;; esac
