@@ -62,6 +62,10 @@ def env() -> int:
 
     lines = [f"- python {platform.python_version()}, torch {torch.__version__} (CUDA build "
              f"{torch.version.cuda}), {os.cpu_count()} CPU cores"]
+    if DRY:
+        section("env", lines + ["- **dry run (GPU_CHECK_DRY=1): cuda is the CPU; these numbers "
+                                "say nothing about a GPU**"])
+        return 0
     if not torch.cuda.is_available():
         section("env", lines + [
             f"- **FAIL: torch {torch.__version__} sees no CUDA GPU** (a CPU-only build of torch, "
@@ -208,7 +212,10 @@ def compare(gpu: dict, cpu: dict) -> tuple[list[str], list[tuple[float, str]]]:
 def parity(work: Path) -> int:
     """The same small audit on the CPU and on cuda (float32): every number within tolerance."""
     base, ft = build(work / "small", SMALL, "cpu", "float32")
+    small = work / "small-cpu-metrics.json"  # the big step compares its shape with this
+    small.unlink(missing_ok=True)
     cpu, t_cpu = audit(spec(work, base, ft, "cpu", "float32", 2, 512), work / "cache-cpu")
+    small.write_text(json.dumps({f"{c}:{n}": v for (c, n), v in metrics(cpu).items()}))
     gpu, t_gpu = audit(spec(work, base, ft, CUDA, "float32", 2, 512), work / "cache-gpu")
     problems, devs = compare(metrics(gpu), metrics(cpu))
     same_verdict = gpu.verdict == cpu.verdict
@@ -223,8 +230,6 @@ def parity(work: Path) -> int:
              + "; ".join(f"{r:.2f} ({what})" for r, what in devs[:4])]
     lines += [f"  - out of tolerance: {p}" for p in problems[:15]]
     section("parity", lines)
-    (work / "small-cpu-metrics.json").write_text(json.dumps(
-        {f"{c}:{n}": v for (c, n), v in metrics(cpu).items()}))
     return 0 if ok else 1
 
 
