@@ -79,7 +79,7 @@ fi
 step tests 80 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_accel.py \
   > "$OUT/steps/tests.out" 2>&1
 cat "$OUT/steps/tests.out"
-grep -E "passed|failed|error" "$OUT/steps/tests.out" | tail -n 1 | sed 's/^/- pytest -m gpu: /' \
+grep -E "passed|failed|error|skipped" "$OUT/steps/tests.out" | tail -n 1 | sed 's/^/- pytest -m gpu: /' \
   > "$OUT/steps/tests.md"
 grep -E "^(FAILED|ERROR) " "$OUT/steps/tests.out" | head -n 10 | sed 's/^/  - /' \
   >> "$OUT/steps/tests.md"
