@@ -53,15 +53,18 @@ def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
     probe = build_probes(loaded)
     models = resolve_models(loaded, prog)
     capture_keys: dict[str, str] = {}
+    from reportgen.capture.loading import analysis_device
     from reportgen.capture.run import capture_all
 
-    captures = capture_all(loaded, models, probe, prog, capture_keys, collector_factories())
+    device = analysis_device(models)
+    captures = capture_all(loaded, models, probe, prog, capture_keys, collector_factories(),
+                           device)
     prog.say("computing metrics")
     from reportgen.analysis.cache import compare_all_cached  # analysis.compare_all, cached
     from reportgen.families.sae.export import attachments as sae_attachments
 
     comparisons, warnings, extra = compare_all_cached(loaded, models, captures, capture_keys,
-                                                      probe, prog)
+                                                      probe, prog, device)
     checks = evaluate_checks(loaded, comparisons)
     cert = Certificate(CertificateBuilder(
         audit=audit_meta(loaded),

@@ -48,8 +48,10 @@ def _lib_versions() -> dict[str, str | None]:
     return out
 
 
-def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe: Any) -> str:
-    """The cache key of one audit's analysis (see the module docstring for what it covers)."""
+def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe: Any,
+                 device: str | None = None) -> str:
+    """The cache key of one audit's analysis (see the module docstring for what it covers);
+    an analysis run on a GPU (``device``) is kept apart from the CPU's."""
     from reportgen.core.version import __version__
     from reportgen.families import ORDER
 
@@ -65,6 +67,8 @@ def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe:
         "families": list(ORDER),
         "libraries": _lib_versions(),
     }
+    if device is not None:
+        blob["device"] = device
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -94,12 +98,12 @@ def decode(payload: bytes) -> Result:
 
 
 def compare_all_cached(loaded: Any, models: list, caps: dict, capture_keys: dict[str, str],
-                       probe: Any, prog: Progress) -> Result:
+                       probe: Any, prog: Progress, device: str | None = None) -> Result:
     """:func:`reportgen.analysis.compare.compare_all`, or its stored result for the same inputs."""
     from reportgen.analysis import compare as analysis
     from reportgen.capture import cache
 
-    key = analysis_key(loaded, models, capture_keys, probe)
+    key = analysis_key(loaded, models, capture_keys, probe, device)
     payload = cache.load_blob(KIND, key)
     if payload is not None:
         try:
@@ -109,7 +113,7 @@ def compare_all_cached(loaded: Any, models: list, caps: dict, capture_keys: dict
         else:
             prog.say("analysis found in cache")
             return result
-    result = analysis.compare_all(loaded.spec, models, caps, probe, prog)
+    result = analysis.compare_all(loaded.spec, models, caps, probe, prog, device)
     try:
         payload = encode(result)
     except (TypeError, ValueError):  # a family returned something JSON cannot hold

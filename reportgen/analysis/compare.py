@@ -17,9 +17,11 @@ from reportgen.families import families
 
 
 def compare_all(spec: Any, models: list, caps: dict, probe: Any,
-                prog: Progress | None = None
+                prog: Progress | None = None, device: str | None = None
                 ) -> tuple[list[Comparison], list[str], dict[str, Any]]:
     """One Comparison per candidate; noise-floor ratios use the first noise-floor variant.
+    ``device``: where the families run their matmul-heavy analysis (core.accel; None: the
+    CPU's default path).
 
     Returns the comparisons, the warnings, and the certificate's ``analysis`` entries the
     families recorded (``analysis[family]``)."""
@@ -38,7 +40,7 @@ def compare_all(spec: Any, models: list, caps: dict, probe: Any,
         own_floor = floor if floor is not None and m.name != floor.name else None
         ctx = PairContext(spec, probe, caps["base"], caps[m.name], m,
                           caps[own_floor.name] if own_floor else None, models[0], own_floor,
-                          shared, prog)
+                          shared, prog, device)
         comp = Comparison("base", m.name, m.role)
         for fam in families():
             if fam.pair is not None:
@@ -48,7 +50,7 @@ def compare_all(spec: Any, models: list, caps: dict, probe: Any,
                 if "noise_floor" in name:  # ratios and shares against the floor
                     mv.error = f"{m.name} is the noise floor itself"
         comparisons.append(comp)
-    actx = AuditContext(spec, probe, models, caps, shared, prog)
+    actx = AuditContext(spec, probe, models, caps, shared, prog, device)
     for fam in families():
         res = fam.audit(actx) if fam.audit is not None else None
         if res is not None:

@@ -161,7 +161,9 @@ def capture(model: Any, tokenizer: Any, texts: list[str], plan: CapturePlan,
                 c.batch(Batch(b, input_ids, mask, out))
             advance(len(b))
     extras = {c.name: c.finish(progress) for c in collectors}
-    emb = model.get_input_embeddings().weight.detach().float().cpu().numpy().copy()
+    from reportgen.capture.offload import value
+
+    emb = value(model.get_input_embeddings(), "weight").detach().float().cpu().numpy().copy()
     from reportgen.spec.resolve import parameter_count
 
     return Capture(layer_ids, last, mean, emb, vocab_strings(tok, emb.shape[0]),

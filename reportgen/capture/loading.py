@@ -44,6 +44,29 @@ def load(rm: ResolvedModel) -> tuple[Any, Any]:
     return model, tok
 
 
+def analysis_device(models: list[ResolvedModel]) -> str | None:
+    """Where the audit's matmul-heavy analysis runs (see :mod:`reportgen.core.accel`):
+    ``"cuda"`` when a model runs on a GPU (``device: cuda``, or ``auto`` with one present),
+    else None, the CPU's default path. Resolved once, so every family and every model's
+    sparse-feature encoding use the same device."""
+    on_gpu = any(m.options.device == "cuda"
+                 or (m.options.device == "auto" and torch.cuda.is_available()) for m in models)
+    return "cuda" if on_gpu else None
+
+
+def placement_summary(device_map: dict[str, Any]) -> str:
+    """Where accelerate put a model's modules (its ``hf_device_map``), as one line: GPUs
+    first, then the CPU, then the disk, whose modules are read back on every forward."""
+    counts: dict[str, int] = {}
+    for where in device_map.values():
+        key = f"cuda:{where}" if isinstance(where, int) else str(where)
+        counts[key] = counts.get(key, 0) + 1
+    order = sorted(counts, key=lambda k: ({"cpu": 1, "disk": 2}.get(k, 0), k))
+    parts = [f"{k} {counts[k]} module{'s' if counts[k] != 1 else ''}" for k in order]
+    slow = " (modules on disk are read back on every forward: slow)" if "disk" in counts else ""
+    return "placed by accelerate: " + ", ".join(parts) + slow
+
+
 def _readable(rm: ResolvedModel) -> Path:
     """The folder the loader reads: only the files the digest hashed (see loadfiles)."""
     if rm.path is None:
@@ -148,7 +171,9 @@ def _adapter_field(rm: ResolvedModel) -> str:
 
 
 def _check_finite(model: Any, rm: ResolvedModel) -> None:
-    for n, p in model.named_parameters():
+    from reportgen.capture.offload import named_values
+
+    for n, p in named_values(model):  # offloaded weights too, read where they live
         if not torch.isfinite(p).all():
             raise ModelError(f"{rm.field}: weights of {rm.source!r} contain NaN or Inf ({n})")
 
@@ -160,6 +185,8 @@ def quantize_roundtrip(model: Any, bits: int) -> None:
     Unlike ``torch.ao.quantization.quantize_dynamic`` this also covers GPT-2's ``Conv1D``
     (whose weight is stored (in, out), so its output channels are columns) and embeddings.
     """
+    from reportgen.capture import offload
+
     done: set[int] = set()
     for module in model.modules():
         w = getattr(module, "weight", None)
@@ -167,7 +194,9 @@ def quantize_roundtrip(model: Any, bits: int) -> None:
             continue
         done.add(id(w))
         dim = 0 if type(module).__name__ == "Conv1D" else 1
-        w.copy_(absmax_roundtrip(w, bits, dim))
+        # an offloaded weight (meta, its value in accelerate's weights map) is rounded there
+        offload.write(module, "weight", absmax_roundtrip(offload.value(module, "weight"),
+                                                         bits, dim))
 
 
 def absmax_roundtrip(w: torch.Tensor, bits: int, dim: int) -> torch.Tensor:

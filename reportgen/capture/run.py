@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 
 def capture_all(loaded: LoadedSpec, models: list, probe: ProbeSet, prog: Progress,
                 keys: dict[str, str] | None = None,
-                factories: Sequence[Factory] = ()) -> dict:
+                factories: Sequence[Factory] = (), device: str | None = None) -> dict:
     """Each model's capture, from the cache when it holds one. ``keys``, when given,
     receives each model's capture-cache key (the analysis cache builds on them).
-    ``factories``: the families' collector factories, asked per model before it loads."""
+    ``factories``: the families' collector factories, asked per model before it loads;
+    ``device``: the analysis device they are told (core.accel; None: the CPU's path)."""
     from reportgen.capture import cache
     from reportgen.capture.forward import CapturePlan
 
@@ -36,7 +37,7 @@ def capture_all(loaded: LoadedSpec, models: list, probe: ProbeSet, prog: Progres
     caps: dict = {}
     held: tuple[str, Any, Any] | None = None  # a captured source kept for its derived variant
     for m in capture_order(models):
-        ctx = CollectorContext(loaded, probe, m, caps.get("base"))
+        ctx = CollectorContext(loaded, probe, m, caps.get("base"), device)
         collectors = [c for f in factories if (c := f(ctx)) is not None]
         plan = CapturePlan(None if a.layers == "all" else tuple(a.layers), a.max_length,
                            a.batch_size, tuple((c.name, c.settings()) for c in collectors))
@@ -109,6 +110,8 @@ def _capture_one(m: Any, probe: ProbeSet, plan: Any, prog: Progress, collectors:
     else:
         prog.say(f"{m.name}: loading {m.architecture} ({m.kind})")
         model, tok = loading.load(m)
+        if getattr(model, "hf_device_map", None) and m.options.device == "auto":
+            prog.say(f"{m.name}: {loading.placement_summary(model.hf_device_map)}")
     n_layers = int(getattr(model.config, "num_hidden_layers", 0)
                    or getattr(model.config, "n_layer", 0))
     if plan.layers is not None and max(plan.layers) > n_layers:

@@ -37,6 +37,7 @@ class CollectorContext:
     model: Any  # spec.resolve.ResolvedModel: name, role, digest, and
     # kind: 'causal-lm' | 'masked-lm' | 'encoder'
     base: Any  # the base's capture.forward.Capture, for candidates (the base goes first)
+    device: str | None = None  # the analysis device (core.accel): None is the CPU's path
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class PairContext:
     floor_model: Any = None  # the noise floor's ResolvedModel, when ``floor`` is set
     shared: dict[Any, Any] = field(default_factory=dict)
     progress: Any = None  # core.progress.Progress
+    #: where matmul-heavy analysis runs (core.accel): None is the CPU's default path
+    device: str | None = None
 
     def memo(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()`` once per audit for ``key``."""
@@ -72,6 +75,7 @@ class AuditContext:
     captures: dict[str, Any]  # by model name
     shared: dict[Any, Any]
     progress: Any = None
+    device: str | None = None  # as PairContext.device
 
 
 @dataclass

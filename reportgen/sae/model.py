@@ -9,7 +9,7 @@ activations are encoded with exactly the same arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -91,6 +91,19 @@ class SAE:
         return int(self.W_enc.shape[1])
 
     @property
+    def device(self) -> torch.device:
+        return self.W_enc.device
+
+    def to(self, device: str | torch.device) -> SAE:
+        """The same dictionary with its tensors on ``device`` (``self`` when already there):
+        encoding then runs there, its inputs moved to it, its outputs left on it."""
+        if torch.device(device) == self.device:
+            return self
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if isinstance(getattr(self, f.name), Tensor)}
+        return replace(self, **moved)
+
+    @property
     def needs_input_to_decode(self) -> bool:
         """Per-row normalisation and skip connections are undone from the input itself."""
         per_row = self.normalize_activations in ("constant_norm_rescale", "layer_norm")
@@ -98,7 +111,8 @@ class SAE:
 
     @torch.no_grad()
     def encode(self, x: ArrayLike) -> Tensor:
-        """Feature activations ``(n, d_sae)``, float32, exactly as the source library computes."""
+        """Feature activations ``(n, d_sae)``, float32, exactly as the source library computes,
+        on the dictionary's device (see :meth:`to`)."""
         x = self._as_input(x)
         sae_in = self._normalise_in(x)[0] - self.b_dec * float(self.apply_b_dec_to_input)
         if self.architecture == "gated":
@@ -119,7 +133,7 @@ class SAE:
         row (``constant_norm_rescale``, ``layer_norm``) or has a skip connection: SAELens and
         sparsify undo those from the input, so without it the result would be silently wrong.
         """
-        f = _as_float32(f)
+        f = _as_float32(f, self.device)
         if self.needs_input_to_decode and x is None:
             raise ValueError(f"decode needs the encoded activations x for this SAE "
                              f"({self._input_needs()}); use reconstruct(x)")
@@ -149,7 +163,7 @@ class SAE:
         return " and ".join(needs)
 
     def _as_input(self, x: ArrayLike) -> Tensor:
-        x = _as_float32(x)
+        x = _as_float32(x, self.device)
         if x.ndim != 2 or x.shape[1] != self.d_in:
             shape = tuple(x.shape)
             raise ValueError(f"expected activations of shape (n, {self.d_in}), got {shape}")
@@ -192,12 +206,12 @@ def _activation(x: Tensor, name: str) -> Tensor:
     return x.relu().tanh() if name == "tanh-relu" else x.relu()
 
 
-def _as_float32(x: ArrayLike) -> Tensor:
+def _as_float32(x: ArrayLike, device: torch.device | str = "cpu") -> Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a torch tensor or numpy array, got {type(x).__name__}")
-    return x.detach().to(device="cpu", dtype=torch.float32)
+    return x.detach().to(device=device, dtype=torch.float32)
 
 
 def check_width(sae: SAE, d_in_expected: int, where: str, layer: int | None = None) -> None:

@@ -9,6 +9,13 @@ gradients, so the backward pass is sparse and CPU training stays fast.
 Training is a pure function of (activations, settings, seed): the batch order of step t
 depends only on (seed, t), so a run resumed from a checkpoint ends with exactly the weights
 an uninterrupted run has.
+
+With ``device`` (``"cuda"``) the parameters, optimiser state and each batch live there, the
+activations stay in host memory and the batch order and initialisation are drawn on the CPU
+as before, so only rounding differs between devices; products in float32 with float32
+accumulation. On a GPU the sparse backward adds with atomics, so two runs may differ in the
+last bits (their FVU agrees to the tolerance the tests state), and a checkpoint resumes on
+either device.
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ def train_topk_sae(
     log_every: int = 50,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 100,
+    device: str | None = None,
 ) -> SAE:
     """A TopK SAE fitted to ``acts (n, d_in)``; deterministic for a given ``seed``.
 
@@ -88,7 +96,8 @@ def train_topk_sae(
     latents. A latent is dead (and trained by AuxK) when it has not fired for
     ``dead_after_tokens`` rows (default: min(n, 1M)). With ``checkpoint_dir``, state is
     saved every ``checkpoint_every`` steps and at the end, and a checkpoint of the same run
-    (same data, settings and seed) found there is resumed.
+    (same data, settings and seed) found there is resumed. ``device``: where training runs
+    (None: the CPU); the SAE returned is on the CPU.
     """
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
@@ -110,8 +119,11 @@ def train_topk_sae(
         warmup_steps=min(100, steps // 10),
     )
     scale = _input_scale(data)
-    trainer = _Trainer(data, scale, settings)
-    return trainer.run(progress, log_every, checkpoint_dir, checkpoint_every)
+    from reportgen.core.accel import exact_float32
+
+    with exact_float32():
+        trainer = _Trainer(data, scale, settings, torch.device(device or "cpu"))
+        return trainer.run(progress, log_every, checkpoint_dir, checkpoint_every)
 
 
 def _as_matrix(acts: np.ndarray | Tensor) -> Tensor:
@@ -162,19 +174,22 @@ class _SelectedPreacts(torch.autograd.Function):
         grad = grad * (values > 0)
         n, k = indices.shape
         flat = indices.reshape(-1)
-        rows = torch.arange(n).repeat_interleave(k)
+        rows = torch.arange(n, device=indices.device).repeat_interleave(k)
         sparse = torch.sparse_coo_tensor(
             torch.stack([flat, rows]), grad.reshape(-1), (W_e.shape[0], n), check_invariants=False
         )
         grad_W = torch.sparse.mm(sparse, sae_in)
-        grad_b = torch.zeros(W_e.shape[0]).index_add_(0, flat, grad.reshape(-1))
+        grad_b = torch.zeros(W_e.shape[0], device=W_e.device).index_add_(0, flat,
+                                                                          grad.reshape(-1))
         grad_in = F.embedding_bag(indices, W_e, per_sample_weights=grad, mode="sum")
         return grad_in, grad_W, grad_b, None, None
 
 
 class _Trainer:
-    def __init__(self, data: Tensor, scale: float, s: _Settings):
+    def __init__(self, data: Tensor, scale: float, s: _Settings,
+                 device: torch.device | None = None):
         self.data, self.scale, self.s = data, scale, s
+        self.device = device or torch.device("cpu")
         gen = torch.Generator().manual_seed(s.seed)
         d_in = data.shape[1]
         W_dec = torch.randn(s.d_sae, d_in, generator=gen)
@@ -186,10 +201,11 @@ class _Trainer:
             "W_dec": W_dec,
             "b_dec": geometric_median(data[sample].float() * scale),
         }
+        self.params = {n: p.to(self.device) for n, p in self.params.items()}
         for p in self.params.values():
             p.requires_grad_(True)
         self.opt = torch.optim.Adam(self.params.values(), lr=s.lr)
-        self.since_fired = torch.zeros(s.d_sae, dtype=torch.int64)
+        self.since_fired = torch.zeros(s.d_sae, dtype=torch.int64, device=self.device)
         self.step = 0
         self.resumed_from = 0
         self.fvus: list[float] = []
@@ -229,7 +245,7 @@ class _Trainer:
             gen = torch.Generator().manual_seed(self.s.seed * 1_000_003 + epoch)
             self._perm = (epoch, torch.randperm(len(self.data), generator=gen))
         idx = self._perm[1][pos * self.s.batch_size : (pos + 1) * self.s.batch_size]
-        return self.data[idx].float() * self.scale
+        return (self.data[idx].float() * self.scale).to(self.device)
 
     def _train_step(self, x: Tensor) -> float:
         p = self.params
@@ -283,11 +299,11 @@ class _Trainer:
         return TrainStatus(self.step, self.s.steps, tokens, fvu, dead, elapsed, self.resumed_from)
 
     def _checkpoint(self) -> _Checkpoint:
-        tensors = {n: p.detach() for n, p in self.params.items()}
-        tensors["since_fired"] = self.since_fired
+        tensors = {n: p.detach().cpu() for n, p in self.params.items()}
+        tensors["since_fired"] = self.since_fired.cpu()
         for i, state in self.opt.state_dict()["state"].items():
             for key, value in state.items():
-                tensors[f"adam.{i}.{key}"] = torch.as_tensor(value)
+                tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).cpu()
         return _Checkpoint(self.step, self.identity, tensors, self.fvus)
 
     def _resume(self, path: Path) -> None:
@@ -297,7 +313,7 @@ class _Trainer:
         with torch.no_grad():
             for name, p in self.params.items():
                 p.copy_(ckpt.tensors[name])
-        self.since_fired = ckpt.tensors["since_fired"].clone()
+        self.since_fired = ckpt.tensors["since_fired"].to(self.device, copy=True)
         state = self.opt.state_dict()
         for i, _ in enumerate(self.params):
             prefix = f"adam.{i}."
@@ -310,7 +326,7 @@ class _Trainer:
 
     def _export(self) -> SAE:
         """Fold the input scale back out: features and reconstructions in raw units."""
-        p = {n: t.detach().clone() for n, t in self.params.items()}
+        p = {n: t.detach().cpu().clone() for n, t in self.params.items()}
         dead = int((self.since_fired >= self.s.dead_after_tokens).sum())
         meta = {
             "trained_by": "reportgen.sae.train_topk_sae", "seed": self.s.seed,

@@ -13,5 +13,5 @@ def analyse(ctx: PairContext) -> PairResult | None:
     a = ctx.spec.analysis
     metrics, rows = cka_by_layer(ctx.base.last[:, sl], ctx.candidate.last[:, sl],
                                  ctx.base.layer_ids, probe="concepts", n_boot=a.bootstrap,
-                                 seed=a.seed)
+                                 seed=a.seed, device=ctx.device)
     return PairResult(metrics, {"cka": rows})

@@ -32,7 +32,7 @@ def _mv(name: str, pattern: str, value: float | None, ci: list[float] | None = N
 
 def domain_metrics(
     name: str, base_mean: np.ndarray, cand_mean: np.ndarray, layer_ids: list[int], *,
-    n_boot: int, seed: int,
+    n_boot: int, seed: int, device: str | None = None,
 ) -> tuple[dict[str, MetricValue], list[dict]]:
     """Metrics and per-layer rows ``{domain, layer, cosine_distance_mean, cka}`` for one
     domain; arrays are (n_layers, n_texts, d) mean-pooled hidden states."""
@@ -50,7 +50,7 @@ def domain_metrics(
         m[key] = _mv(key, "domains.{domain}.layer.{layer}.cosine_distance.mean",
                      float(drift[j].mean()))
     cm, crows = cka_by_layer(base_mean, cand_mean, layer_ids, probe=f"domains.{name}",
-                             n_boot=n_boot, seed=seed)  # mean-pooled: every layer varies
+                             n_boot=n_boot, seed=seed, device=device)  # mean-pooled: all vary
     m.update(cm)
     rows = [{"domain": name, "layer": layer, "cosine_distance_mean": float(drift[j].mean()),
              "cka": crows[j]["cka"]} for j, layer in enumerate(layer_ids)]

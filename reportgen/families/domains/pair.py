@@ -13,7 +13,8 @@ def analyse(ctx: PairContext) -> PairResult | None:
         if name.startswith("domains."):
             m, rows = domain_metrics(name.split(".", 1)[1], ctx.base.mean[:, sl],
                                      ctx.candidate.mean[:, sl], ctx.base.layer_ids,
-                                     n_boot=a.bootstrap, seed=a.seed)
+                                     n_boot=a.bootstrap, seed=a.seed,
+                                     device=ctx.device)
             res.metrics.update(m)
             res.tables.setdefault("domains", []).extend(rows)
     return res if res.metrics else None

@@ -50,8 +50,9 @@ def _normalised(x: np.ndarray) -> torch.Tensor:
 def _topk_stable(block: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k per row, similarity descending, equal similarities by lower index first.
 
-    ``torch.topk`` leaves the order of ties open, so rows where the k-th and (k+1)-th values
-    tie are redone with a stable full sort, and the k winners are ordered by (−sim, index).
+    ``torch.topk`` leaves the order of ties open (and differs between CPU and GPU), so rows
+    where the k-th and (k+1)-th values tie are redone with a stable full sort, and the k
+    winners are ordered by (−sim, index) on the CPU: ties break the same way on any device.
     """
     import torch
 
@@ -60,7 +61,7 @@ def _topk_stable(block: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     if tied.numel():
         sv, si = torch.sort(block[tied], dim=1, descending=True, stable=True)
         vals[tied], ids[tied] = sv[:, : k + 1], si[:, : k + 1]
-    v, i = vals[:, :k].numpy(), ids[:, :k].numpy()
+    v, i = vals[:, :k].cpu().numpy(), ids[:, :k].cpu().numpy()
     order = np.lexsort((i, -v), axis=1)
     return np.take_along_axis(i, order, 1), np.take_along_axis(v, order, 1)
 
@@ -75,6 +76,7 @@ def _check_k(k: int, n: int) -> None:
 
 def knn(
     x: np.ndarray, k: int, chunk: int | None = None, rows: np.ndarray | None = None,
+    device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k-NN of each row among all rows of ``x``, self excluded.
 
@@ -83,6 +85,8 @@ def knn(
     queries (e.g. the top-moving tokens); neighbours are still searched among all rows.
     Returns indices (m, k) int64 and similarities (m, k) float32, best first, ties broken by
     the lower index. ``chunk=None`` sizes blocks by :func:`auto_chunk` (≈256 MiB).
+    ``device`` (``"cuda"``): the rows and blocks live there, products in float32 with float32
+    accumulation (:func:`reportgen.core.accel.exact_float32`); None is the CPU.
     """
     n = x.shape[0]
     _check_k(k, n)
@@ -91,17 +95,21 @@ def knn(
         raise ValueError(f"chunk must be at least 1, got {chunk}")
     import torch
 
-    xn = _normalised(x)
+    from reportgen.core.accel import exact_float32
+
+    dev = torch.device(device or "cpu")
+    xn = _normalised(x).to(dev)
     queries = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    on_dev = torch.from_numpy(queries).to(dev)
     idx = np.empty((len(queries), k), dtype=np.int64)
     sim = np.empty((len(queries), k), dtype=np.float32)
-    with _all_cores(), torch.inference_mode():
-        buf = torch.empty((min(chunk, len(queries)), n), dtype=torch.float32)  # reused
+    with _all_cores(), torch.inference_mode(), exact_float32():
+        buf = torch.empty((min(chunk, len(queries)), n), dtype=torch.float32, device=dev)
         for s in range(0, len(queries), chunk):
-            q = torch.from_numpy(queries[s : s + chunk])
+            q = on_dev[s : s + chunk]
             lhs = xn[s : s + len(q)] if rows is None else xn[q]
             block = torch.mm(lhs, xn.T, out=buf[: len(q)])
-            block[torch.arange(len(q)), q] = -torch.inf
+            block[torch.arange(len(q), device=dev), q] = -torch.inf
             idx[s : s + len(q)], sim[s : s + len(q)] = _topk_stable(block, k)
     return idx, sim
 

@@ -112,17 +112,19 @@ class NeighbourComparison:
 def compare_neighbourhoods(
     x_base: np.ndarray, x_cand: np.ndarray, k: int, chunk: int | None = None,
     rows: np.ndarray | None = None,
-    base_knn: tuple[np.ndarray, np.ndarray] | None = None,
+    base_knn: tuple[np.ndarray, np.ndarray] | None = None, device: str | None = None,
 ) -> NeighbourComparison:
     """k-NN of each item in each model separately (rows of both arrays are the same items).
 
     ``base_knn`` is ``search.knn(x_base, k, chunk, rows)`` computed already: the base is the same
-    for every candidate, so an audit of several candidates searches it once."""
+    for every candidate, so an audit of several candidates searches it once. ``device``: where
+    the searches run (:func:`search.knn`)."""
     if x_base.shape[0] != x_cand.shape[0]:
         raise ValueError(f"base and candidate hold {x_base.shape[0]} and {x_cand.shape[0]} "
                          "items; align them first (tokens: by string)")
-    bi, bs = base_knn if base_knn is not None else search.knn(x_base, k, chunk, rows)
-    ci, cs = search.knn(x_cand, k, chunk, rows)
+    bi, bs = (base_knn if base_knn is not None
+              else search.knn(x_base, k, chunk, rows, device=device))
+    ci, cs = search.knn(x_cand, k, chunk, rows, device=device)
     items = np.arange(x_base.shape[0]) if rows is None else np.asarray(rows, np.int64)
     return NeighbourComparison(k, items, bi, bs, ci, cs, shared_counts(bi, ci))
 
@@ -251,6 +253,7 @@ def _mv(name: str, value: float | None, ci: list[float] | None = None,
 def concept_neighbour_metrics(
     base_last_layer: np.ndarray, cand_last_layer: np.ndarray, terms: list[str],
     categories: list[str], *, k: int = 10, n_boot: int, seed: int, top: int = 20,
+    device: str | None = None,
 ) -> tuple[dict[str, MetricValue], dict[str, list[dict]]]:
     """Concept neighbourhoods, base vs candidate: arrays are (n_concepts, d) at one layer.
 
@@ -258,7 +261,7 @@ def concept_neighbour_metrics(
     Jaccard, neighbour lists side by side), ``neighbors_categories``,
     ``neighbors_concepts_distribution``.
     """
-    comp = compare_neighbourhoods(base_last_layer, cand_last_layer, k)
+    comp = compare_neighbourhoods(base_last_layer, cand_last_layer, k, device=device)
     jac = comp.jaccard
     drift = cosine_distance_rows(base_last_layer, cand_last_layer)
     m = {n: _mv(n, v, ci) for n, v, ci in (
@@ -293,7 +296,7 @@ def token_neighbour_metrics(
     e_base_aligned: np.ndarray, e_cand_aligned: np.ndarray, tokens: list[str],
     top_movers_idx: np.ndarray, *, k: int = 10, full_vocabulary: bool = False, n_boot: int,
     seed: int, top: int = 20, chunk: int | None = None, drift: np.ndarray | None = None,
-    base_knn: tuple[np.ndarray, np.ndarray] | None = None,
+    base_knn: tuple[np.ndarray, np.ndarray] | None = None, device: str | None = None,
 ) -> tuple[dict[str, MetricValue], dict[str, list[dict]]]:
     """Token neighbourhoods in the input-embedding matrices (rows aligned by string).
 
@@ -304,7 +307,7 @@ def token_neighbour_metrics(
     ``rewired_tokens`` (lowest Jaccard: over the vocabulary, else among the top movers) and,
     with ``full_vocabulary``, ``neighbors_tokens_distribution``. ``drift`` (per aligned token
     1 − cos) and ``base_knn`` (the base's whole-vocabulary k-NN) may be passed when the caller
-    has them already.
+    has them already; ``device``: where the searches run.
     """
     movers = np.asarray(top_movers_idx, dtype=np.int64)
     if drift is None:
@@ -313,7 +316,7 @@ def token_neighbour_metrics(
     tables: dict[str, list[dict]] = {}
     if full_vocabulary:
         every = compare_neighbourhoods(e_base_aligned, e_cand_aligned, k, chunk,
-                                       base_knn=base_knn)
+                                       base_knn=base_knn, device=device)
         moved = every.subset(movers)
         m["neighbors.tokens.jaccard.mean"] = _mv(
             "neighbors.tokens.jaccard.mean", float(every.jaccard.mean()),
@@ -322,7 +325,7 @@ def token_neighbour_metrics(
         tables["neighbors_tokens_distribution"] = distribution_rows(every.shared, k)
     else:
         every = moved = compare_neighbourhoods(e_base_aligned, e_cand_aligned, k, chunk,
-                                               rows=movers)
+                                               rows=movers, device=device)
         for name in ("neighbors.tokens.jaccard.mean", "neighbors.tokens.mutual_knn"):
             m[name] = _mv(name, None, error=FULL_VOCAB_ONLY)
     tables["rewired_tokens"] = rewired_rows(every, tokens, top=top, drift=drift,

@@ -22,7 +22,7 @@ def analyse(ctx: PairContext) -> PairResult:
     if sl is not None and sl.stop - sl.start > k:
         m, t = concept_neighbour_metrics(
             ctx.base.last[-1, sl], ctx.candidate.last[-1, sl], ctx.probe.terms,
-            ctx.probe.categories, k=k, n_boot=a.bootstrap, seed=a.seed)
+            ctx.probe.categories, k=k, n_boot=a.bootstrap, seed=a.seed, device=ctx.device)
         res.metrics.update(m)
         res.tables.update(t)
     align, td = drift_of(ctx, ctx.candidate, ctx.model.name)
@@ -32,10 +32,11 @@ def analyse(ctx: PairContext) -> PairResult:
     full = a.neighborhoods.tokens == "full-vocabulary"
     e_base = ctx.base.embeddings[align.base_rows]
     known = ctx.memo(("neighbors.base_knn", align.base_rows.tobytes()),
-                     lambda: search.knn(e_base, k)) if full else None
+                     lambda: search.knn(e_base, k, device=ctx.device)) if full else None
     m, t = token_neighbour_metrics(
         e_base, ctx.candidate.embeddings[align.cand_rows], align.tokens, movers, k=k,
-        full_vocabulary=full, n_boot=a.bootstrap, seed=a.seed, drift=td, base_knn=known)
+        full_vocabulary=full, n_boot=a.bootstrap, seed=a.seed, drift=td, base_knn=known,
+        device=ctx.device)
     res.metrics.update(m)
     res.tables.update(t)
     return res

@@ -13,7 +13,9 @@ checks it). After the pass, still with the model loaded, ``finish``:
 - for causal LMs: the cross-entropy loss recovered pass (see :mod:`.splice`) on a capped
   sample of the domain texts.
 
-Extra forward calls are declared in ``meta["extra_forward_calls"]``.
+Extra forward calls are declared in ``meta["extra_forward_calls"]``. Training, encoding and
+the spliced reconstructions run on the audit's analysis device (``ctx.device``, see
+:mod:`reportgen.core.accel`), the same for every model of the audit.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class SAECollector:
         self.max_length, self.batch_size, self.seed = a.max_length, a.batch_size, a.seed
         self.causal = ctx.model.kind == "causal-lm"
         self.identity = ctx.model.capture_identity
+        self.device: str | None = ctx.device
         self.n_layers = model_shape(ctx.model.config)[1]
         slices = ctx.probe.slices()
         dom = [i for k, s in slices.items() if k.startswith("domains.")
@@ -71,11 +74,12 @@ class SAECollector:
         self.ce_from = "domain texts" if dom else "probe texts (no domain probes)"
 
     def settings(self) -> str:
+        on = {"device": self.device} if self.device is not None else {}
         return json.dumps({
             "v": 3, "layers": [[s.layer, s.digest, s.train] for s in self.sources],
             "ce": self.causal and [self.ce_rows, CE_MAX_TEXTS], "train_batch": TRAIN_BATCH,
             "hold_out": HOLD_OUT,
-            "labels": [sorted(s.labels.items()) for s in self.sources]}, sort_keys=True)
+            "labels": [sorted(s.labels.items()) for s in self.sources], **on}, sort_keys=True)
 
     def start(self, model: Any, tokenizer: Any, texts: list[str], workdir: Path) -> None:
         self.model, self.tok, self.texts, self.work = model, tokenizer, texts, workdir
@@ -108,7 +112,7 @@ class SAECollector:
             if s.sae is None:
                 self._train(s, acts[~held], progress, extra)
             fit: dict[str, Any] = {"fvu_on": FVU_ALL if held is None else FVU_HELD_OUT}
-            arrays.update(_encode(s.sae, s.layer, acts, fit, held))
+            arrays.update(_encode(s.sae, s.layer, acts, fit, held, device=self.device))
             small = np.abs(acts).max() < FLOAT16_MAX
             arrays[f"acts.{s.layer}"] = acts.astype(np.float16 if small else np.float32)
             layers[str(s.layer)] = {
@@ -124,7 +128,8 @@ class SAECollector:
         return extra
 
     def _ce(self, layers: dict[str, Any], progress: Progress) -> None:
-        saes = {s.layer: s.sae for s in self.sources if ce_layer_ok(s.layer, self.n_layers)}
+        saes = {s.layer: s.sae.to(self.device) if self.device else s.sae
+                for s in self.sources if ce_layer_ok(s.layer, self.n_layers)}
         for s in self.sources:
             if s.layer not in saes:
                 layers[str(s.layer)]["ce"] = {"error": "not available: CE recovered is "
@@ -162,7 +167,7 @@ class SAECollector:
             sae = train_topk_sae(np.ascontiguousarray(data, dtype=np.float32), s.train["d_sae"],
                                  s.train["k"], seed=s.train["seed"], epochs=s.train["epochs"],
                                  batch_size=TRAIN_BATCH, progress=report, log_every=100,
-                                 checkpoint_dir=ckpt)
+                                 checkpoint_dir=ckpt, device=self.device)
         folder = save_saelens(sae, self.work / f"sae-layer{s.layer}",
                               hook_name=f"hidden_states.{s.layer}", hook_layer=s.layer,
                               extra_cfg={"trained_by": "reportgen", "hook_point": HOOK_POINT})
@@ -193,19 +198,24 @@ def held_out(text_rows: np.ndarray) -> np.ndarray:
 
 
 def _encode(sae: Any, layer: int, acts: np.ndarray, fit: dict[str, Any],
-            held: np.ndarray | None = None, chunk: int = 4096) -> dict[str, np.ndarray]:
+            held: np.ndarray | None = None, chunk: int = 4096,
+            device: str | None = None) -> dict[str, np.ndarray]:
     """The dictionary's codes of float32 activations as CSR arrays; FVU (on the ``held``
-    tokens when given) and L0 into ``fit``."""
+    tokens when given) and L0 into ``fit``. ``device``: where the encoding runs (None: the
+    CPU), in float32 with float32 accumulation."""
     from scipy import sparse
 
+    from reportgen.core.accel import exact_float32
     from reportgen.sae.fit import fvu
 
+    on = sae.to(device) if device else sae
     parts, recon = [], []
     for i in range(0, len(acts), chunk):
         x = torch.from_numpy(np.ascontiguousarray(acts[i:i + chunk], dtype=np.float32))
-        f = sae.encode(x)
-        recon.append(sae.decode(f, x).numpy())
-        parts.append(sparse.csr_matrix(f.numpy()))
+        with exact_float32():
+            f = on.encode(x)
+            recon.append(on.decode(f, x).cpu().numpy())
+        parts.append(sparse.csr_matrix(f.cpu().numpy()))
     codes = sparse.vstack(parts).tocsr()
     recon_all = np.concatenate(recon)
     sel = slice(None) if held is None or not held.any() else held

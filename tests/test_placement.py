@@ -1,0 +1,95 @@
+"""Past one GPU: ``device: auto`` lets accelerate place a model across the GPUs of one
+machine, then the CPU, then the disk. No GPU here, so the placement is tested with forced
+memory limits: accelerate's plan for a Llama over two "GPUs" whose memory holds a few
+layers each, and a real audit of a model pushed mostly onto the disk, whose numbers must be
+the unsplit model's."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import transformers as tf
+
+from reportgen.capture import loading
+
+ORDER = {0: 0, 1: 1, "cpu": 2, "disk": 3}
+
+
+def _llama() -> tf.PreTrainedModel:
+    from accelerate import init_empty_weights
+
+    cfg = tf.LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=8, num_attention_heads=4, num_key_value_heads=2)
+    with init_empty_weights():  # sizes only: nothing is allocated
+        return tf.LlamaForCausalLM(cfg)
+
+
+def test_accelerate_splits_a_llama_across_gpus_by_whole_layers_in_order() -> None:
+    from accelerate import infer_auto_device_map
+    from accelerate.utils import compute_module_sizes
+
+    model = _llama()
+    sizes = compute_module_sizes(model)
+    layer, emb = sizes["model.layers.0"], sizes["model.embed_tokens"]
+    caps = {0: emb + 3 * layer, 1: 3 * layer, "cpu": 2 * layer, "disk": 10 * sizes[""]}
+    plan = infer_auto_device_map(model, max_memory=caps,
+                                 no_split_module_classes=model._no_split_modules)
+    layers = [plan[f"model.layers.{i}"] for i in range(8)]  # each layer whole, on one device
+    assert not any(re.match(r"model\.layers\.\d+\.", k) for k in plan)
+    assert [ORDER[d] for d in layers] == sorted(ORDER[d] for d in layers)  # in order
+    assert {0, 1} <= set(layers) and plan["model.embed_tokens"] == 0
+    for dev, cap in caps.items():
+        used = sum(sizes[k] for k, d in plan.items() if d == dev)
+        assert used <= cap, (dev, used, cap)
+    summary = loading.placement_summary(plan)
+    counts = {d: sum(1 for v in plan.values() if v == d) for d in set(plan.values())}
+    assert summary.startswith(f"placed by accelerate: cuda:0 {counts[0]} modules, "
+                              f"cuda:1 {counts[1]} modules")
+
+
+def test_placement_summary_orders_gpus_cpu_disk_and_warns_of_disk() -> None:
+    assert loading.placement_summary({"a": 1, "b": 0, "c": "disk", "d": "cpu", "e": 0}) == (
+        "placed by accelerate: cuda:0 2 modules, cuda:1 1 module, cpu 1 module, disk 1 module"
+        " (modules on disk are read back on every forward: slow)")
+    assert loading.placement_summary({"": 0}) == "placed by accelerate: cuda:0 1 module"
+
+
+def test_a_model_offloaded_to_disk_audits_as_the_unsplit_one(
+        tiny_models, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Memory capped so that accelerate keeps only part of the model in memory and offloads
+    the rest to disk: the certificate's numbers equal the CPU run's."""
+    from test_pipeline import _spec
+
+    import reportgen
+
+    base, ft = tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"]
+    cpu = reportgen.audit(_spec(tmp_path, base, ft), progress=False)
+    real = loading._load_kwargs
+
+    def capped(rm):  # the embeddings and a layer or two in "memory", the rest on disk
+        kw = real(rm)
+        if kw.get("device_map") == "auto":
+            kw["max_memory"] = {"cpu": "200KB"}
+        return kw
+
+    monkeypatch.setattr(loading, "_load_kwargs", capped)
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))  # placement is not keyed
+    spec = _spec(tmp_path, base, ft)
+    spec["models"]["base"]["device"] = spec["models"]["candidates"][0]["device"] = "auto"
+    split = reportgen.audit(spec, progress=True)
+    said = capsys.readouterr().err
+    assert re.search(r"base: placed by accelerate: cpu \d+ modules?, disk \d+ module", said)
+    for cand in ("ft", "int8"):
+        for name, mv in cpu.comparison(cand)["metrics"].items():
+            a, c = split.metric(cand, name), mv["value"]
+            if c is None:
+                assert a is None, name
+            else:
+                assert math.isclose(a, c, rel_tol=1e-5, abs_tol=1e-6), (cand, name, a, c)
+    assert split.verdict == cpu.verdict
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
