@@ -43,6 +43,17 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from reportgen.analysis.plan import plan_audit
+    from reportgen.spec.load import load_spec
+    from reportgen.spec.probeset import build_probes
+
+    loaded = load_spec(args.spec, models=True)  # configs and tokenizers, never weights
+    echo(f"{args.spec}: audit plan, from configs and tokenizers (no weight loaded)")
+    echo_lines("\n".join(plan_audit(loaded, build_probes(loaded)).lines()))
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from reportgen.spec.types import json_schema
 
@@ -103,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "tokenizers, without loading any weight")
     v.add_argument("spec")
     v.set_defaults(func=_validate)
+
+    pl = sub.add_parser("plan", help="print what an audit will cost (parameters, tokens, scored "
+                        "positions, V×V work, disk, peak memory) from configs, no weight")
+    pl.add_argument("spec")
+    pl.set_defaults(func=_plan)
 
     s = sub.add_parser("schema", help="print the spec's JSON Schema")
     s.set_defaults(func=_schema)

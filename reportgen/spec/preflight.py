@@ -45,6 +45,7 @@ class ModelFacts:
     max_length: int | None  # analysis.max_length to use: the default capped at the models'
     warnings: tuple[str, ...] = ()
     chat: ChatTemplate | None = None  # renders the risk prompts (probes.chat_template)
+    models: tuple[ModelRead, ...] = ()  # the folders read, base first (``reportgen plan``)
 
     def apply(self, spec: AuditSpec) -> AuditSpec:
         """``spec`` with the capped max_length (the spec's digest still names what was written)."""
@@ -88,7 +89,8 @@ def check_models(raw: dict, concepts: list | None, ctx: Ctx, out: list[Problem])
 
         for at, message in unreadable_terms(concepts, _template(raw), reads):
             out.append(ctx.problem(at, message))
-    return ModelFacts(n_layers, max_length, tuple(warnings), choose(raw, reads, ctx, out))
+    return ModelFacts(n_layers, max_length, tuple(warnings), choose(raw, reads, ctx, out),
+                      tuple(reads))
 
 
 def _check_comparable(base: ModelRead, reads: list[ModelRead], ctx: Ctx,
