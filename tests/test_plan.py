@@ -5,6 +5,7 @@ and tokenization, the arrays and the probabilities store in the capture cache)."
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,15 @@ def test_units() -> None:
         "0 B", "1023 B", "1.5 KiB", "3.0 GiB"]
     assert [flops(n) for n in (0, 999, 2_100_000_000, 134_600_000_000_000)] == [
         "0 FLOP", "999 FLOP", "2.1 GFLOP", "134.6 TFLOP"]
+
+
+def test_readme_plan_example_is_what_the_command_prints(demo_root, capsys,
+                                                        monkeypatch) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    block = re.search(r"```\n\$ reportgen plan specs/demo.yaml\n(.*?)```",
+                      (repo / "README.md").read_text(), flags=re.S)
+    assert block is not None
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("REPORTGEN_DEMO_DIR", str(demo_root.parent))  # demo_root: ./v2
+    assert main(["plan", "specs/demo.yaml"]) == 0
+    assert capsys.readouterr().out == block.group(1)
