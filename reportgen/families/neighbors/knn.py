@@ -95,9 +95,13 @@ def knn(
     queries = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     idx = np.empty((len(queries), k), dtype=np.int64)
     sim = np.empty((len(queries), k), dtype=np.float32)
-    with _all_cores(), torch.inference_mode():
+    from reportgen.core.progress import current
+
+    with _all_cores(), torch.inference_mode(), current().counter(
+            f"k-NN over {n:,} rows", -(-len(queries) // chunk), quiet_under=2.0) as advance:
         buf = torch.empty((min(chunk, len(queries)), n), dtype=torch.float32)  # reused
         for s in range(0, len(queries), chunk):
+            advance(1)
             q = torch.from_numpy(queries[s : s + chunk])
             lhs = xn[s : s + len(q)] if rows is None else xn[q]
             block = torch.mm(lhs, xn.T, out=buf[: len(q)])
