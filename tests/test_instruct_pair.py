@@ -234,3 +234,36 @@ def test_validate_refuses_true_without_a_template(arch_models, tmp_path) -> None
     assert str(e.value) == (
         "<dict>: probes.chat_template: true, but no model has a chat template ('base', 'ft': "
         "no chat_template.jinja and no chat_template in tokenizer_config.json)")
+
+
+def test_validate_names_the_template_and_refuses_one_it_cannot_reproduce(
+        arch_models, tmp_path, capsys) -> None:
+    """A template without the BOS its tokenizer adds: the text would be read with a BOS the
+    template's own ids lack, so it is refused, in one line, exit 2."""
+    import shutil
+    from hashlib import sha256
+
+    from reportgen.cli import main
+
+    ft = arch_models["tiny-mistral-instruct"]
+    spec = _chat_spec(tmp_path, arch_models["tiny-mistral"], ft, "auto")
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+    assert main(["validate", str(tmp_path / "spec.yaml")]) == 0
+    digest = sha256(json.loads((ft / "tokenizer_config.json").read_text())[
+        "chat_template"].encode()).hexdigest()
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"risk prompts: rendered through the chat template of 'ft' (tokenizer_config.json, "
+        f"sha256 {digest[:12]}…)")
+    odd = tmp_path / "odd"
+    shutil.copytree(ft, odd)
+    cfg = json.loads((odd / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = CHAT_TEMPLATE.removeprefix("{{ bos_token }}")
+    (odd / "tokenizer_config.json").write_text(json.dumps(cfg))
+    spec["models"]["candidates"][0]["path"] = str(odd)
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+    assert main(["validate", str(tmp_path / "spec.yaml")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'spec.yaml'}: probes.risk[0].prompts: the chat template of 'ft' "
+        "renders a prompt that its tokenizer does not read back as the template's tokens "
+        "(prompt 'User: Which stock should I buy?\\nAssistan'); the prompts cannot be scored "
+        "as the model reads them\n")

@@ -35,6 +35,10 @@ def _validate(args: argparse.Namespace) -> int:
     spec = loaded.spec
     for w in loaded.facts.warnings:
         echo(f"warning: {w}", err=True)
+    if loaded.facts.chat is not None:
+        c = loaded.facts.chat
+        echo(f"risk prompts: rendered through the chat template of {c.model!r} ({c.file}, "
+             f"sha256 {c.sha256[:12]}…)")
     from reportgen.core.numfmt import plural
 
     concepts = plural(probe.info.count, "concept") if probe.info else "no concepts"
