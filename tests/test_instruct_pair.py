@@ -267,3 +267,17 @@ def test_validate_names_the_template_and_refuses_one_it_cannot_reproduce(
         "renders a prompt that its tokenizer does not read back as the template's tokens "
         "(prompt 'User: Which stock should I buy?\\nAssistan'); the prompts cannot be scored "
         "as the model reads them\n")
+
+
+def test_validate_refuses_true_on_a_masked_lm(tiny_models, tmp_path) -> None:
+    from reportgen.core.errors import SpecError
+    from reportgen.spec.load import load_spec
+
+    spec = _chat_spec(tmp_path, tiny_models["tiny-distilbert"], tiny_models["tiny-distilbert-ft"],
+                      True)
+    with pytest.raises(SpecError) as e:
+        load_spec(spec, models=True)
+    assert str(e.value) == ("<dict>: probes.chat_template: true, but 'base' is a masked-lm; chat "
+                            "templates apply to decoders (causal LMs)")
+    spec["probes"]["chat_template"] = "auto"  # auto: raw text, no problem
+    assert load_spec(spec, models=True).facts.chat is None
