@@ -34,13 +34,20 @@ LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "sci
 
 
 
-def run_audit(source: Any, out: str | Path | None = None, progress: bool = True,
+def run_audit(source: Any, out: str | Path | None = None, progress: bool | Progress = True,
               write: bool | None = None, sign: str | Path | None = None,
               archive: str | Path | None = None, replace: bool = False) -> Certificate:
     """Run the whole audit. ``out`` (or ``write=True``: the spec's output.dir) writes files;
     ``sign`` (else output.sign) signs them, ``archive`` (else output.archive) files them,
-    replacing a filing of the same release only with ``replace``."""
-    prog = Progress(progress)
+    replacing a filing of the same release only with ``replace``. ``progress``: on stderr or
+    not, or a :class:`Progress` of the caller's; every long loop reports through it."""
+    prog = progress if isinstance(progress, Progress) else Progress(progress)
+    with prog.active():
+        return _run(prog, source, out, write, sign, archive, replace)
+
+
+def _run(prog: Progress, source: Any, out: str | Path | None, write: bool | None,
+         sign: str | Path | None, archive: str | Path | None, replace: bool) -> Certificate:
     loaded = load_spec(source, models=True)  # configs and tokenizers too: no weight yet
     out_dir = _output_dir(loaded, out, write)
     key, archive_dir = _sign_and_archive(loaded, out_dir, sign, archive)

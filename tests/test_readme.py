@@ -93,6 +93,11 @@ VALIDATE_CHECKS = {
     "concept terms the tokenizer reads as unknown tokens only": [
         "test_validate.py::test_encoder_without_head_and_unreadable_terms",
         "test_validate.py::test_term_tokens_are_the_tokens_transformers_reads"],
+    "`probes.chat_template`": [
+        "test_instruct_pair.py::test_validate_refuses_true_without_a_template",
+        "test_instruct_pair.py::test_validate_refuses_true_on_a_masked_lm",
+        "test_instruct_pair.py::test_validate_names_the_template_and_refuses_one_it_cannot_"
+        "reproduce"],
     "each check": [
         "test_metricnames.py::test_names_the_spec_does_not_define_are_all_reported",
         "test_hostile_inputs.py::test_check_naming_an_unknown_metric"],

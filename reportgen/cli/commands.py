@@ -35,11 +35,26 @@ def _validate(args: argparse.Namespace) -> int:
     spec = loaded.spec
     for w in loaded.facts.warnings:
         echo(f"warning: {w}", err=True)
+    if loaded.facts.chat is not None:
+        c = loaded.facts.chat
+        echo(f"risk prompts: rendered through the chat template of {c.model!r} ({c.file}, "
+             f"sha256 {c.sha256[:12]}…)")
     from reportgen.core.numfmt import plural
 
     concepts = plural(probe.info.count, "concept") if probe.info else "no concepts"
     echo(f"{args.spec}: OK ({plural(len(spec.models.candidates), 'candidate')}, "
          f"{concepts}, {plural(len(spec.checks), 'check')})")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from reportgen.analysis.plan import plan_audit
+    from reportgen.spec.load import load_spec
+    from reportgen.spec.probeset import build_probes
+
+    loaded = load_spec(args.spec, models=True)  # configs and tokenizers, never weights
+    echo(f"{args.spec}: audit plan, from configs and tokenizers (no weight loaded)")
+    echo_lines("\n".join(plan_audit(loaded, build_probes(loaded)).lines()))
     return 0
 
 
@@ -103,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "tokenizers, without loading any weight")
     v.add_argument("spec")
     v.set_defaults(func=_validate)
+
+    pl = sub.add_parser("plan", help="print what an audit will cost (parameters, tokens, scored "
+                        "positions, V×V work, disk, peak memory) from configs, no weight")
+    pl.add_argument("spec")
+    pl.set_defaults(func=_plan)
 
     s = sub.add_parser("schema", help="print the spec's JSON Schema")
     s.set_defaults(func=_schema)

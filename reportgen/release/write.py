@@ -110,25 +110,32 @@ def render_outputs(cert: Certificate, formats: list[str],
             f"unknown output format {unknown[0]!r}; expected one of: {', '.join(FILENAMES)}"
         )
     check_verdict(cert)
+    from reportgen.core.progress import current
+
     out: dict[str, bytes] = {}
-    for fmt in dict.fromkeys(formats):
-        if fmt == "json":
-            out[fmt] = cert.to_json().encode("utf-8")
-        elif fmt == "html":
-            from reportgen.views.html import render_html
-
-            out[fmt] = render_html(cert, page_size).encode("utf-8")
-        elif fmt == "model-card":
-            from reportgen.views.modelcard import render_model_card
-
-            out[fmt] = render_model_card(cert).encode("utf-8")
-        else:
-            from reportgen.release.pdfsign import append_signature
-            from reportgen.views.pdf import render_pdf
-
-            pdf = render_pdf(cert, page_size)
-            out[fmt] = pdf if signature is None else append_signature(pdf, signature)
+    with current().counter("rendering", len(dict.fromkeys(formats))) as advance:
+        for fmt in dict.fromkeys(formats):
+            out[fmt] = _render_one(cert, fmt, signature, page_size)
+            advance(1)
     return out
+
+
+def _render_one(cert: Certificate, fmt: str, signature: bytes | None, page_size: str) -> bytes:
+    if fmt == "json":
+        return cert.to_json().encode("utf-8")
+    if fmt == "html":
+        from reportgen.views.html import render_html
+
+        return render_html(cert, page_size).encode("utf-8")
+    if fmt == "model-card":
+        from reportgen.views.modelcard import render_model_card
+
+        return render_model_card(cert).encode("utf-8")
+    from reportgen.release.pdfsign import append_signature
+    from reportgen.views.pdf import render_pdf
+
+    pdf = render_pdf(cert, page_size)
+    return pdf if signature is None else append_signature(pdf, signature)
 
 
 def check_verdict(cert: Certificate) -> None:

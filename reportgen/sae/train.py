@@ -69,6 +69,16 @@ class _Settings:
     warmup_steps: int
 
 
+def planned_steps(n: int, batch_size: int, steps: int | None = None,
+                  epochs: float | None = None) -> int:
+    """The training length :func:`train_topk_sae` runs for ``n`` activations: ``steps``, or
+    ``epochs`` passes of ``n // batch_size`` batches, by default one pass and at least 500."""
+    if steps is not None:
+        return steps
+    per_epoch = max(n // min(batch_size, n), 1)
+    return max(round((epochs or 1.0) * per_epoch), 1 if epochs else 500)
+
+
 def train_topk_sae(
     acts: np.ndarray | Tensor,
     d_sae: int,
@@ -106,9 +116,7 @@ def train_topk_sae(
     if not 0 < k <= d_sae:
         raise ValueError(f"need 0 < k <= d_sae, got k={k}, d_sae={d_sae}")
     bs = min(batch_size, n)
-    per_epoch = max(n // bs, 1)
-    if steps is None:
-        steps = max(round((epochs or 1.0) * per_epoch), 1 if epochs else 500)
+    steps = planned_steps(n, batch_size, steps, epochs)
     if steps < 1:
         raise ValueError(f"need at least one step, got {steps}")
     settings = _Settings(

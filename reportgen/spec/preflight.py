@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportgen.core.errors import InputError, Problem
 from reportgen.core.names import lookup
+from reportgen.spec.chat import ChatTemplate, choose
 from reportgen.spec.resolve import (
     check_adapter,
     check_remote_code,
@@ -43,6 +44,8 @@ class ModelFacts:
     n_layers: int | None  # the base's transformer blocks
     max_length: int | None  # analysis.max_length to use: the default capped at the models'
     warnings: tuple[str, ...] = ()
+    chat: ChatTemplate | None = None  # renders the risk prompts (probes.chat_template)
+    models: tuple[ModelRead, ...] = ()  # the folders read, base first (``reportgen plan``)
 
     def apply(self, spec: AuditSpec) -> AuditSpec:
         """``spec`` with the capped max_length (the spec's digest still names what was written)."""
@@ -86,7 +89,8 @@ def check_models(raw: dict, concepts: list | None, ctx: Ctx, out: list[Problem])
 
         for at, message in unreadable_terms(concepts, _template(raw), reads):
             out.append(ctx.problem(at, message))
-    return ModelFacts(n_layers, max_length, tuple(warnings))
+    return ModelFacts(n_layers, max_length, tuple(warnings), choose(raw, reads, ctx, out),
+                      tuple(reads))
 
 
 def _check_comparable(base: ModelRead, reads: list[ModelRead], ctx: Ctx,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reportgen.core.records import ProbeInfo
+from reportgen.spec.chat import ChatTemplate
 from reportgen.spec.load import LoadedSpec
 
 
@@ -110,14 +111,28 @@ def domain_probes(loaded: LoadedSpec) -> list[DomainProbe]:
 def risk_probes(loaded: LoadedSpec) -> list[RiskProbe]:
     from reportgen.spec.probes import load_risk_prompts, probe_digest
 
+    chat = loaded.facts.chat if loaded.facts is not None else None
     out = []
     for i, r in enumerate(loaded.spec.probes.risk):
         prompts = load_risk_prompts(r.prompts, loaded.base_dir, r.name,
                                     field=f"probes.risk[{i}].prompts", spec_file=loaded.file)
+        details: dict[str, Any] = {"prompts": r.prompts,
+                                   "representation": "mean over non-padding tokens"}
+        if chat is not None:
+            prompts = _rendered(prompts, chat, f"{loaded.file}: probes.risk[{i}].prompts")
+            details["chat_template"] = chat.record()
         digest = probe_digest("risk", [p.prompt for p in prompts], {
             "name": r.name, "safe": [list(p.safe) for p in prompts],
             "unsafe": [list(p.unsafe) for p in prompts]})
         out.append(RiskProbe(r.name, prompts, ProbeInfo(
-            f"risk.{r.name}", "risk", len(prompts), digest,
-            {"prompts": r.prompts, "representation": "mean over non-padding tokens"})))
+            f"risk.{r.name}", "risk", len(prompts), digest, details)))
     return out
+
+def _rendered(prompts: list[Any], chat: ChatTemplate, where: str) -> list[Any]:
+    """The prompts as ``chat`` renders them (a user turn and the assistant-turn prefix)."""
+    from dataclasses import replace
+
+    from reportgen.spec.chat import render
+
+    texts = render(chat, [p.prompt for p in prompts], where)
+    return [replace(p, prompt=t) for p, t in zip(prompts, texts, strict=True)]

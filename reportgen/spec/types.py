@@ -136,6 +136,15 @@ class Probes(_Strict):
         description="Risk prompts with safe and unsafe continuations; behaviour metrics and "
                     "next-token distribution shift.",
     )
+    # left out of the normalised spec at its default, so older specs keep their digest
+    chat_template: bool | Literal["auto"] = Field(
+        False, exclude_if=lambda v: v is False,
+        description="Render each risk prompt as a user turn through a chat template, the "
+                    "continuations scored as the assistant's answer: true (refused when no "
+                    "model has one), auto (when one has), false (raw text). One template "
+                    "renders for every model: the first candidate's that has one, else the "
+                    "base's. Domain texts stay raw.",
+    )
 
     @field_validator("domains")
     @classmethod

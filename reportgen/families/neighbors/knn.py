@@ -103,9 +103,13 @@ def knn(
     on_dev = torch.from_numpy(queries).to(dev)
     idx = np.empty((len(queries), k), dtype=np.int64)
     sim = np.empty((len(queries), k), dtype=np.float32)
-    with _all_cores(), torch.inference_mode(), exact_float32():
+    from reportgen.core.progress import current
+
+    with _all_cores(), torch.inference_mode(), exact_float32(), current().counter(
+            f"k-NN over {n:,} rows", -(-len(queries) // chunk), quiet_under=2.0) as advance:
         buf = torch.empty((min(chunk, len(queries)), n), dtype=torch.float32, device=dev)
         for s in range(0, len(queries), chunk):
+            advance(1)
             q = on_dev[s : s + chunk]
             lhs = xn[s : s + len(q)] if rows is None else xn[q]
             block = torch.mm(lhs, xn.T, out=buf[: len(q)])

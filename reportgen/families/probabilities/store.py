@@ -237,3 +237,13 @@ def model_logprob_blocks(model: Any, batches: Iterable[tuple[Any, Any]],
             for s in range(0, rows.shape[0], block_rows):
                 logits = head_logits(model, head, rows[s:s + block_rows]).float()
                 yield torch.log_softmax(logits, dim=-1).numpy()
+
+
+def store_bytes(positions: int, vocab_size: int, hidden_size: int) -> int:
+    """Bytes the base's store writes for ``positions`` scored positions of a model whose
+    LM head scores ``vocab_size`` tokens from ``hidden_size`` wide states (the data file; its
+    JSON header, under a kilobyte per block, is not counted). ``reportgen plan`` reads the
+    store's size from here, so whoever changes the layout changes this with it; a test checks
+    it against the file an audit writes. Today: float32 log-probabilities, V per position."""
+    del hidden_size  # the layout today does not depend on it
+    return int(positions) * int(vocab_size) * 4

@@ -122,9 +122,12 @@ def joint_umap(
 
     # numba's OpenMP layer sets the thread count of the OpenMP runtime torch shares (to every
     # core): put back what the caller chose, or later forward passes run on other threads
+    from reportgen.core.progress import current
+
     threads = torch.get_num_threads()
     try:
-        xy = np.asarray(model.fit_transform(stacked), dtype=np.float64)
+        with current().stage(f"UMAP over {stacked.shape[0]:,} points"):
+            xy = np.asarray(model.fit_transform(stacked), dtype=np.float64)
     finally:
         torch.set_num_threads(threads)
     n = next(iter(shapes.values()))[0]

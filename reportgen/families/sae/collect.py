@@ -149,7 +149,7 @@ class SAECollector:
     def _train(self, s: LayerSource, acts: np.ndarray, progress: Progress, extra: Extra) -> None:
         from reportgen.families.sae.sources import stored_dictionary
         from reportgen.sae.formats import save_saelens
-        from reportgen.sae.train import train_topk_sae
+        from reportgen.sae.train import planned_steps, train_topk_sae
 
         data = np.concatenate([acts, self._corpus_acts(s)]) if s.corpus else acts
         key = hashlib.sha256(f"{self.identity}|{s.digest}|{len(data)}".encode()).hexdigest()
@@ -159,15 +159,22 @@ class SAECollector:
         progress.say(f"SAE layer {s.layer}: training TopK d_sae={s.train['d_sae']} "
                      f"k={s.train['k']} on {len(data)} base activations")
 
-        def report(st: Any) -> None:
-            progress.say(f"  step {st.step}/{st.total_steps} fvu {st.fvu:.3f} "
-                         f"dead {st.dead_fraction:.1%}")
+        seen = [0, None]  # steps reported, last status
 
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), progress.counter(
+                f"SAE layer {s.layer} training steps", planned_steps(
+                    len(data), TRAIN_BATCH, epochs=s.train["epochs"])) as advance:
+            def report(st: Any) -> None:
+                advance(st.step - seen[0])
+                seen[:] = [st.step, st]
+
             sae = train_topk_sae(np.ascontiguousarray(data, dtype=np.float32), s.train["d_sae"],
                                  s.train["k"], seed=s.train["seed"], epochs=s.train["epochs"],
-                                 batch_size=TRAIN_BATCH, progress=report, log_every=100,
+                                 batch_size=TRAIN_BATCH, progress=report, log_every=10,
                                  checkpoint_dir=ckpt, device=self.device)
+        if seen[1] is not None:
+            progress.say(f"SAE layer {s.layer}: fvu {seen[1].fvu:.3f} "
+                         f"dead {seen[1].dead_fraction:.1%}")
         folder = save_saelens(sae, self.work / f"sae-layer{s.layer}",
                               hook_name=f"hidden_states.{s.layer}", hook_layer=s.layer,
                               extra_cfg={"trained_by": "reportgen", "hook_point": HOOK_POINT})
