@@ -28,6 +28,7 @@ from reportgen.core.names import concrete_definition, lookup
 from reportgen.core.resources import templates_dir
 from reportgen.families import families
 from reportgen.views import charts
+from reportgen.views.compare import compare
 from reportgen.views.family_tables import cand_key
 from reportgen.views.filters import FILTERS
 from reportgen.views.findings import findings
@@ -219,6 +220,7 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         s.limitations = section_limitations(data, s)
     if mode == "pdf":
         figs = _without_floor_figures(data, sections, figs)
+    figs = _compared(sections)
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
     toc = [("summary", "Findings"), ("checks", "Checks"), ("models", "Models"),
@@ -256,6 +258,16 @@ def _without_floor_figures(data: dict[str, Any], sections: list[Section],
         s.notes.append(f"The noise floor's own charts and tables ({names}) are left out of "
                        "the PDF; the HTML and the JSON have them.")
     return [f for f in figs if f.candidate not in floor]
+
+
+def _compared(sections: list[Section]) -> list[charts.Figure]:
+    """Each section's per-candidate charts as one picture on shared scales (views.compare);
+    the page's figures in order."""
+    out: list[charts.Figure] = []
+    for s in sections:
+        s.figures, s.tables = compare(s.figures, s.tables)
+        out += s.figures
+    return out
 
 
 def section_limitations(data: dict[str, Any], section: Section) -> list[str]:

@@ -1,0 +1,146 @@
+"""Compare in one picture: a family's per-candidate charts become one chart of small multiples.
+
+Where a family draws the same chart once per candidate (top concepts, token movers, weight
+heatmaps, …), the page stacks them into one Vega-Lite ``vconcat`` whose quantitative and
+ordinal scales (and colours) are shared, so a bar of the same length or a cell of the same
+colour means the same number in every panel; nominal axes (a concept's name) stay each
+panel's own. The tables behind the panels follow the picture as per-candidate details: folded
+in the HTML, moved to the PDF's annex. Generic: no family is named here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from reportgen.views.charts import Figure
+from reportgen.views.tables import Table
+
+_SHARED_TYPES = {"quantitative", "ordinal", "temporal"}
+
+
+@dataclass(frozen=True)
+class Comparative(Figure):
+    """Several candidates' figures drawn as one (``members``, in page order)."""
+
+    members: tuple[Figure, ...] = ()
+
+    def spec(self) -> dict[str, Any]:
+        return small_multiples([m.spec() for m in self.members])
+
+    @property
+    def hint(self) -> str:
+        return ("Every panel shares its scales: equal lengths and colours mean equal "
+                "values. " + self.members[0].hint)
+
+
+def compare(figs: list[Figure], tables: dict[str, list[Table]] | None = None
+            ) -> tuple[list[Figure], dict[str, list[Table]]]:
+    """Figures with per-candidate groups (same family and heading, two or more candidates)
+    merged into one :class:`Comparative` at the first member's place; ``tables`` keyed by
+    figure id, re-keyed so the merged figure holds its members' tables, folded."""
+    groups: dict[tuple[str, str], list[Figure]] = {}
+    for f in figs:
+        if f.candidate is not None:
+            groups.setdefault((f.family, f.heading or f.title), []).append(f)
+    out: list[Figure] = []
+    tables = dict(tables or {})
+    done: set[tuple[str, str]] = set()
+    for f in figs:
+        key = (f.family, f.heading or f.title)
+        members = groups.get(key, []) if f.candidate is not None else []
+        if len(members) < 2:
+            out.append(f)
+            continue
+        if key in done:
+            continue
+        done.add(key)
+        merged = _merge(members)
+        out.append(merged)
+        detail = [dataclasses.replace(t, collapsed=True)
+                  for m in members for t in tables.pop(m.id, [])]
+        if detail:
+            tables[merged.id] = detail
+    return out, tables
+
+
+def _merge(members: list[Figure]) -> Comparative:
+    first = members[0]
+    names = ", ".join(str(m.candidate) for m in members)
+    title = first.heading or first.title
+    return Comparative(
+        id=f"{first.id}-compared", family=first.family, title=title,
+        caption=(f"One panel per compared model ({names}), on shared scales. "
+                 + first.caption),
+        alt=(f"{len(members)} panels of the same chart, one per compared model ({names}), "
+             "on shared scales; " + first.alt),
+        chart=first.chart, candidate=None, heading=first.heading, members=tuple(members))
+
+
+def small_multiples(specs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The specs stacked top to bottom, one config, parameters renamed per panel (a name may
+    appear once per page), shared scales where the panels' fields are not nominal."""
+    panels = []
+    for i, spec in enumerate(specs):
+        body = {k: v for k, v in spec.items() if k not in ("config", "$schema")}
+        panels.append(_rename_params(body, _param_names(body), f"_{i}"))
+    out: dict[str, Any] = {"$schema": specs[0].get("$schema"), "vconcat": panels,
+                           "spacing": 28}
+    if "config" in specs[0]:
+        out["config"] = specs[0]["config"]
+    out["resolve"] = {"scale": {ch: ("shared" if _shareable(panels, ch) else "independent")
+                                for ch in ("x", "y")} | {"color": "shared"}}
+    if out["$schema"] is None:
+        del out["$schema"]
+    return out
+
+
+def _units(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every single view in a spec (its layers, nested)."""
+    if "layer" in spec:
+        return [u for layer in spec["layer"] for u in _units(layer)]
+    return [spec]
+
+
+def _shareable(panels: list[dict[str, Any]], channel: str) -> bool:
+    types = {str((u.get("encoding") or {}).get(channel, {}).get("type"))
+             for p in panels for u in _units(p)
+             if isinstance((u.get("encoding") or {}).get(channel), dict)
+             and "field" in u["encoding"][channel]}
+    return bool(types) and types <= _SHARED_TYPES
+
+
+def _param_names(spec: Any) -> set[str]:
+    """Every parameter and view name a spec defines (Altair names views with parameters
+    'view_<hash>': equal across panels, so Vega would draw every panel from one)."""
+    found: set[str] = set()
+    if isinstance(spec, dict):
+        if isinstance(spec.get("name"), str):
+            found.add(spec["name"])
+        for k, v in spec.items():
+            if k not in ("data", "datasets", "values"):
+                found |= _param_names(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            found |= _param_names(v)
+    return found
+
+
+def _rename_params(spec: Any, names: set[str], suffix: str) -> Any:
+    """A copy with every name in ``names`` renamed, where defined and where used."""
+    if isinstance(spec, list):
+        return [_rename_params(v, names, suffix) for v in spec]
+    if not isinstance(spec, dict):
+        return spec
+    out = {}
+    for k, v in spec.items():
+        if k in ("data", "datasets", "values"):
+            out[k] = v  # rows are data, never parameter names
+        elif k in ("param", "name") and isinstance(v, str) and v in names:
+            out[k] = v + suffix
+        elif k == "views" and isinstance(v, list):
+            out[k] = [x + suffix if x in names else x for x in v]
+        else:
+            out[k] = _rename_params(v, names, suffix)
+    return out
