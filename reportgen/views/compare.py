@@ -35,6 +35,16 @@ class Comparative(Figure):
                 "values. " + self.members[0].hint)
 
 
+def compare_sections(sections: list[Any]) -> list[Figure]:
+    """Each page section's (views.html.Section) per-candidate charts merged in place; the
+    page's figures in order."""
+    out: list[Figure] = []
+    for s in sections:
+        s.figures, s.tables = compare(s.figures, s.tables)
+        out += s.figures
+    return out
+
+
 def compare(figs: list[Figure], tables: dict[str, list[Table]] | None = None
             ) -> tuple[list[Figure], dict[str, list[Table]]]:
     """Figures with per-candidate groups (same family and heading, two or more candidates)
@@ -58,7 +68,7 @@ def compare(figs: list[Figure], tables: dict[str, list[Table]] | None = None
         done.add(key)
         merged = _merge(members)
         out.append(merged)
-        detail = [dataclasses.replace(t, collapsed=True)
+        detail = [dataclasses.replace(t, collapsed=True, detail=True)
                   for m in members for t in tables.pop(m.id, [])]
         if detail:
             tables[merged.id] = detail

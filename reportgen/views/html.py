@@ -28,7 +28,8 @@ from reportgen.core.names import concrete_definition, lookup
 from reportgen.core.resources import templates_dir
 from reportgen.families import families
 from reportgen.views import charts
-from reportgen.views.compare import compare
+from reportgen.views.annex import annex
+from reportgen.views.compare import compare_sections
 from reportgen.views.family_tables import cand_key
 from reportgen.views.filters import FILTERS
 from reportgen.views.findings import findings
@@ -220,13 +221,16 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         s.limitations = section_limitations(data, s)
     if mode == "pdf":
         figs = _without_floor_figures(data, sections, figs)
-    figs = _compared(sections)
+    figs = compare_sections(sections)
+    annexed = annex(sections) if mode == "pdf" else []
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
     toc = [("summary", "Findings"), ("checks", "Checks"), ("models", "Models"),
            ("probes", "Probes"), *[(s.id, s.title) for s in sections],
            *([("explorer", explore.title)] if explore else []),
-           ("warnings", "Warnings and limitations"), ("appendix", "Appendix"),
+           ("warnings", "Warnings and limitations"),
+           *([("annex", "Annex: definitions and tables")] if mode == "pdf" else []),
+           ("appendix", "Appendix"),
            ("glossary", "Glossary")]
     return {
         "page_size": page_size, "explorer": explore, "glossary": glossary(families()),
@@ -234,7 +238,7 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
         "digest": cert.digest, "summary": summary_lines(data), "findings": findings(data),
         "counts": {s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR")},
-        "sections": sections, "figures": figs, "toc": toc,
+        "sections": sections, "figures": figs, "toc": toc, "annex": annexed,
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
                                 ensure_ascii=False, sort_keys=False),
     }
@@ -258,16 +262,6 @@ def _without_floor_figures(data: dict[str, Any], sections: list[Section],
         s.notes.append(f"The noise floor's own charts and tables ({names}) are left out of "
                        "the PDF; the HTML and the JSON have them.")
     return [f for f in figs if f.candidate not in floor]
-
-
-def _compared(sections: list[Section]) -> list[charts.Figure]:
-    """Each section's per-candidate charts as one picture on shared scales (views.compare);
-    the page's figures in order."""
-    out: list[charts.Figure] = []
-    for s in sections:
-        s.figures, s.tables = compare(s.figures, s.tables)
-        out += s.figures
-    return out
 
 
 def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
