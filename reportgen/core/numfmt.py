@@ -70,3 +70,11 @@ def with_unit(v: float, unit: str) -> str:
     if v == 1 and unit.endswith("s"):
         unit = unit[:-1]
     return f"{num(v)} {unit}"
+
+
+#: The same rule for chart axes and legends (a Vega expression): a tick below 0.001 is
+#: written in scientific notation ('3e-5', not '0.000030', whose neighbours collide on a
+#: narrow axis); 0 is '0'; everything else keeps the axis's own format.
+AXIS_LABEL_EXPR = ("isNumber(datum.value) && datum.value == 0 ? '0' : "
+                   "isNumber(datum.value) && abs(datum.value) < 0.001 ? "
+                   "format(datum.value, '.2~e') : datum.label")
