@@ -19,7 +19,7 @@ from reportgen.core.numfmt import plural
 from reportgen.views.tables import Table
 
 #: the annex shows this many rows of a detail table
-ROWS = 6
+ROWS = 5
 #: a table behind a chart longer than this is left to the HTML page and the JSON
 LONG = 12
 

@@ -68,7 +68,8 @@ def compare(figs: list[Figure], tables: dict[str, list[Table]] | None = None
         done.add(key)
         merged = _merge(members)
         out.append(merged)
-        detail = [dataclasses.replace(t, collapsed=True, detail=True)
+        # a table already folded (every row of one whose top rows are shown) stays HTML-only
+        detail = [t if t.collapsed else dataclasses.replace(t, collapsed=True, detail=True)
                   for m in members for t in tables.pop(m.id, [])]
         if detail:
             tables[merged.id] = detail
