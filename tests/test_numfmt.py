@@ -76,3 +76,11 @@ def test_small_axis_values_do_not_collide() -> None:
     assert "0" in tiny and "5e-5" in tiny
     assert not any(t.startswith("0.0000") for t in tiny)
     assert "0.20" in labels([0.1, 0.3])
+
+
+def test_a_value_just_under_one_is_not_one() -> None:
+    from reportgen.core.numfmt import num
+
+    assert num(0.999982) == "0.99998"
+    assert num(-0.99999) == "-0.99999"
+    assert num(1.0) == "1" and num(0.95) == "0.95"
