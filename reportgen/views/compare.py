@@ -25,9 +25,10 @@ class Comparative(Figure):
     """Several candidates' figures drawn as one (``members``, in page order)."""
 
     members: tuple[Figure, ...] = ()
+    columns: int = 1  # panels side by side (the PDF's page is wider than it is tall per chart)
 
     def spec(self) -> dict[str, Any]:
-        return small_multiples([m.spec() for m in self.members])
+        return small_multiples([m.spec() for m in self.members], self.columns)
 
     @property
     def hint(self) -> str:
@@ -35,18 +36,18 @@ class Comparative(Figure):
                 "values. " + self.members[0].hint)
 
 
-def compare_sections(sections: list[Any]) -> list[Figure]:
-    """Each page section's (views.html.Section) per-candidate charts merged in place; the
-    page's figures in order."""
+def compare_sections(sections: list[Any], columns: int = 1) -> list[Figure]:
+    """Each page section's (views.html.Section) per-candidate charts merged in place, with
+    ``columns`` panels a row; the page's figures in order."""
     out: list[Figure] = []
     for s in sections:
-        s.figures, s.tables = compare(s.figures, s.tables)
+        s.figures, s.tables = compare(s.figures, s.tables, columns)
         out += s.figures
     return out
 
 
-def compare(figs: list[Figure], tables: dict[str, list[Table]] | None = None
-            ) -> tuple[list[Figure], dict[str, list[Table]]]:
+def compare(figs: list[Figure], tables: dict[str, list[Table]] | None = None,
+            columns: int = 1) -> tuple[list[Figure], dict[str, list[Table]]]:
     """Figures with per-candidate groups (same family and heading, two or more candidates)
     merged into one :class:`Comparative` at the first member's place; ``tables`` keyed by
     figure id, re-keyed so the merged figure holds its members' tables, folded."""
@@ -66,7 +67,7 @@ def compare(figs: list[Figure], tables: dict[str, list[Table]] | None = None
         if key in done:
             continue
         done.add(key)
-        merged = _merge(members)
+        merged = dataclasses.replace(_merge(members), columns=columns)
         out.append(merged)
         # a table already folded (every row of one whose top rows are shown) stays HTML-only
         detail = [t if t.collapsed else dataclasses.replace(t, collapsed=True, detail=True)
@@ -89,15 +90,19 @@ def _merge(members: list[Figure]) -> Comparative:
         chart=first.chart, candidate=None, heading=first.heading, members=tuple(members))
 
 
-def small_multiples(specs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The specs stacked top to bottom, one config, parameters renamed per panel (a name may
-    appear once per page), shared scales where the panels' fields are not nominal."""
+def small_multiples(specs: list[dict[str, Any]], columns: int = 1) -> dict[str, Any]:
+    """The specs stacked top to bottom (``columns`` a row), one config, parameters renamed
+    per panel (a name may appear once per page), shared scales where the panels' fields are
+    not nominal."""
     panels = []
     for i, spec in enumerate(specs):
         body = {k: v for k, v in spec.items() if k not in ("config", "$schema")}
         panels.append(_rename_params(body, _param_names(body), f"_{i}"))
-    out: dict[str, Any] = {"$schema": specs[0].get("$schema"), "vconcat": panels,
-                           "spacing": 28}
+    out: dict[str, Any] = {"$schema": specs[0].get("$schema"), "spacing": 28}
+    if columns > 1:
+        out |= {"concat": panels, "columns": columns}
+    else:
+        out["vconcat"] = panels
     if "config" in specs[0]:
         out["config"] = specs[0]["config"]
     out["resolve"] = {"scale": {ch: ("shared" if _shareable(panels, ch) else "independent")
