@@ -72,3 +72,16 @@ def test_per_candidate_tables_fold_under_the_picture() -> None:
     assert tables and all(t.collapsed for t in tables)
     assert {m.candidate for m in top.members} <= {t.caption.rsplit(": ", 1)[-1]
                                                   for t in tables}
+
+
+def test_the_pdf_lays_panels_two_a_row_on_the_same_scales() -> None:
+    from certfactory import make_certificate
+
+    ctx = page_context(make_certificate(), mode="pdf")  # two candidates beside the floor
+    merged = [f for f in ctx["figures"] if isinstance(f, Comparative)]
+    assert merged
+    for f in merged:
+        spec = f.spec()
+        assert spec["columns"] == 2 and len(spec["concat"]) == len(f.members)
+        assert "vconcat" not in spec
+        assert spec["resolve"] == compare(list(f.members))[0][0].spec()["resolve"]
