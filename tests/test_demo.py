@@ -174,12 +174,12 @@ def test_demo_certificate_in_chromium(demo_cert, tmp_path, width) -> None:
     from cdp import Browser, chromium
     from test_reader import CHARTS_DRAWN, OVERFLOW
 
-    from reportgen.views.html import figures as page_figures
+    from reportgen.views.html import page_context
 
     if chromium() is None:
         pytest.skip("chromium is not installed")
     cert, out = demo_cert
-    ids = {f"chart-{f.id}" for f in page_figures(cert.data)}
+    ids = {f"chart-{f.id}" for f in page_context(cert.data, mode="html")["figures"]}
     with Browser(tmp_path / "profile") as b:
         b.open((out / "certificate.html").as_uri(), width)
         drawn = b.wait_for(f"(function(){{var d = {CHARTS_DRAWN}; return d.length === "
