@@ -56,8 +56,6 @@ def browser(tmp_path_factory):
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [1400, 800])
 def test_page_in_chromium(browser, page, data, width):
-    from reportgen.views.html import page_context
-
     browser.open(page.as_uri(), width)
     shown = page_context(data, mode="html")["figures"]  # per-candidate charts drawn as one
     n_figures = len(shown)

@@ -11,6 +11,7 @@ in the HTML, moved to the PDF's annex. Generic: no family is named here.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from reportgen.views.charts import Figure
 from reportgen.views.tables import Table
 
 _SHARED_TYPES = {"quantitative", "ordinal", "temporal"}
+_CHANNELS = ("x", "y", "color", "shape", "strokeDash", "size", "opacity")
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def small_multiples(specs: list[dict[str, Any]], columns: int = 1) -> dict[str, 
     if "config" in specs[0]:
         out["config"] = specs[0]["config"]
     out["resolve"] = {"scale": {ch: ("shared" if _shareable(panels, ch) else "independent")
-                                for ch in ("x", "y")} | {"color": "shared"}}
+                                for ch in _CHANNELS if _used(panels, ch)}}
     if out["$schema"] is None:
         del out["$schema"]
     return out
@@ -119,12 +121,32 @@ def _units(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [spec]
 
 
+def _encodings(panels: list[dict[str, Any]], channel: str) -> list[dict[str, Any]]:
+    """The panels' encodings of ``channel`` that read a field."""
+    out = []
+    for p in panels:
+        for u in _units(p):
+            enc = (u.get("encoding") or {}).get(channel)
+            if isinstance(enc, dict) and "field" in enc:
+                out.append(enc)
+    return out
+
+
+def _used(panels: list[dict[str, Any]], channel: str) -> bool:
+    return bool(_encodings(panels, channel))
+
+
 def _shareable(panels: list[dict[str, Any]], channel: str) -> bool:
-    types = {str((u.get("encoding") or {}).get(channel, {}).get("type"))
-             for p in panels for u in _units(p)
-             if isinstance((u.get("encoding") or {}).get(channel), dict)
-             and "field" in u["encoding"][channel]}
-    return bool(types) and types <= _SHARED_TYPES
+    """Shared when the panels agree on any domain they fix (two different fixed domains, a
+    map's variants 'base, planted' and 'base, control', stay each panel's own), and, on the
+    axes, when the field is not nominal (each panel lists its own concepts)."""
+    encs = _encodings(panels, channel)
+    domains = {json.dumps((e.get("scale") or {}).get("domain"), sort_keys=True) for e in encs}
+    if len(domains) > 1 and "null" not in domains or len(domains) > 2:
+        return False
+    if channel in ("x", "y"):
+        return {str(e.get("type")) for e in encs} <= _SHARED_TYPES
+    return True
 
 
 def _param_names(spec: Any) -> set[str]:
