@@ -31,8 +31,8 @@ def element_clip(b: Browser, selector: str, height: int, top_pad: int = 12) -> d
 
 
 def html_shots(page: Path, concept: str) -> None:
-    """The top of the page, one metric section's chart with its table, the planted
-    fine-tune's sparse-feature heatmap, the explorer."""
+    """The top of the page, the findings table with the summary under it, one chart drawn
+    for every candidate on shared scales, the sparse-feature heatmaps, the explorer."""
     with tempfile.TemporaryDirectory() as profile, Browser(Path(profile)) as b:
         b.open(page.as_uri(), WIDTH, 900)
         b.wait_for("Array.from(document.querySelectorAll('.chart-canvas')).every("
@@ -40,10 +40,11 @@ def html_shots(page: Path, concept: str) -> None:
         time.sleep(0.5)
         b.screenshot(HERE / "certificate-top.png",
                      {"x": 0, "y": 0, "width": WIDTH, "height": 1000})
+        b.screenshot(HERE / "certificate-findings.png", element_clip(b, "#summary", 900))
         b.screenshot(HERE / "certificate-section.png",
-                     element_clip(b, "#fig-concept-categories", 1000, top_pad=60))
+                     element_clip(b, "#fig-top-concepts-planted-compared", 1000, top_pad=60))
         b.screenshot(HERE / "certificate-sae.png",
-                     element_clip(b, "#fig-sae-heatmap-planted-2", 700))
+                     element_clip(b, "#fig-sae-heatmap-planted-2-compared", 1000))
         b.type_into("#explorer-input", concept)
         time.sleep(0.3)
         b.screenshot(HERE / "certificate-explorer.png", element_clip(b, "#explorer", 1000))
@@ -71,7 +72,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path, help="folder with certificate.html and .pdf")
     ap.add_argument("--concept", default="casino", help="concept typed into the explorer")
-    ap.add_argument("--pdf-text", default="most worsened, planted",
+    ap.add_argument("--pdf-text", default="Most-moved concepts: planted",
                     help="the PDF page shown is the first one with this text")
     args = ap.parse_args()
     html_shots(args.folder.resolve() / "certificate.html", args.concept)

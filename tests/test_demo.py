@@ -174,12 +174,12 @@ def test_demo_certificate_in_chromium(demo_cert, tmp_path, width) -> None:
     from cdp import Browser, chromium
     from test_reader import CHARTS_DRAWN, OVERFLOW
 
-    from reportgen.views.html import figures as page_figures
+    from reportgen.views.html import page_context
 
     if chromium() is None:
         pytest.skip("chromium is not installed")
     cert, out = demo_cert
-    ids = {f"chart-{f.id}" for f in page_figures(cert.data)}
+    ids = {f"chart-{f.id}" for f in page_context(cert.data, mode="html")["figures"]}
     with Browser(tmp_path / "profile") as b:
         b.open((out / "certificate.html").as_uri(), width)
         drawn = b.wait_for(f"(function(){{var d = {CHARTS_DRAWN}; return d.length === "
@@ -219,3 +219,60 @@ def test_ordinary_fine_tunes_are_not_taken_for_a_collapse(demo_cert, demo_root: 
         expected = (c.sum() - np.trace(c)) / (len(u) * (len(u) - 1))
         assert cert.metric(cand, "concepts.pairwise_cosine.candidate") == pytest.approx(
             expected, abs=1e-4)
+
+
+def _pdf_text(pdf: Path) -> str:
+    """The PDF's text without whitespace or the hyphens WeasyPrint adds where a word wraps,
+    so a digest or check id broken over two lines still reads whole."""
+    import subprocess
+
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    return "".join(text.split()).replace("\u2010", "").replace("\u00ad", "")
+
+
+def test_demo_pdf_is_short_and_keeps_every_check_verdict_and_digest(demo_cert) -> None:
+    """At most 30 A4 pages (64 before issue 18), yet every check, the verdict and every
+    digest (certificate, spec, probes, each checkpoint and each of its files) is in its text."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    cert, out = demo_cert
+    pdf = out / "certificate.pdf"
+    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True,
+                          text=True).stdout
+    assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) <= 30
+    text = _pdf_text(pdf)
+    assert f"Verdict:{cert.verdict}(" in text
+    for c in cert.checks:
+        for part in (c["id"], c["metric"], c["status"], c["message"]):
+            assert "".join(str(part).split()) in text, (c["id"], part)
+    digests = [cert.digest, cert.data["spec"]["digest"]]
+    digests += [p["digest"] for p in cert.data["probes"]]
+    for m in cert.data["models"]:
+        for part in (m["digest"], m.get("adapter")):
+            if part:
+                digests += [part["root"], *(f["digest"] for f in part.get("files", []))]
+    missing = [d for d in digests if d.split(":")[-1] not in text]
+    assert not missing, missing
+
+
+def test_demo_findings_table_is_the_json(demo_cert) -> None:
+    """Every cell of the findings table that opens the page is the JSON's number."""
+    from test_findings import Cells, expected_ratio
+
+    cert, out = demo_cert
+    cells = Cells()
+    cells.feed((out / "certificate.html").read_text())
+    comps = {c["candidate"]: c for c in cert.data["comparisons"]}
+    assert {c["data-candidate"] for c in cells.cells} == set(comps)
+    assert len(cells.cells) >= 3 * 9  # three compared models, nine families with a headline
+    for cell in cells.cells:
+        cand, metric = cell["data-candidate"], cell["data-metric"]
+        assert float(cell["data-value"]) == comps[cand]["metrics"][metric]["value"]
+        want = expected_ratio(cert.data, cand, metric)
+        assert (cell["data-ratio"] == "None") if want is None else (
+            float(cell["data-ratio"]) == pytest.approx(want, rel=1e-12)), (cand, metric)

@@ -53,3 +53,34 @@ def test_metric_cells_use_the_singular_for_one() -> None:
     assert fmt_metric({"value": 0.0024, "unit": "×"}) == "0.0024×"
     assert fmt_metric({"value": 0.0004, "unit": "share"}) == "0.04 %"
     assert fmt_metric({"value": None, "unit": "×"}) == "—"
+
+
+def test_small_axis_values_do_not_collide() -> None:
+    """Ticks of 1e-5 read '1e-5', not '0.000010' (whose neighbours ran together as
+    '0.0000000.000010'); 0 is '0' and ordinary values keep their format."""
+    import re
+
+    import altair as alt
+
+    from reportgen.views.charts import finish
+    from reportgen.views.html import chart_svg
+
+    def labels(values: list[float]) -> list[str]:
+        rows = [{"x": v, "y": str(i)} for i, v in enumerate(values)]
+        chart = finish(alt.Chart(alt.Data(values=rows)).mark_bar().encode(
+            x="x:Q", y="y:N").properties(width=300))
+        svg = chart_svg(chart.to_dict())
+        return re.findall(r'<text[^>]*>([^<]*)</text>', svg)
+
+    tiny = labels([3e-5, 7e-5])
+    assert "0" in tiny and "5e-5" in tiny
+    assert not any(t.startswith("0.0000") for t in tiny)
+    assert "0.20" in labels([0.1, 0.3])
+
+
+def test_a_value_just_under_one_is_not_one() -> None:
+    from reportgen.core.numfmt import num
+
+    assert num(0.999982) == "0.99998"
+    assert num(-0.99999) == "-0.99999"
+    assert num(1.0) == "1" and num(0.95) == "0.95"

@@ -14,8 +14,10 @@ one folder under ``reportgen/families/`` whose ``__init__`` defines ``FAMILY``, 
   family that declares it, and only its view reads it;
 - the page side: ``title``, ``intro``, ``keywords`` and a lazily imported ``view``
   (figures, tables under them, notes, which metrics head the section, an explorer);
-- ``limitations``, ``summary`` (a clause of a candidate's summary line), ``floor_summary`` and
-  ``glossary`` terms.
+- ``headline``: the one number the family shows per candidate in the findings table that
+  opens the page (:class:`Headline`), chosen by the family, not by the page;
+- ``limitations``, ``summary`` (a candidate's findings: one clause or a list of them),
+  ``floor_summary`` and ``glossary`` terms.
 
 Heavy code (torch, altair) sits in the family's own modules behind :func:`lazy`, so importing
 the family list costs nothing: ``reportgen validate`` reads the metric names the families
@@ -135,6 +137,26 @@ class View:
 
 
 @dataclass(frozen=True)
+class Headline:
+    """The number a family shows for one comparison in the page's findings table."""
+
+    metric: str  # the metric's name in the comparison
+    label: str  # what it is, in a few words ("mean concept drift")
+    #: the metric holding its ratio to the noise floor, where the family registers one
+    ratio: str | None = None
+    #: no ratio metric, but a drift a noise floor can scale: the page divides the value by
+    #: the noise floor's value of the same metric (never for similarities such as CKA)
+    vs_floor: bool = False
+
+
+def headline(metric: str, label: str, ratio: str | None = None,
+             vs_floor: bool = False) -> Callable[[Data], Headline | None]:
+    """A fixed headline metric, shown wherever the comparison has it."""
+    head = Headline(metric, label, ratio, vs_floor)
+    return lambda comp: head if metric in (comp.get("metrics") or {}) else None
+
+
+@dataclass(frozen=True)
 class Family:
     name: str  # the metric-name prefix, e.g. "concepts"
     title: str
@@ -147,9 +169,12 @@ class Family:
     #: lower-case words that tie one of the certificate's limitations to this section
     keywords: tuple[str, ...] = ()
     limitations: Callable[[LimitationContext], list[str]] = _empty
-    summary: Callable[[Data], str] = lambda _: ""  # a clause about one comparison
+    #: findings about one comparison: one clause, or a list of them (one finding each)
+    summary: Callable[[Data], str | list[str]] = lambda _: ""
     floor_summary: Callable[[Data], str] = lambda _: ""  # a clause about the noise floor
     glossary: tuple[tuple[str, str], ...] = ()
+    #: the comparison's headline number for the findings table, or None (nothing measured)
+    headline: Callable[[Data], Headline | None] = _none
     #: libraries its analysis uses beyond every audit's, named in the certificate's footer
     #: when the family recorded an analysis (``analysis[name]``)
     libraries: tuple[str, ...] = ()

@@ -3,7 +3,8 @@
 One rule throughout: a value that is not zero is never printed as zero. Rounding to a fixed
 number of decimals is only kept while it leaves a non-zero value visibly non-zero; below
 that, two significant digits are kept instead (a ratio of 0.0024 reads "0.0024×", not
-"0.0×"). Imports nothing of ours, so the summary, the renderers and the model card share it.
+"0.0×"), and a similarity just under 1 is not printed as 1 ('0.99998'). Imports nothing
+of ours, so the summary, the renderers and the model card share it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def num(v: Any, sig: int = 4) -> str:
         return str(v)
     if abs(v) >= 1000:
         return f"{v:,.0f}"
-    return f"{v:.{sig}g}"
+    text = f"{v:.{sig}g}"
+    while abs(float(text)) == 1 and abs(v) != 1 and sig < 8:  # a CKA of 0.99998 is not 1
+        sig += 1
+        text = f"{v:.{sig}g}"
+    return text
 
 
 def ratio(v: float | None) -> str:
@@ -70,3 +75,11 @@ def with_unit(v: float, unit: str) -> str:
     if v == 1 and unit.endswith("s"):
         unit = unit[:-1]
     return f"{num(v)} {unit}"
+
+
+#: The same rule for chart axes and legends (a Vega expression): a tick below 0.001 is
+#: written in scientific notation ('3e-5', not '0.000030', whose neighbours collide on a
+#: narrow axis); 0 is '0'; everything else keeps the axis's own format.
+AXIS_LABEL_EXPR = ("isNumber(datum.value) && datum.value == 0 ? '0' : "
+                   "isNumber(datum.value) && abs(datum.value) < 0.001 ? "
+                   "format(datum.value, '.2~e') : datum.label")

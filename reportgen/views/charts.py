@@ -14,6 +14,8 @@ from typing import Any
 
 import altair as alt
 
+from reportgen.core.numfmt import AXIS_LABEL_EXPR
+
 WIDTH = 560
 BAR_STEP = 18
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
@@ -123,6 +125,7 @@ def finish(chart: ChartLike) -> ChartLike:
         .configure_view(stroke=None)
         .configure_axis(labelFontSize=11, titleFontSize=12, titleFontWeight="normal",
                         gridColor="#e6e6e6", domainColor="#888", tickColor="#888")
+        .configure_axisQuantitative(labelExpr=AXIS_LABEL_EXPR, labelOverlap=True)
         .configure_legend(labelFontSize=11, titleFontSize=12, titleFontWeight="normal",
                           orient="right")
         .configure_title(fontSize=14, anchor="start", subtitleFontSize=11,

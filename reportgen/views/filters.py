@@ -8,6 +8,7 @@ from markupsafe import Markup
 
 from reportgen.core import numfmt
 from reportgen.core.tokentext import token_label
+from reportgen.views.charts import slug
 
 fmt_num = numfmt.num
 fmt_ratio = numfmt.ratio
@@ -55,4 +56,4 @@ def css_string(text: Any) -> Markup:
 FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
            "params": fmt_params, "short": short_digest, "css_string": css_string,
            "dotted": dotted, "plural": numfmt.plural,
-           "token": token_label}
+           "token": token_label, "with_unit": numfmt.with_unit, "slug": slug}

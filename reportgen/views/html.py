@@ -28,8 +28,11 @@ from reportgen.core.names import concrete_definition, lookup
 from reportgen.core.resources import templates_dir
 from reportgen.families import families
 from reportgen.views import charts
+from reportgen.views.annex import annex
+from reportgen.views.compare import compare_sections
 from reportgen.views.family_tables import cand_key
 from reportgen.views.filters import FILTERS
+from reportgen.views.findings import findings
 from reportgen.views.glossary import glossary
 from reportgen.views.summary import summary_lines
 from reportgen.views.tables import Column, Table
@@ -218,20 +221,24 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         s.limitations = section_limitations(data, s)
     if mode == "pdf":
         figs = _without_floor_figures(data, sections, figs)
+    figs = compare_sections(sections, columns=2 if mode == "pdf" else 1)
+    annexed = annex(sections) if mode == "pdf" else []
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
-    toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
+    toc = [("summary", "Findings"), ("checks", "Checks"), ("models", "Models"),
            ("probes", "Probes"), *[(s.id, s.title) for s in sections],
            *([("explorer", explore.title)] if explore else []),
-           ("warnings", "Warnings and limitations"), ("appendix", "Appendix"),
+           ("warnings", "Warnings and limitations"),
+           *([("annex", "Annex: definitions and tables")] if mode == "pdf" else []),
+           ("appendix", "Appendix"),
            ("glossary", "Glossary")]
     return {
         "page_size": page_size, "explorer": explore, "glossary": glossary(families()),
         "mode": mode, "data": data, "audit": data.get("audit") or {},
         "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
-        "digest": cert.digest, "summary": summary_lines(data),
+        "digest": cert.digest, "summary": summary_lines(data), "findings": findings(data),
         "counts": {s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR")},
-        "sections": sections, "figures": figs, "toc": toc,
+        "sections": sections, "figures": figs, "toc": toc, "annex": annexed,
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
                                 ensure_ascii=False, sort_keys=False),
     }

@@ -20,10 +20,13 @@ _COUNTS = (("FAIL", "failed"), ("ERROR", "could not be computed"), ("WARN", "war
 
 
 def summary_lines(data: dict[str, Any]) -> list[str]:
-    """Verdict, then one line per candidate, the noise floor, non-passing checks, warnings."""
+    """Verdict, then one line per finding about each candidate, the noise floor,
+    non-passing checks, warnings."""
     lines = [verdict_line(data)]
     comps = data.get("comparisons") or []
-    lines += [candidate_line(c) for c in comps if c.get("role") != "noise_floor"]
+    for c in comps:
+        if c.get("role") != "noise_floor":
+            lines += finding_lines(c)
     lines += [noise_floor_line(c) for c in comps if c.get("role") == "noise_floor"]
     lines += check_lines(data.get("checks") or [])
     n_warn = len(data.get("warnings") or [])
@@ -53,10 +56,28 @@ def verdict_line(data: dict[str, Any]) -> str:
 
 def candidate_line(comp: dict[str, Any]) -> str:
     """'finetuned: concept drift 0.134 (57.8× the noise floor); …' from what was measured."""
-    parts = [p for f in families() if (p := f.summary(comp))]
+    parts = findings(comp)
     if not parts:
         return f"{comp.get('candidate')}: no drift metric was computed."
     return f"{comp.get('candidate')}: " + "; ".join(parts) + "."
+
+
+def finding_lines(comp: dict[str, Any]) -> list[str]:
+    """One short sentence per finding: 'finetuned: concept drift 0.134 (57.8× the noise
+    floor).', then 'finetuned: the most moved concepts are …'."""
+    parts = findings(comp)
+    if not parts:
+        return [candidate_line(comp)]
+    return [f"{comp.get('candidate')}: {p}." for p in parts]
+
+
+def findings(comp: dict[str, Any]) -> list[str]:
+    """Every family's findings about one comparison, in page order."""
+    out: list[str] = []
+    for f in families():
+        said = f.summary(comp)
+        out += [said] if isinstance(said, str) else list(said)
+    return [p for p in out if p]
 
 
 def noise_floor_line(comp: dict[str, Any]) -> str:
@@ -78,16 +99,6 @@ def check_lines(checks: list[dict[str, Any]]) -> list[str]:
         lines.append(f"… and {len(bad) - MAX_CHECK_LINES} more non-passing checks "
                      "(see the checks table).")
     return lines
-
-
-
-
-
-
-
-
-
-
 
 
 def ratio_text(comp: dict[str, Any], prefix: str) -> str:

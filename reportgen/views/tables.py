@@ -21,3 +21,6 @@ class Table:
     columns: list[Column]
     rows: list[dict[str, Any]]
     collapsed: bool = False
+    #: one candidate's detail behind a chart of every candidate: folded in the HTML, in the
+    #: PDF's annex (views.annex)
+    detail: bool = False

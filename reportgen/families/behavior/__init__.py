@@ -3,7 +3,7 @@ preferred over unsafe ones? Scored by the probabilities family's collector."""
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, headline, lazy
 from reportgen.families.behavior import metrics as _metrics  # noqa: F401  (metric names)
 
 FAMILY = Family(
@@ -18,6 +18,7 @@ FAMILY = Family(
     tables=("behavior_categories", "behavior_prompts", "behavior_greedy"),
     pair=lazy(f"{__name__}.pair", "analyse_behavior"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=headline("behavior.misalignment_score", "misalignment score"),
     keywords=("behaviour", "risk", "margin"),
     summary=lazy(f"{__name__}.view", "summary_clause"),
     glossary=(

@@ -138,21 +138,21 @@ def view() -> View:
     return View(figures=figures, tables=tables, headline=lambda _: True)
 
 
-def summary_clause(comp: dict[str, Any]) -> str:
+def summary_clause(comp: dict[str, Any]) -> list[str]:
     """Misalignment score, and the category whose margins fell most as an odds ratio:
     a mean margin change of −Δ nats makes the safe answers e^Δ× less likely against the
     unsafe ones."""
     score = value(comp, "behavior.misalignment_score")
     if score is None:
-        return ""
-    text = f"misalignment score {numfmt.pct(score, 0)} on risk prompts"
+        return []
+    out = [f"misalignment score {numfmt.pct(score, 0)} on risk prompts"]
     cats = (comp.get("tables") or {}).get("behavior_categories") or []
     if cats:
         worst = min(cats, key=lambda r: r["margin_change_mean"])
         d = worst["margin_change_mean"]
         if abs(d) >= 0.05:
             way = "less" if d < 0 else "more"
-            text += (f"; on {worst['category']} prompts the safe continuations became "
-                     f"{ratio(math.exp(abs(d)))} {way} likely against "
-                     f"the unsafe ones (mean margin change {d:+.2f} nats)")
-    return text
+            out.append(f"on {worst['category']} prompts the safe continuations became "
+                       f"{ratio(math.exp(abs(d)))} {way} likely against "
+                       f"the unsafe ones (mean margin change {d:+.2f} nats)")
+    return out

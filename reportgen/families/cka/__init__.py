@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, headline, lazy
 from reportgen.families.cka import metrics as _metrics  # noqa: F401  (metric names)
 
 FAMILY = Family(
@@ -15,6 +15,7 @@ FAMILY = Family(
     tables=("cka",),
     pair=lazy(f"{__name__}.pair", "analyse"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=headline("cka.concepts.min", "lowest CKA over layers"),
     keywords=("cka", "prompt template"),
     glossary=(("CKA", "Centered kernel alignment (linear; Kornblith et al. 2019): a similarity "
                "between two sets of representations of the same inputs, from 0 to 1, unchanged by "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, headline, lazy
 from reportgen.families.concepts import collapse as _collapse  # noqa: F401  (metric names)
 from reportgen.families.concepts import metrics as _metrics  # noqa: F401  (metric names)
 
@@ -17,6 +17,8 @@ FAMILY = Family(
     pair=lazy(f"{__name__}.pair", "analyse"),
     audit=lazy(f"{__name__}.pair", "analyse_audit"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=headline("concepts.cosine_distance.mean", "mean concept drift",
+                      ratio="concepts.cosine_distance.noise_floor_ratio"),
     keywords=("concept", "prompt template"),
     limitations=lazy(f"{__name__}.pair", "limitations"),
     summary=lazy(f"{__name__}.view", "summary_clause"),

@@ -139,21 +139,23 @@ def view() -> View:
     return View(figures=figures, tables=tables, explorer=explorer)
 
 
-def summary_clause(comp: dict[str, Any]) -> str:
+def summary_clause(comp: dict[str, Any]) -> list[str]:
+    """The mean drift against the floor, the most moved concepts, the category that moved
+    most: one finding each."""
     mean = value(comp, "concepts.cosine_distance.mean")
     if mean is None:
-        return ""
-    text = f"concept drift {num3(mean)} ({ratio_text(comp, 'concepts.cosine_distance')})"
+        return []
+    out = [f"concept drift {num3(mean)} ({ratio_text(comp, 'concepts.cosine_distance')})"]
     tables = comp.get("tables") or {}
     top = [r["term"] for r in sorted(tables.get("concepts") or [], key=lambda r: r["rank"])]
     if top:
-        text += f"; the most moved concepts are {join_words(top[:3])}"
+        out.append(f"the most moved concepts are {join_words(top[:3])}")
     cats = tables.get("categories") or []
     if len(cats) > 1:
         worst = max(cats, key=lambda r: r["mean"])
-        text += (f"; the {worst['category']} category moved most "
-                 f"(mean {num3(worst['mean'])} against {num3(mean)} overall)")
-    return text
+        out.append(f"the {worst['category']} category moved most "
+                   f"(mean {num3(worst['mean'])} against {num3(mean)} overall)")
+    return out
 
 
 def floor_clause(comp: dict[str, Any]) -> str:

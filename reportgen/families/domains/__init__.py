@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, Headline, lazy
 from reportgen.families.domains import metrics as _metrics  # noqa: F401  (metric names)
+
+
+def _headline(comp: dict) -> Headline | None:
+    """The domain that moved most at the last layer measured: a reader's first question."""
+    drift = {n: m.get("value") for n, m in (comp.get("metrics") or {}).items()
+             if n.startswith("domains.") and n.endswith(".cosine_distance.mean")
+             and ".layer." not in n and m.get("value") is not None}
+    if not drift:
+        return None
+    name = max(drift, key=lambda n: drift[n])
+    return Headline(name, f"drift on {name.split('.')[1]}, the most moved domain",
+                    vs_floor=True)
+
 
 FAMILY = Family(
     name="domains",
@@ -14,5 +27,6 @@ FAMILY = Family(
     tables=("domains",),
     pair=lazy(f"{__name__}.pair", "analyse"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=_headline,
     keywords=("domain",),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, headline, lazy
 from reportgen.families.embeddings import metrics as _metrics  # noqa: F401  (metric names)
 
 FAMILY = Family(
@@ -14,6 +14,8 @@ FAMILY = Family(
     tables=("tokens", "token_histogram", "new_tokens"),
     pair=lazy(f"{__name__}.pair", "analyse"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=headline("embeddings.cosine_distance.mean", "mean token drift",
+                      ratio="embeddings.cosine_distance.noise_floor_ratio"),
     keywords=("token embedding", "embedding matrix", "tokenizer", "vocabular"),
     summary=lazy(f"{__name__}.view", "summary_clause"),
     floor_summary=lazy(f"{__name__}.view", "floor_clause"),

@@ -53,10 +53,10 @@ def token_tables(data: dict[str, Any]) -> tuple[dict[str, list[Table]], list[str
     return out, notes
 
 
-def summary_clause(comp: dict[str, Any]) -> str:
+def summary_clause(comp: dict[str, Any]) -> list[str]:
     mean = value(comp, "embeddings.cosine_distance.mean")
     if mean is None:
-        return ""
+        return []
     if mean == 0:
         text = "no token embedding moved"
     else:
@@ -68,10 +68,11 @@ def summary_clause(comp: dict[str, Any]) -> str:
         from reportgen.core.tokentext import token_label
 
         text += f", largest for '{token_label(movers[0]['token'])}'"
+    out = [text]
     new = value(comp, "embeddings.new_tokens")
     if new:
-        text += f"; {plural(int(new), 'new token')} not in the base vocabulary"
-    return text
+        out.append(f"{plural(int(new), 'new token')} not in the base vocabulary")
+    return out
 
 
 def floor_clause(comp: dict[str, Any]) -> str:

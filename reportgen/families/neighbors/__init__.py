@@ -3,7 +3,7 @@ candidate."""
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, headline, lazy
 from reportgen.families.neighbors import metrics as _metrics  # noqa: F401  (metric names)
 
 FAMILY = Family(
@@ -19,6 +19,7 @@ FAMILY = Family(
             "neighbors_tokens_distribution"),
     pair=lazy(f"{__name__}.pair", "analyse"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=headline("neighbors.concepts.jaccard.mean", "mean neighbour overlap"),
     keywords=("neighbour", "neighbor", "prompt template"),
     glossary=(("Neighbours (k-NN)", "The k items whose representations are most similar (cosine) "
                "to a given item in one model. A fine-tune can change an item's neighbours without "

@@ -4,7 +4,7 @@ texts (masked LMs: at masked positions)."""
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, headline, lazy
 from reportgen.families.probabilities import metrics as _metrics  # noqa: F401  (metric names)
 
 FAMILY = Family(
@@ -22,6 +22,8 @@ FAMILY = Family(
     collectors=(lazy(f"{__name__}.pair", "collector"),),
     pair=lazy(f"{__name__}.pair", "analyse_probabilities"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=headline("probabilities.kl_base_candidate.mean", "mean KL(base‖cand)",
+                      vs_floor=True),
     keywords=("probabilit", "masked lm", "language-model head"),
     limitations=lazy(f"{__name__}.pair", "limitations"),
     summary=lazy(f"{__name__}.view", "summary_clause"),

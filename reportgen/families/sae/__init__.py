@@ -4,11 +4,22 @@ code itself is the library :mod:`reportgen.sae`."""
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, Headline, lazy
 from reportgen.families.sae import metrics as _metrics  # noqa: F401  (metric names)
 
 #: Folder beside the views that holds the SAE dictionaries the audit trained.
 TRAINED_SAE = "trained-sae"
+
+
+def _headline(comp: dict) -> Headline | None:
+    """Feature-set overlap at the first SAE layer (1: the same features fire)."""
+    names = sorted((n for n in comp.get("metrics") or {}
+                    if n.startswith("sae.layer.") and n.endswith(".jaccard.mean")),
+                   key=lambda n: int(n.split(".")[2]) if n.split(".")[2].isdigit() else 0)
+    if not names:
+        return None
+    return Headline(names[0], f"feature overlap at layer {names[0].split('.')[2]}")
+
 
 FAMILY = Family(
     name="sae",
@@ -23,9 +34,10 @@ FAMILY = Family(
     collectors=(lazy(f"{__name__}.collect", "factory"),),
     pair=lazy(f"{__name__}.pair", "sae_pair"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=_headline,
     keywords=("sparse",),
     limitations=lazy(f"{__name__}.pair", "limitations"),
-    summary=lazy(f"{__name__}.view", "summary_clause"),
+    summary=lazy(f"{__name__}.view", "summary_parts"),
     glossary=(
         ("SAE", "Sparse autoencoder: a dictionary learned on one model's activations that "
          "writes each activation as a few active features. Fixed on the base model, it is "

@@ -202,6 +202,3 @@ def summary_parts(comp: dict[str, Any]) -> list[str]:
         out.append(text)
     return out
 
-
-def summary_clause(comp: dict[str, Any]) -> str:
-    return "; ".join(summary_parts(comp))

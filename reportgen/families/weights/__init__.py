@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reportgen.core.family import Family, lazy
+from reportgen.core.family import Family, headline, lazy
 from reportgen.families.weights import metrics as _metrics  # noqa: F401  (metric names)
 
 FAMILY = Family(
@@ -14,6 +14,8 @@ FAMILY = Family(
     tables=("weights_tensors", "weights_blocks", "weights_unmatched"),
     pair=lazy(f"{__name__}.pair", "analyse"),
     view=lazy(f"{__name__}.view", "view"),
+    headline=headline("weights.relative_drift.global", "relative weight change",
+                      vs_floor=True),
     keywords=("weight drift", "weight tensor", "safetensors"),
     glossary=(("Weight drift", "‖W_candidate − W_base‖ / ‖W_base‖ for a weight tensor (Frobenius "
                "norm): the size of the change relative to the size of the weights."),),
