@@ -31,7 +31,7 @@ def _cached(cache: Path) -> list[dict[str, np.ndarray | int]]:
             continue
         arrays = sum(np.load(entry / f"{n}.npy", mmap_mode="r").nbytes
                      for n in ("last", "mean", "embeddings"))
-        store = [p.stat().st_size for p in entry.iterdir() if p.name.endswith("logprobs")]
+        store = [p.stat().st_size for p in entry.iterdir() if p.name.endswith(".hidden")]
         out.append({"capture": arrays, "store": sum(store)})
     return out
 

@@ -244,6 +244,7 @@ def store_bytes(positions: int, vocab_size: int, hidden_size: int) -> int:
     LM head scores ``vocab_size`` tokens from ``hidden_size`` wide states (the data file; its
     JSON header, under a kilobyte per block, is not counted). ``reportgen plan`` reads the
     store's size from here, so whoever changes the layout changes this with it; a test checks
-    it against the file an audit writes. Today: float32 log-probabilities, V per position."""
-    del hidden_size  # the layout today does not depend on it
-    return int(positions) * int(vocab_size) * 4
+    it against the file an audit writes. The base's final hidden states, d float32 per
+    position (the head, V×d float32, is written once beside it and not counted here)."""
+    del vocab_size  # bytes per position grow with the width, not the vocabulary
+    return int(positions) * int(hidden_size) * 4
