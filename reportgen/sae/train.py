@@ -133,7 +133,6 @@ def train_topk_sae(
         trainer = _Trainer(data, scale, settings, torch.device(device or "cpu"))
         return trainer.run(progress, log_every, checkpoint_dir, checkpoint_every)
 
-
 def _as_matrix(acts: np.ndarray | Tensor) -> Tensor:
     data = torch.from_numpy(np.ascontiguousarray(acts)) if isinstance(acts, np.ndarray) else acts
     if not isinstance(data, Tensor) or data.ndim != 2 or data.shape[0] == 0:
@@ -147,13 +146,11 @@ def _as_matrix(acts: np.ndarray | Tensor) -> Tensor:
         raise ValueError("activations are all the same row: there is nothing to learn")
     return data.detach().cpu()
 
-
 def _input_scale(data: Tensor) -> float:
     """sqrt(d_in) / mean row norm, so training sees inputs of a fixed size whatever the model."""
     norms = torch.cat([c.double().norm(dim=1) for c in data.split(65536)])
     mean = float(norms.mean())
     return math.sqrt(data.shape[1]) / mean if mean > 0 else 1.0
-
 
 def geometric_median(points: Tensor, iters: int = 100, tol: float = 1e-6) -> Tensor:
     """Weiszfeld's algorithm: the point minimising the summed distance to ``points``."""
@@ -166,7 +163,6 @@ def geometric_median(points: Tensor, iters: int = 100, tol: float = 1e-6) -> Ten
             return new
         median = new
     return median
-
 
 class _SelectedPreacts(torch.autograd.Function):
     """ReLU pre-activations at chosen latents, with a backward that touches only those."""
@@ -191,7 +187,6 @@ class _SelectedPreacts(torch.autograd.Function):
                                                                           grad.reshape(-1))
         grad_in = F.embedding_bag(indices, W_e, per_sample_weights=grad, mode="sum")
         return grad_in, grad_W, grad_b, None, None
-
 
 class _Trainer:
     def __init__(self, data: Tensor, scale: float, s: _Settings,

@@ -62,7 +62,8 @@ def continuation_logprobs(model: Any, tokenizer: Any, pairs: list[tuple[str, str
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
             batch = tok.pad({"input_ids": [items[i][0] for i in idx]}, return_tensors="pt")
-            ids, mask = batch["input_ids"], batch["attention_mask"]
+            dev = model.get_input_embeddings().weight.device  # a model on cuda reads cuda ids
+            ids, mask = batch["input_ids"].to(dev), batch["attention_mask"].to(dev)
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
             lp = logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(
                 logits[:, :-1], dim=-1)

@@ -91,10 +91,11 @@ def test_128k_vocabulary_audit_stores_d_per_position_and_matches_scipy(
     searched: list[tuple[int, int]] = []
     real_knn = knn_module.knn
 
-    def spy(x: np.ndarray, k: int, chunk: int | None = None, rows: np.ndarray | None = None):
+    def spy(x: np.ndarray, k: int, chunk: int | None = None, rows: np.ndarray | None = None,
+            device: str | None = None):
         searched.append((x.shape[0], knn_module.auto_chunk(x.shape[0]) if chunk is None
                          else chunk))
-        return real_knn(x, k, chunk, rows)
+        return real_knn(x, k, chunk, rows, device=device)
 
     monkeypatch.setattr(knn_module, "knn", spy)
     base, ft = _models(tmp_path)
