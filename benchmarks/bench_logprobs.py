@@ -54,17 +54,9 @@ def _vmhwm() -> int:
 
 def make_model(seed: int, noise: float = 0.0) -> torch.nn.Module:
     """GPT-2 with a 50k vocabulary, 2 layers × 128; ``noise`` perturbs every weight."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from bench_decoder import make_model as gpt2  # the one random-GPT-2 builder (same folder)
 
-    torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=VOCAB, n_layer=2, n_embd=128, n_head=4, n_positions=512)
-    model = GPT2LMHeadModel(cfg).eval()
-    if noise:
-        gen = torch.Generator().manual_seed(seed + 1)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn(p.shape, generator=gen) * noise * p.std().clamp_min(1e-3))
-    return model
+    return gpt2(VOCAB, 2, 128, 4, seed, noise)
 
 
 def batches(n_texts: int, length: int, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
