@@ -44,6 +44,10 @@ if DRY:
 RTOL, ATOL = 1e-3, 1e-4
 #: A dictionary trained on the GPU follows another trajectory: its metrics agree this loosely.
 SAE_RTOL, SAE_ATOL = 0.05, 0.02
+#: behavior.* are differences of two sums of continuation log-probabilities (tens of nats each):
+#: float32 reductions that differ by ~1e-6 relative per token move them by ~1e-4 nats (the
+#: first H200 run: int8 floor margin_change.mean 0.02932 on cuda, 0.02917 on the CPU).
+BEHAVIOR_ATOL = 5e-4
 
 
 def section(step: str, lines: list[str]) -> None:
@@ -190,6 +194,13 @@ def metrics(cert: Any) -> dict[tuple[str, str], float | None]:
             for n, mv in c["metrics"].items()}
 
 
+def tolerance(metric: str) -> tuple[float, float]:
+    """(rtol, atol) for one metric's cuda-against-CPU comparison."""
+    if metric.startswith("sae."):
+        return SAE_RTOL, SAE_ATOL
+    return (RTOL, BEHAVIOR_ATOL) if metric.startswith("behavior.") else (RTOL, ATOL)
+
+
 def compare(gpu: dict, cpu: dict) -> tuple[list[str], list[tuple[float, str]]]:
     """(problems, deviations sorted worst first) of the cuda metrics against the CPU's."""
     problems, devs = [], []
@@ -201,7 +212,7 @@ def compare(gpu: dict, cpu: dict) -> tuple[list[str], list[tuple[float, str]]]:
             continue
         if g is None:
             continue
-        rtol, atol = (SAE_RTOL, SAE_ATOL) if key[1].startswith("sae.") else (RTOL, ATOL)
+        rtol, atol = tolerance(key[1])
         dev = abs(g - c)
         devs.append((dev / (atol + rtol * abs(c)), f"{name}: cuda {g:.6g} cpu {c:.6g}"))
         if not math.isclose(g, c, rel_tol=rtol, abs_tol=atol):
@@ -223,7 +234,8 @@ def parity(work: Path) -> int:
     lines = [f"- small Llama (d {SMALL['hidden_size']}, {SMALL['num_hidden_layers']} layers, "
              f"V {SMALL['vocab']}), float32, the same spec on cpu and cuda: audit "
              f"{t_cpu:.1f} s on the CPU, {t_gpu:.1f} s on cuda; {len(devs)} numbers compared "
-             f"(rtol {RTOL}, atol {ATOL}; sae.* rtol {SAE_RTOL}, atol {SAE_ATOL}: its "
+             f"(rtol {RTOL}, atol {ATOL}; behavior.* atol {BEHAVIOR_ATOL} nats; sae.* rtol "
+             f"{SAE_RTOL}, atol {SAE_ATOL}: its "
              f"dictionary is trained on each device); verdict cpu {cpu.verdict}, "
              f"cuda {gpu.verdict}: **{'PASS' if ok else 'FAIL'}**",
              "- largest deviations (in units of the tolerance): "

@@ -143,9 +143,10 @@ def greedy_continuations(model: Any, tokenizer: Any, prompts: list[str],
 
     out = []
     limit = context_limit(model)
+    dev = model.get_input_embeddings().weight.device  # a model on cuda reads cuda ids
     with torch.inference_mode():
         for p in prompts:
-            ids = tokenizer(p, return_tensors="pt")["input_ids"]
+            ids = tokenizer(p, return_tensors="pt")["input_ids"].to(dev)
             if limit is not None:  # leave room for the new tokens; keep the prompt's end
                 max_new_tokens = min(max_new_tokens, max(1, limit // 2))
                 ids = ids[:, -(limit - max_new_tokens):]
