@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -110,25 +111,37 @@ def render_outputs(cert: Certificate, formats: list[str],
             f"unknown output format {unknown[0]!r}; expected one of: {', '.join(FILENAMES)}"
         )
     check_verdict(cert)
+    from reportgen.views import rendercache
+
+    text = cert.to_json()
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     out: dict[str, bytes] = {}
     for fmt in dict.fromkeys(formats):
         if fmt == "json":
-            out[fmt] = cert.to_json().encode("utf-8")
-        elif fmt == "html":
-            from reportgen.views.html import render_html
-
-            out[fmt] = render_html(cert, page_size).encode("utf-8")
+            out[fmt] = text.encode("utf-8")
         elif fmt == "model-card":
             from reportgen.views.modelcard import render_model_card
 
             out[fmt] = render_model_card(cert).encode("utf-8")
-        else:
-            from reportgen.release.pdfsign import append_signature
-            from reportgen.views.pdf import render_pdf
+        else:  # the slow ones, kept per certificate digest (see views.rendercache)
+            view = rendercache.view(fmt, digest, page_size, lambda f=fmt: _render(cert, f,
+                                                                                   page_size))
+            if fmt == "pdf" and signature is not None:
+                from reportgen.release.pdfsign import append_signature
 
-            pdf = render_pdf(cert, page_size)
-            out[fmt] = pdf if signature is None else append_signature(pdf, signature)
+                view = append_signature(view, signature)
+            out[fmt] = view
     return out
+
+
+def _render(cert: Certificate, fmt: str, page_size: str) -> bytes:
+    if fmt == "html":
+        from reportgen.views.html import render_html
+
+        return render_html(cert, page_size).encode("utf-8")
+    from reportgen.views.pdf import render_pdf
+
+    return render_pdf(cert, page_size)
 
 
 def check_verdict(cert: Certificate) -> None:
