@@ -219,3 +219,18 @@ def test_ordinary_fine_tunes_are_not_taken_for_a_collapse(demo_cert, demo_root: 
         expected = (c.sum() - np.trace(c)) / (len(u) * (len(u) - 1))
         assert cert.metric(cand, "concepts.pairwise_cosine.candidate") == pytest.approx(
             expected, abs=1e-4)
+
+
+def test_the_noise_floor_is_ordinary_fine_tuning_noise(demo_cert) -> None:
+    """The floor is a second control fine-tune (another draw of the same text): the control
+    sits near 1x it, the planted fine-tune's finance concepts far above it and above the
+    control's (an int8 floor put both at thousands)."""
+    cert, _ = demo_cert
+    ratio = "{}.noise_floor_ratio"
+    for name in ("concepts.cosine_distance", "embeddings.cosine_distance",
+                 "concepts.category.finance"):
+        assert 0.5 <= cert.metric("control", ratio.format(name)) <= 2.0, name
+    planted = cert.metric("planted", ratio.format("concepts.category.finance"))
+    assert planted >= 2.5
+    assert planted >= 2.5 * cert.metric("control", ratio.format("concepts.category.finance"))
+    assert cert.metric("control", "concepts.share_above_noise_floor_10x") == 0.0
