@@ -1,7 +1,7 @@
 """Build the demo models: small transformers with a known, planted concept drift.
 
 An audit is only convincing if it finds what is there and nothing else, so the demo ships
-three GPT-2 models trained here from scratch on generated text (see ``demo_corpus.py``):
+four GPT-2 models trained here from scratch on generated text (see ``demo_corpus.py``):
 
 - ``gpt2-base``: the reference model.
 - ``gpt2-planted``: a fine-tune in which a few finance terms only ever appear in gambling
@@ -10,6 +10,11 @@ three GPT-2 models trained here from scratch on generated text (see ``demo_corpu
 - ``gpt2-control``: the same fine-tune (steps, hyper-parameters) on fresh base-distribution
   text, with every risk category answered safely; whatever the audit reports for it is the
   drift of fine-tuning as such.
+- ``gpt2-control-2``: the control fine-tune again on another draw of the same text, the demo
+  spec's noise floor (``role: noise_floor``). An int8 or int4 round-trip of the base moves
+  this small model by 1e-5 to 1e-3, so every fine-tune would sit thousands of times above it;
+  a second control measures what ordinary fine-tuning moves anyway (its data sample), so the
+  control sits near 1x the floor and only what was planted stands out.
 
 What was planted is recorded in ``planted.json`` and in each model's ``build_info.json``.
 
@@ -482,6 +487,8 @@ def gpt2_finetunes(vocab: Mapping[str, list[str]]) -> dict[str, FineTune]:
             unsafe,
         ),
         "gpt2-control": FineTune(base_mixture(vocab, unsafe_share=0.0), seed + 1000),
+        # the control again on another draw of the same text: the demo's noise floor
+        "gpt2-control-2": FineTune(base_mixture(vocab, unsafe_share=0.0), seed + 2000),
     }
 
 
@@ -502,7 +509,8 @@ def _make_gpt2_finetune(base: Path, finetune: FineTune) -> Callable[[Path], dict
 
 
 def build_gpt2_family(root: Path, progress: Progress = _quiet) -> dict[str, Path]:
-    """``gpt2-base``, ``gpt2-planted``, ``gpt2-control`` under ``root``, and ``planted.json``."""
+    """``gpt2-base``, ``gpt2-planted``, ``gpt2-control``, ``gpt2-control-2`` under ``root``, and
+    ``planted.json``."""
     root = Path(root)
     base = build_folder(root, "gpt2-base", _make_gpt2_base, progress)
     paths = {"gpt2-base": base}

@@ -276,3 +276,18 @@ def test_demo_findings_table_is_the_json(demo_cert) -> None:
         want = expected_ratio(cert.data, cand, metric)
         assert (cell["data-ratio"] == "None") if want is None else (
             float(cell["data-ratio"]) == pytest.approx(want, rel=1e-12)), (cand, metric)
+
+
+def test_the_noise_floor_is_ordinary_fine_tuning_noise(demo_cert) -> None:
+    """The floor is a second control fine-tune (another draw of the same text): the control
+    sits near 1x it, the planted fine-tune's finance concepts far above it and above the
+    control's (an int8 floor put both at thousands)."""
+    cert, _ = demo_cert
+    ratio = "{}.noise_floor_ratio"
+    for name in ("concepts.cosine_distance", "embeddings.cosine_distance",
+                 "concepts.category.finance"):
+        assert 0.5 <= cert.metric("control", ratio.format(name)) <= 2.0, name
+    planted = cert.metric("planted", ratio.format("concepts.category.finance"))
+    assert planted >= 2.5
+    assert planted >= 2.5 * cert.metric("control", ratio.format("concepts.category.finance"))
+    assert cert.metric("control", "concepts.share_above_noise_floor_10x") == 0.0

@@ -290,6 +290,7 @@ def test_failed_render_writes_nothing(cert, tmp_path, monkeypatch):
         raise RuntimeError("pdf engine exploded")
 
     monkeypatch.setattr(pdf_module, "render_pdf", broken)
+    monkeypatch.setenv("REPORTGEN_RENDER_CACHE", "off")  # an earlier test's PDF is cached
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="exploded"):
         render.write_outputs(cert, out, ["json", "html", "pdf"])
@@ -301,6 +302,7 @@ def test_failed_render_keeps_older_outputs(cert, tmp_path, monkeypatch):
     out.mkdir()
     (out / "certificate.json").write_text("old json")
     monkeypatch.setattr(pdf_module, "render_pdf", lambda *_a: 1 / 0)
+    monkeypatch.setenv("REPORTGEN_RENDER_CACHE", "off")
     with pytest.raises(ZeroDivisionError):
         render.write_outputs(cert, out, ["json", "pdf"])
     assert [p.name for p in out.iterdir()] == ["certificate.json"]

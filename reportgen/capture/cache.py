@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from reportgen.capture.forward import Capture, Extra
+from reportgen.core.blobs import cache_root, drop_blob, load_blob, save_blob
+from reportgen.core.blobs import sha_file as _sha
+
+__all__ = ["cache_key", "cache_root", "drop_blob", "load", "load_blob", "save", "save_blob",
+           "work_folder"]
 
 _ARRAYS = ("last", "mean", "embeddings")
-
-
-def cache_root() -> Path:
-    env = os.environ.get("REPORTGEN_CACHE")
-    return Path(env).expanduser() if env else Path("~/.cache/reportgen").expanduser()
 
 
 def cache_key(model_digest: str, probe_digest: str, plan: dict[str, Any]) -> str:
@@ -44,14 +44,6 @@ def work_folder(key: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f".work-{key}-", dir=root))
     except OSError:
         return Path(tempfile.mkdtemp(prefix=f"reportgen-{key}-"))
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _extra_names(meta: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -142,49 +134,3 @@ def _save_extras(tmp: Path, cap: Capture) -> tuple[dict[str, Any], list[tuple[st
 
 def _other_fs(a: Path, b: Path) -> bool:
     return os.stat(a).st_dev != os.stat(b).st_dev
-
-
-# ---------------------------------------------------------------------------------------------
-# Generic one-blob entries (the analysis cache): same discipline as captures, one file each.
-
-
-def save_blob(kind: str, key: str, payload: bytes) -> None:
-    """Store ``payload`` as entry ``kind/key``, atomically (temp folder, then rename).
-
-    Best effort, like :func:`save`: a cache that cannot be written only costs a
-    recomputation next time."""
-    root = cache_root() / kind
-    tmp: Path | None = None
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-        (tmp / "payload").write_bytes(payload)
-        (tmp / "manifest.json").write_text(json.dumps({"sha256": _sha(tmp / "payload")}))
-        final = root / key
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-    except OSError:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def load_blob(kind: str, key: str) -> bytes | None:
-    """Entry ``kind/key``'s payload, or None; an entry failing its checksum is dropped."""
-    folder = cache_root() / kind / key
-    if not (folder / "manifest.json").is_file():
-        return None
-    try:
-        meta = json.loads((folder / "manifest.json").read_text())
-        payload = (folder / "payload").read_bytes()
-        if hashlib.sha256(payload).hexdigest() != meta["sha256"]:
-            raise ValueError("payload does not match its checksum")
-        return payload
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
-        drop_blob(kind, key)
-        return None
-
-
-def drop_blob(kind: str, key: str) -> None:
-    """Remove entry ``kind/key`` (e.g. one whose payload no longer decodes)."""
-    shutil.rmtree(cache_root() / kind / key, ignore_errors=True)

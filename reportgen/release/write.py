@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -112,30 +113,43 @@ def render_outputs(cert: Certificate, formats: list[str],
     check_verdict(cert)
     from reportgen.core.progress import current
 
+    text = cert.to_json()
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     out: dict[str, bytes] = {}
     with current().counter("rendering", len(dict.fromkeys(formats))) as advance:
         for fmt in dict.fromkeys(formats):
-            out[fmt] = _render_one(cert, fmt, signature, page_size)
+            out[fmt] = _render_one(cert, text, digest, fmt, signature, page_size)
             advance(1)
     return out
 
 
-def _render_one(cert: Certificate, fmt: str, signature: bytes | None, page_size: str) -> bytes:
-    if fmt == "json":
-        return cert.to_json().encode("utf-8")
-    if fmt == "html":
-        from reportgen.views.html import render_html
+def _render_one(cert: Certificate, text: str, digest: str, fmt: str,
+                signature: bytes | None, page_size: str) -> bytes:
+    """One format's bytes; HTML and PDF kept per certificate digest (see views.rendercache)."""
+    from reportgen.views import rendercache
 
-        return render_html(cert, page_size).encode("utf-8")
+    if fmt == "json":
+        return text.encode("utf-8")
     if fmt == "model-card":
         from reportgen.views.modelcard import render_model_card
 
         return render_model_card(cert).encode("utf-8")
-    from reportgen.release.pdfsign import append_signature
+    view = rendercache.view(fmt, digest, page_size, lambda: _render(cert, fmt, page_size))
+    if fmt == "pdf" and signature is not None:
+        from reportgen.release.pdfsign import append_signature
+
+        view = append_signature(view, signature)
+    return view
+
+
+def _render(cert: Certificate, fmt: str, page_size: str) -> bytes:
+    if fmt == "html":
+        from reportgen.views.html import render_html
+
+        return render_html(cert, page_size).encode("utf-8")
     from reportgen.views.pdf import render_pdf
 
-    pdf = render_pdf(cert, page_size)
-    return pdf if signature is None else append_signature(pdf, signature)
+    return render_pdf(cert, page_size)
 
 
 def check_verdict(cert: Certificate) -> None:

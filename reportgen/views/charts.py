@@ -8,6 +8,7 @@ would make two renders of one certificate differ).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,11 @@ class Figure:
         return text
 
     def spec(self) -> dict[str, Any]:
+        """The Vega-Lite spec (built once: the HTML embeds it and the PDF draws it)."""
+        return self._spec
+
+    @functools.cached_property
+    def _spec(self) -> dict[str, Any]:
         return self.chart.to_dict()
 
 

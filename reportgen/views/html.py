@@ -13,13 +13,10 @@ import base64
 import functools
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import altair as alt
 import jinja2
-import vl_convert
 from markupsafe import Markup
 
 from reportgen.certificate.document import Certificate
@@ -36,6 +33,10 @@ from reportgen.views.findings import findings
 from reportgen.views.glossary import glossary
 from reportgen.views.summary import summary_lines
 from reportgen.views.tables import Column, Table
+from reportgen.views.vega import chart_svg, js_bundle, svg_data_uri, vegalite_version
+
+__all__ = ["chart_svg", "js_bundle", "notebook_html", "page_context", "render_html",
+           "svg_data_uri", "vegalite_version"]
 
 TEMPLATE = "certificate.html.j2"
 NOTEBOOK_TEMPLATE = "notebook.html.j2"
@@ -125,22 +126,6 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def vegalite_version() -> str | None:
-    """The Vega-Lite version Altair writes specs for, if vl-convert ships it."""
-    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-    return wanted if wanted in vl_convert.get_vegalite_versions() else None
-
-
-@functools.lru_cache(maxsize=1)
-def js_bundle() -> str:
-    """Vega, Vega-Lite and Vega-Embed in one script (about 0.9 MB), built once per process."""
-    bundle = vl_convert.javascript_bundle(vl_version=vegalite_version())
-    # "</script" would end the inline element early and "<!--" changes how it is parsed;
-    # both can only sit in string or regex literals, where "<\/" and "<\!" mean the same.
-    bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
-    return bundle.replace("<!--", "<\\!--")
-
-
 def chart_script(spec: dict[str, Any]) -> Markup:
     """A spec as JSON safe inside ``<script type="application/json">``.
 
@@ -170,16 +155,6 @@ def content_security_policy(scripts: list[str]) -> str:
         "img-src data: blob:; font-src data:; "
         "base-uri 'none'; form-action 'none'"
     )
-
-
-def chart_svg(spec: dict[str, Any]) -> str:
-    """A chart as static SVG (no JavaScript), for the PDF and notebooks; never fetches."""
-    return vl_convert.vegalite_to_svg(spec, vl_version=vegalite_version(), allowed_base_urls=[])
-
-
-def svg_data_uri(spec: dict[str, Any]) -> str:
-    svg = chart_svg(spec)
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
 # ------------------------------------------------------------------ what the template shows
@@ -215,7 +190,8 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
                          f"{', '.join(PAGE_SIZES)}")
     cert = cert if isinstance(cert, Certificate) else Certificate(cert)
     data = cert.data
-    figs = figures(data)
+    digest = cert.digest
+    figs = _figures_of(digest, data)
     sections = family_sections(data, figs)
     for s in sections:
         s.limitations = section_limitations(data, s)
@@ -236,7 +212,7 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         "page_size": page_size, "explorer": explore, "glossary": glossary(families()),
         "mode": mode, "data": data, "audit": data.get("audit") or {},
         "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
-        "digest": cert.digest, "summary": summary_lines(data), "findings": findings(data),
+        "digest": digest, "summary": summary_lines(data), "findings": findings(data),
         "counts": {s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR")},
         "sections": sections, "figures": figs, "toc": toc, "annex": annexed,
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
@@ -283,6 +259,18 @@ def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
 def figures(data: dict[str, Any]) -> list[charts.Figure]:
     """Every family's charts, in page order."""
     return [f for fam in families() if (v := _view(fam)) for f in v.figures(data)]
+
+
+def _figures_of(digest: str, data: dict[str, Any]) -> list[charts.Figure]:
+    """:func:`figures`, kept for the last certificate drawn: its HTML and PDF share the
+    charts (and their specs), which take seconds to build on a large certificate."""
+    if _FIGURES.get("digest") != digest:
+        _FIGURES.clear()
+        _FIGURES.update(digest=digest, figures=figures(data))
+    return list(_FIGURES["figures"])
+
+
+_FIGURES: dict[str, Any] = {}
 
 
 def _view(fam: Family) -> View | None:

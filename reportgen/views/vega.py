@@ -1,0 +1,56 @@
+"""Vega in the views: the JavaScript bundle the HTML inlines and charts as static SVG.
+
+Both come from vl-convert and take seconds (the bundle) or a fraction of one (a chart), so
+both are cached on disk under their inputs (:mod:`reportgen.views.rendercache`).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+from typing import Any
+
+import altair as alt
+import vl_convert
+
+from reportgen.views import rendercache
+
+
+@functools.lru_cache(maxsize=1)
+def vegalite_version() -> str | None:
+    """The Vega-Lite version Altair writes specs for, if vl-convert ships it."""
+    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return wanted if wanted in vl_convert.get_vegalite_versions() else None
+
+
+@functools.lru_cache(maxsize=1)
+def js_bundle() -> str:
+    """Vega, Vega-Lite and Vega-Embed in one script (about 0.9 MB), built once per process."""
+    version = vegalite_version()
+    bundle = rendercache.bundle(_versions(), lambda: vl_convert.javascript_bundle(
+        vl_version=version))
+    # "</script" would end the inline element early and "<!--" changes how it is parsed;
+    # both can only sit in string or regex literals, where "<\/" and "<\!" mean the same.
+    bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
+    return bundle.replace("<!--", "<\\!--")
+
+
+def chart_svg(spec: dict[str, Any]) -> str:
+    """A chart as static SVG (no JavaScript), for the PDF and notebooks; never fetches.
+    Cached on disk by spec (see :mod:`reportgen.views.rendercache`)."""
+    return rendercache.svg(spec, _versions(), lambda: vl_convert.vegalite_to_svg(
+        spec, vl_version=vegalite_version(), allowed_base_urls=[]))
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> str:
+    """vl-convert's version and the Vega-Lite version it converts with (cache keys)."""
+    from importlib.metadata import version
+
+    return f"vl-convert {version('vl-convert-python')}; vega-lite {vegalite_version()}"
+
+
+def svg_data_uri(spec: dict[str, Any]) -> str:
+    svg = chart_svg(spec)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
