@@ -70,3 +70,13 @@ def single_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_series(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                ) -> Path:
+    """A Trainer-like run folder: ``checkpoint-100`` … ``checkpoint-300``, tiny-gpt2 with
+    seeded noise of growing scale added to every weight (tests/seriesfactory.py)."""
+    from seriesfactory import build_series
+
+    return build_series(tiny_models["tiny-gpt2"], tmp_path_factory.mktemp("tiny-run"))
