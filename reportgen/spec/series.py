@@ -72,8 +72,8 @@ def steps_of(entry: dict, at: Path_, base_dir: Path) -> tuple[list[Step], list[t
             problems.append((s.at, f"duplicate step {s.step}; {where} already has it"))
         else:
             seen[s.step] = s
-    if not problems and not steps:
-        problems.append(((*at, "series"), "expected at least one checkpoint"))
+    if spec == []:
+        problems.append(((*at, "series"), "expected at least one checkpoint, got an empty list"))
     return sorted(seen.values(), key=lambda s: s.step), problems
 
 
