@@ -190,3 +190,21 @@ def expand_spec(spec: Any, base_dir: Path) -> tuple[Any, tuple[Series, ...]]:
         series.append(Series(c.name, tuple(names)))
     models = spec.models.model_copy(update={"candidates": candidates})
     return spec.model_copy(update={"models": models}), tuple(series)
+
+
+def without_unused(normalised: dict) -> dict:
+    """The normalised spec without the series fields it leaves at their defaults, so a spec
+    that uses no series normalises, and digests, exactly as before series existed."""
+    from reportgen.spec.types import SeriesSettings
+
+    for c in normalised.get("models", {}).get("candidates", []):
+        if c.get("series") is None:
+            c.pop("series", None)
+    for chk in normalised.get("checks", []):
+        for key in ("step", "fail_if_onset_before", "warn_if_onset_before"):
+            if chk.get(key) is None:
+                chk.pop(key, None)
+    analysis = normalised.get("analysis", {})
+    if analysis.get("series") == SeriesSettings().model_dump(mode="json"):
+        analysis.pop("series", None)
+    return normalised

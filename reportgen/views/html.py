@@ -31,6 +31,7 @@ from reportgen.views import charts
 from reportgen.views.family_tables import cand_key
 from reportgen.views.filters import FILTERS
 from reportgen.views.glossary import glossary
+from reportgen.views.series import series_views
 from reportgen.views.summary import summary_lines
 from reportgen.views.tables import Column, Table
 
@@ -220,8 +221,10 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         figs = _without_floor_figures(data, sections, figs)
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
+    series = series_views(data)
     toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
-           ("probes", "Probes"), *[(s.id, s.title) for s in sections],
+           ("probes", "Probes"), *([("series", "Checkpoint series")] if series else []),
+           *[(s.id, s.title) for s in sections],
            *([("explorer", explore.title)] if explore else []),
            ("warnings", "Warnings and limitations"), ("appendix", "Appendix"),
            ("glossary", "Glossary")]
@@ -231,7 +234,7 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         "tool": data.get("tool") or {}, "verdict": data.get("verdict", "ERROR"),
         "digest": cert.digest, "summary": summary_lines(data),
         "counts": {s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR")},
-        "sections": sections, "figures": figs, "toc": toc,
+        "sections": sections, "figures": figs, "toc": toc, "series": series,
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
                                 ensure_ascii=False, sort_keys=False),
     }
