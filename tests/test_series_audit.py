@@ -13,6 +13,7 @@ from test_forward_calls import forward_log  # noqa: F401  (a fixture)
 
 import reportgen
 from reportgen.analysis.series import first_crossing, floor_onset
+from reportgen.core import numfmt
 
 METRIC = "concepts.cosine_distance.mean"
 DOMAIN = ["The bank raised the price of every loan.", "A dog and a cat sat by the door.",
@@ -164,3 +165,34 @@ def test_a_new_checkpoint_runs_one_capture(tiny_models, tiny_series, tmp_path,
     assert forward_log.loads == ["run@300"]
     assert len(forward_log.batches) == 1  # one capture: the new step's
     assert [s["step"] for s in cert.data["series"][0]["steps"]] == [100, 200, 300]
+
+
+def test_page_and_summary_show_the_series(series_cert) -> None:
+    from reportgen.api import Certificate
+    from reportgen.certificate.schema import certificate_problems
+    from reportgen.views.html import render_html
+
+    assert certificate_problems(series_cert) == []
+    v200 = series_cert["series"][0]["metrics"][METRIC]["values"][1]
+    summary = Certificate(series_cert).summary().splitlines()
+    assert summary[1] == (f"Series run (3 steps, 100–300): {METRIC} first crosses warn > 0.001 "
+                          f"at step 200 ({numfmt.num(v200, 3)}).")
+    page = render_html(Certificate(series_cert))
+    assert '<h2 id="series-title">Checkpoint series</h2>' in page
+    assert "run: headline metrics at each step" in page
+    section = page[page.index('id="series"'):page.index('id="family-')]
+    assert section.count("<tr>") >= 4  # the header and a row per headline metric
+    assert "warn &gt; 0.001 or fail &gt; 0.01 or fail &gt; 0.5" in section
+
+
+def test_a_certificate_without_series_renders_as_before(series_cert) -> None:
+    """A 1.0 document (no series block) is still read and rendered; nothing of a series."""
+    from reportgen.api import Certificate
+    from reportgen.certificate.schema import certificate_problems
+    from reportgen.views.html import render_html
+
+    old = {k: v for k, v in series_cert.items() if k != "series"}
+    old["schema_version"] = "1.0"
+    assert certificate_problems(old) == []
+    page = render_html(Certificate(old))
+    assert 'id="series"' not in page and "Series run" not in Certificate(old).summary()
