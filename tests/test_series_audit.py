@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,41 @@ def test_a_certificate_without_series_renders_as_before(series_cert) -> None:
     assert certificate_problems(old) == []
     page = render_html(Certificate(old))
     assert 'id="series"' not in page and "Series run" not in Certificate(old).summary()
+
+
+def test_trajectory_chart_is_the_series_block(series_cert) -> None:
+    """The chart's data is the block's values, floor band and thresholds, nothing else."""
+    from reportgen.views.series import headline
+    from reportgen.views.trajectory import MAX_METRICS, trajectory_figures
+
+    block = series_cert["series"][0]
+    figs = {f.id: f for f in trajectory_figures(block, headline)}
+    spec = figs["series-run-concepts"].spec()
+    rows = spec["data"]["values"]
+    panels = list(dict.fromkeys(r["metric"] for r in rows))
+    assert panels[0] == METRIC and len(panels) <= MAX_METRICS  # the thresholded one first
+    m = block["metrics"][METRIC]
+    assert [(r["step"], r["value"]) for r in rows if r["metric"] == METRIC
+            and r["layer"] == "value"] == list(zip((100, 200, 300), m["values"], strict=True))
+    band = next(r for r in rows if r["metric"] == METRIC and r["layer"] == "floor")
+    assert (band["low"], band["high"], band["from"], band["to"]) == (
+        0.0, m["floor"] * 3.0, 100, 300)
+    assert sorted((r["kind"], r["threshold"]) for r in rows
+                  if r["metric"] == METRIC and r["layer"] == "threshold") == sorted(
+        (t["kind"], float(t["condition"].split()[1])) for t in m["thresholds"])
+    assert all(f.family == "series" for f in figs.values())
+
+
+def test_pdf_has_the_series_section(series_cert, tmp_path) -> None:
+    """The table and the trajectory charts (static SVG) in the PDF, before the families."""
+    from reportgen.api import Certificate
+    from reportgen.views.pdf import render_pdf
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    (tmp_path / "c.pdf").write_bytes(render_pdf(Certificate(series_cert)))
+    text = subprocess.run(["pdftotext", "-raw", str(tmp_path / "c.pdf"), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    start = text.index("run: headline metrics at each step")
+    assert start < text.index("run: concepts metrics by training step") < text.index(
+        "Concept drift", start)

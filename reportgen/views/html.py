@@ -213,7 +213,8 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
                          f"{', '.join(PAGE_SIZES)}")
     cert = cert if isinstance(cert, Certificate) else Certificate(cert)
     data = cert.data
-    figs = figures(data)
+    series = series_views(data)
+    figs = figures(data) + [f for sv in series for f in sv.figures]
     sections = family_sections(data, figs)
     for s in sections:
         s.limitations = section_limitations(data, s)
@@ -221,7 +222,6 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         figs = _without_floor_figures(data, sections, figs)
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
-    series = series_views(data)
     toc = [("summary", "Summary"), ("checks", "Checks"), ("models", "Models"),
            ("probes", "Probes"), *([("series", "Checkpoint series")] if series else []),
            *[(s.id, s.title) for s in sections],

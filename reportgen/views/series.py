@@ -13,6 +13,7 @@ from reportgen.core.names import lookup
 from reportgen.families import families
 from reportgen.spec.conditions import parse_condition
 from reportgen.views.tables import Column, Table
+from reportgen.views.trajectory import trajectory_figures
 
 MAX_SUMMARY_ONSETS = 4
 
@@ -24,6 +25,7 @@ class SeriesView:
     name: str
     intro: str
     tables: list[Table] = field(default_factory=list)
+    figures: list[Any] = field(default_factory=list)  # views.charts.Figure, after the tables
 
 
 def headline(name: str) -> bool:
@@ -122,7 +124,8 @@ def series_views(data: dict[str, Any]) -> list[SeriesView]:
             tables.append(concept_table(block))
         if block.get("features"):
             tables.append(feature_table(block))
-        out.append(SeriesView(str(block.get("name")), intro, tables))
+        out.append(SeriesView(str(block.get("name")), intro, tables,
+                              trajectory_figures(block, headline)))
     return out
 
 
