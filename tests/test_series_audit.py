@@ -149,8 +149,20 @@ def test_series_checks_messages(series_cert) -> None:
     assert series_cert["schema_version"] == "1.1"
 
 
-def test_a_new_checkpoint_runs_one_capture(tiny_models, tiny_series, tmp_path,
+def test_a_new_checkpoint_runs_one_capture(tiny_models, tiny_series, tmp_path, monkeypatch,
                                            forward_log) -> None:  # noqa: F811
+    """And one pair analysis: the other pairs' results come from the analysis cache."""
+    from reportgen.analysis import compare
+
+    pairs: list[str] = []
+    real = compare.PairContext
+
+    def counting(*a: Any, **k: Any) -> Any:
+        ctx = real(*a, **k)
+        pairs.append(ctx.model.name)
+        return ctx
+
+    monkeypatch.setattr(compare, "PairContext", counting)
     run = tmp_path / "out"
     for step in (100, 200):
         shutil.copytree(tiny_series / f"checkpoint-{step}", run / f"checkpoint-{step}")
@@ -159,12 +171,15 @@ def test_a_new_checkpoint_runs_one_capture(tiny_models, tiny_series, tmp_path,
     reportgen.audit(spec, progress=False)
     assert forward_log.loads == ["base", "run@100", "run@200"]
     assert forward_log.alive_at_load == [0, 0, 0]  # one model in memory at a time
+    assert pairs == ["run@100", "run@200", "int8"]
+    pairs.clear()
     forward_log.loads.clear()
     forward_log.batches.clear()
     shutil.copytree(tiny_series / "checkpoint-300", run / "checkpoint-300")
     cert = reportgen.audit(spec, progress=False)
     assert forward_log.loads == ["run@300"]
     assert len(forward_log.batches) == 1  # one capture: the new step's
+    assert pairs == ["run@300"]  # one pair analysis: the new step's
     assert [s["step"] for s in cert.data["series"][0]["steps"]] == [100, 200, 300]
 
 
