@@ -101,3 +101,19 @@ def test_series_mistakes_all_at_once(tiny_models, tiny_series, tmp_path) -> None
         f"{path}:17: checks[3].step: an onset condition judges every step; "
         "remove step or the onset condition",
     ]
+
+
+def test_glob_of_adapters_over_the_candidates_path_and_a_derived_step(tmp_path) -> None:
+    """With a path on the candidate, the globbed folders are adapters over it; a variant
+    may derive from one step by its NAME@STEP."""
+    (tmp_path / "base").mkdir()
+    for step in (20, 10):
+        (tmp_path / "out" / f"checkpoint-{step}").mkdir(parents=True)
+    loaded = load_spec(_spec(tmp_path, tmp_path / "base", [
+        {"name": "lora", "path": "./base", "series": "./out/checkpoint-*", "dtype": "bfloat16"},
+        {"name": "lora-int8", "derive": {"from": "lora@20", "quantize": "int8"},
+         "role": "noise_floor"}]), models=False)
+    assert [(c.name, c.path, c.adapter, c.dtype) for c in loaded.spec.models.candidates] == [
+        ("lora@10", "./base", "out/checkpoint-10", "bfloat16"),
+        ("lora@20", "./base", "out/checkpoint-20", "bfloat16"),
+        ("lora-int8", None, None, "float32")]
