@@ -14,7 +14,7 @@ from reportgen.spec.conditions import parse_condition
 from reportgen.views.charts import FLOOR_COLOUR, WIDTH, Figure, finish, slug
 
 MAX_METRICS = 4  # panels per chart: one chart fits a printed page
-KIND_COLOURS = {"warn": "#b36b00", "fail": "#c0420a"}
+KIND_COLOURS = {"warn": "#E69F00", "fail": "#c0420a"}
 LINE_COLOUR = "#0072B2"
 
 
