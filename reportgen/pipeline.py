@@ -68,6 +68,7 @@ def _run(prog: Progress, source: Any, out: str | Path | None, write: bool | None
                            device)
     prog.say("computing metrics")
     from reportgen.analysis.cache import compare_all_cached  # analysis.compare_all, cached
+    from reportgen.analysis.series import series_block
     from reportgen.families.sae.export import attachments as sae_attachments
 
     comparisons, warnings, extra = compare_all_cached(loaded, models, captures, capture_keys,
@@ -84,6 +85,7 @@ def _run(prog: Progress, source: Any, out: str | Path | None, write: bool | None
         warnings=warnings + _spec_warnings(loaded),
         limitations=limitations(models, probe, loaded.spec.analysis, extra),
         analysis={**analysis_info(loaded, captures[models[0].name]), **extra},
+        series=series_block(loaded, comparisons),
     ).build(), attachments=sae_attachments(captures[models[0].name]))
     if out_dir is not None:
         paths = cert.save(out_dir, loaded.spec.output.formats, sign=key)
@@ -178,15 +180,21 @@ def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:
 
 
 def evaluate_checks(loaded: LoadedSpec, comparisons: list[Comparison]) -> list[CheckResult]:
-    from reportgen.analysis.checks import evaluate
+    from reportgen.analysis.checks import evaluate, evaluate_series
 
     spec = loaded.spec
     by_cand = {c.candidate: c for c in comparisons}
+    series = {s.name: s for s in loaded.series}
+    in_series = {name for s in loaded.series for _, name in s.steps}
     results = []
     for chk in spec.checks:
         targets = [chk.candidate] if chk.candidate else [
-            c.name for c in spec.models.candidates if c.role == "candidate"]
+            c.name for c in spec.models.candidates
+            if c.role == "candidate" and c.name not in in_series] + list(series)
         for cand in targets:
+            if cand in series:
+                results.append(evaluate_series(chk, series[cand], by_cand))
+                continue
             results.append(evaluate(chk.id or chk.metric, chk.metric, cand, by_cand.get(cand),
                                     chk.fail_if, chk.warn_if, chk.description))
     return results

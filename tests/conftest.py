@@ -84,3 +84,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     why = pytest.mark.skip(reason=f"needs a CUDA GPU (torch {torch.__version__} sees none)")
     for item in gpu:
         item.add_marker(why)
+
+
+@pytest.fixture(scope="session")
+def tiny_series(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                ) -> Path:
+    """A Trainer-like run folder: ``checkpoint-100`` … ``checkpoint-300``, tiny-gpt2 with
+    seeded noise of growing scale added to every weight (tests/seriesfactory.py)."""
+    from seriesfactory import build_series
+
+    return build_series(tiny_models["tiny-gpt2"], tmp_path_factory.mktemp("tiny-run"))

@@ -188,3 +188,17 @@ def test_readme_verify_examples_print_what_they_show(tmp_path: Path, monkeypatch
         printed = capsys.readouterr().out.splitlines()
         assert [re.sub(r"[0-9a-f]{64}", "HEX", line) for line in printed] == \
             [re.sub(r"[0-9a-f]{4}…", "HEX", line) for line in shown], command
+
+
+def test_readme_series_example_loads(tmp_path: Path) -> None:
+    """The series example's glob, sorted by step; its checks on the series validate."""
+    block = next(b for b in _blocks("yaml") if b.startswith("# series.yaml"))
+    (tmp_path / "checkpoints" / "base").mkdir(parents=True)
+    for step in (1000, 500):
+        (tmp_path / "out" / f"checkpoint-{step}").mkdir(parents=True)
+    spec = tmp_path / "series.yaml"
+    spec.write_text(block)
+    loaded = load_spec(spec)
+    assert [c.name for c in loaded.spec.models.candidates] == ["run@500", "run@1000",
+                                                               "base-int8"]
+    assert [c.step for c in loaded.spec.checks] == [None, "final", None]

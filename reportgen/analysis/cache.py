@@ -10,6 +10,10 @@ the numeric libraries' versions and :data:`ANALYSIS_VERSION`. Storage goes throu
 :func:`reportgen.capture.cache.save_blob` / :func:`~reportgen.cache.load_blob` (atomic rename,
 SHA-256 checked on load, a corrupt entry dropped and recomputed).
 
+Each (base, candidate) pair's result is also stored on its own (:class:`PairCache`), so when
+the audit as a whole misses (a series gained a checkpoint, a candidate was added) only the
+new pairs are computed.
+
 Results are identical whether they came from the cache or not: JSON keeps every float
 exactly (``repr`` round-trips), numpy scalars are stored as the Python numbers the
 certificate would have made of them, and tuples as lists, which the certificate writes alike.
@@ -33,6 +37,7 @@ from reportgen.core.records import Comparison, MetricValue
 ANALYSIS_VERSION = 10  # 9: probes, displays; 10: the int8 floor's weights in its load dtype
 
 KIND = "analyses"
+PAIR_KIND = "pair-analyses"
 _LIBS = ("numpy", "scipy", "scikit-learn", "torch", "umap-learn", "pynndescent", "numba")
 
 Result = tuple[list[Comparison], list[str], dict[str, Any]]
@@ -71,6 +76,50 @@ def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe:
         blob["device"] = device
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class PairCache:
+    """One (base, candidate) pair's result (its comparison, warnings and analysis entries)
+    stored on its own, keyed like :func:`analysis_key` but by the pair's three captures
+    (base, candidate, the floor its ratios use), its name and role."""
+
+    def __init__(self, loaded: Any, models: list, capture_keys: dict[str, str], probe: Any,
+                 device: str | None = None):
+        self.capture_keys = capture_keys
+        self.base = models[0]
+        self.common = analysis_key(loaded, [], capture_keys, probe, device)
+
+    def key(self, m: Any, floor: Any) -> str:
+        blob = {"audit": self.common, "base": self.capture_keys[self.base.name],
+                "model": {"name": m.name, "role": m.role, "capture": self.capture_keys[m.name],
+                          "derived_from": m.derived_from, "has_folder": m.path is not None},
+                "floor": None if floor is None else self.capture_keys[floor.name]}
+        text = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def load(self, m: Any, floor: Any) -> tuple[Comparison, list[str], dict] | None:
+        from reportgen.capture import cache
+
+        key = self.key(m, floor)
+        payload = cache.load_blob(PAIR_KIND, key)
+        if payload is None:
+            return None
+        try:
+            comps, warnings, extra = decode(payload)
+            return comps[0], warnings, extra
+        except (ValueError, KeyError, TypeError, IndexError):
+            cache.drop_blob(PAIR_KIND, key)
+            return None
+
+    def save(self, m: Any, floor: Any, result: tuple[Comparison, list[str], dict]) -> None:
+        from reportgen.capture import cache
+
+        comp, warnings, extra = result
+        try:
+            payload = encode(([comp], warnings, extra))
+        except (TypeError, ValueError):  # a family returned something JSON cannot hold
+            return
+        cache.save_blob(PAIR_KIND, self.key(m, floor), payload)
 
 
 def _plain(obj: Any) -> Any:
@@ -113,7 +162,8 @@ def compare_all_cached(loaded: Any, models: list, caps: dict, capture_keys: dict
         else:
             prog.say("analysis found in cache")
             return result
-    result = analysis.compare_all(loaded.spec, models, caps, probe, prog, device)
+    result = analysis.compare_all(loaded.spec, models, caps, probe, prog, device,
+                                  PairCache(loaded, models, capture_keys, probe, device))
     try:
         payload = encode(result)
     except (TypeError, ValueError):  # a family returned something JSON cannot hold

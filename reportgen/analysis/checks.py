@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from reportgen.core.records import CheckResult, Comparison
+from reportgen.core.records import STATUS_ORDER, CheckResult, Comparison
 from reportgen.spec.conditions import parse_condition
 
 
@@ -48,3 +49,60 @@ def evaluate(
         f"not {c.strip()}" for c in (fail_if, warn_if) if c
     )
     return result(v, "PASS", f"{metric} = {_fmt(v)}, passes ({limits})")
+
+
+def evaluate_series(chk: Any, series: Any, by_cand: dict[str, Comparison]) -> CheckResult:
+    """One check over a series (``spec.series.Series``): every step, the worst status (the
+    step it names, or ``final``), or the onset against ``*_onset_before``."""
+    cid = chk.id or chk.metric
+
+    def at(step: int, name: str) -> CheckResult:
+        return evaluate(cid, chk.metric, series.name, by_cand.get(name), chk.fail_if,
+                        chk.warn_if, chk.description)
+
+    if chk.fail_if_onset_before is not None or chk.warn_if_onset_before is not None:
+        return _onset(chk, series, [(s, at(s, n)) for s, n in series.steps])
+    if chk.step is not None:
+        step, name = series.final if chk.step == "final" else next(
+            (s, n) for s, n in series.steps if s == chk.step)
+        r = at(step, name)
+        r.message = f"step {step}: {r.message}"
+        return r
+    results = [(s, at(s, n)) for s, n in series.steps]
+    worst_step, worst = max(results, key=lambda sr: STATUS_ORDER.index(sr[1].status))
+    listing = ", ".join(f"{s} {r.status}" for s, r in results)
+    worst.message = (f"step {worst_step}: {worst.message} (worst of {len(results)} steps: "
+                     f"{listing})")
+    return worst
+
+
+def _onset(chk: Any, series: Any, results: list[tuple[int, CheckResult]]) -> CheckResult:
+    """The first step at which the check's warn_if or fail_if holds, judged by its step."""
+    first = results[0][1]
+    conds = [first.condition] + [f"{k} {v}" for k, v in (
+        ("fail_if_onset_before", chk.fail_if_onset_before),
+        ("warn_if_onset_before", chk.warn_if_onset_before)) if v is not None]
+    condition = "; ".join(c for c in conds if c)
+
+    def result(value: float | None, status: str, message: str) -> CheckResult:
+        return CheckResult(first.id, chk.metric, series.name, condition, value, status,
+                           message, chk.fail_if, chk.warn_if, chk.description)
+
+    crossing = " or ".join(c.strip() for c in (chk.fail_if, chk.warn_if) if c)
+    for step, r in results:
+        if r.status == "ERROR":
+            return result(None, "ERROR", f"step {step}: {r.message}")
+        if r.status in ("WARN", "FAIL"):
+            head = f"{chk.metric} is first {crossing} at step {step} ({_fmt(r.value or 0.0)})"
+            for status, before in (("FAIL", chk.fail_if_onset_before),
+                                   ("WARN", chk.warn_if_onset_before)):
+                if before is not None and step < before:
+                    verb = "fails" if status == "FAIL" else "warns"
+                    return result(r.value, status, f"{head}, {verb} because that is before "
+                                                   f"step {before}")
+            limits = " and ".join(f"not before step {b}" for b in (
+                chk.fail_if_onset_before, chk.warn_if_onset_before) if b is not None)
+            return result(r.value, "PASS", f"{head}, passes ({limits})")
+    steps = [s for s, _ in results]
+    return result(None, "PASS", f"{chk.metric} is never {crossing} in {len(steps)} steps "
+                                f"({steps[0]}–{steps[-1]}), passes")

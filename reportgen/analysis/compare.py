@@ -17,14 +17,16 @@ from reportgen.families import families
 
 
 def compare_all(spec: Any, models: list, caps: dict, probe: Any,
-                prog: Progress | None = None, device: str | None = None
+                prog: Progress | None = None, device: str | None = None, pairs: Any = None
                 ) -> tuple[list[Comparison], list[str], dict[str, Any]]:
     """One Comparison per candidate; noise-floor ratios use the first noise-floor variant.
     ``device``: where the families run their matmul-heavy analysis (core.accel; None: the
     CPU's default path).
 
     Returns the comparisons, the warnings, and the certificate's ``analysis`` entries the
-    families recorded (``analysis[family]``)."""
+    families recorded (``analysis[family]``). ``pairs`` (an ``analysis.cache.PairCache``)
+    stores each pair's result, so a new candidate (a series' new step) is the only pair
+    computed when the rest of the audit is unchanged."""
     prog = prog or Progress(False)
     warnings: list[str] = []
     floors = [m for m in models[1:] if m.role == "noise_floor"]
@@ -36,15 +38,24 @@ def compare_all(spec: Any, models: list, caps: dict, probe: Any,
     extra: dict[str, Any] = {}
     comparisons = []
     for m in models[1:]:
-        prog.say(f"{m.name}: comparing with the base")
         own_floor = floor if floor is not None and m.name != floor.name else None
-        ctx = PairContext(spec, probe, caps["base"], caps[m.name], m,
-                          caps[own_floor.name] if own_floor else None, models[0], own_floor,
-                          shared, prog, device)
-        comp = Comparison("base", m.name, m.role)
-        for fam in families():
-            if fam.pair is not None:
-                _merge(fam, fam.pair(ctx), comp, warnings, extra)
+        hit = pairs.load(m, own_floor) if pairs is not None else None
+        if hit is not None:
+            comp, pair_warnings, pair_extra = hit
+        else:
+            prog.say(f"{m.name}: comparing with the base")
+            ctx = PairContext(spec, probe, caps["base"], caps[m.name], m,
+                              caps[own_floor.name] if own_floor else None, models[0],
+                              own_floor, shared, prog, device)
+            comp, pair_warnings, pair_extra = Comparison("base", m.name, m.role), [], {}
+            for fam in families():
+                if fam.pair is not None:
+                    _merge(fam, fam.pair(ctx), comp, pair_warnings, pair_extra)
+            if pairs is not None:
+                pairs.save(m, own_floor, (comp, pair_warnings, pair_extra))
+        warnings.extend(pair_warnings)
+        for name, entries in pair_extra.items():
+            extra.setdefault(name, {}).update(entries)
         if m is floor:
             for name, mv in comp.metrics.items():
                 if "noise_floor" in name:  # ratios and shares against the floor

@@ -27,7 +27,10 @@ from reportgen.core.records import (
 from reportgen.families.sae import TRAINED_SAE
 from reportgen.sae.files import DICTIONARY_FILES
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: the optional ``series`` block
+#: A document without a series is exactly a 1.0 document and says so: every 1.x reader
+#: reads it, and certificates, signatures and archives of plain audits stay byte-identical.
+PLAIN_SCHEMA_VERSION = "1.0"
 #: The certificate's file name, in a folder and attached to its PDF.
 JSON_NAME = "certificate.json"
 
@@ -69,10 +72,11 @@ class CertificateBuilder:
     warnings: list[str] = field(default_factory=list)
     limitations: list[str] = field(default_factory=list)
     analysis: dict[str, Any] = field(default_factory=dict)
+    series: list[dict[str, Any]] = field(default_factory=list)  # analysis.series
 
     def build(self) -> dict[str, Any]:
         data = {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": SCHEMA_VERSION if self.series else PLAIN_SCHEMA_VERSION,
             "verdict": overall_verdict([c.status for c in self.checks]),
             "audit": self.audit,
             "tool": self.tool,
@@ -85,6 +89,8 @@ class CertificateBuilder:
             "warnings": list(self.warnings),
             "limitations": list(self.limitations),
         }
+        if self.series:
+            data["series"] = self.series
         return json.loads(canonical_json(data))
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from reportgen.core.errors import Problem, SpecError
 from reportgen.spec.messages import Ctx, describe, pydantic_problems
 from reportgen.spec.semantics import semantic_problems
+from reportgen.spec.series import expand_spec, without_unused
 from reportgen.spec.types import AuditSpec
 from reportgen.spec.yamlsrc import YamlDoc, read_text_file, read_yaml
 
@@ -35,6 +36,7 @@ class LoadedSpec:
     digest: str
     normalised: dict
     facts: Any = None  # preflight.ModelFacts when the models were checked too
+    series: tuple = ()  # spec.series.Series: each series candidate, its steps' candidate names
 
 
 
@@ -120,10 +122,11 @@ def _validate(raw: dict, doc: YamlDoc, file: str, base_dir: Path, models: bool) 
     problems = doc.problems + [p for p in typed if p.field not in claimed] + semantic
     if problems or spec is None:
         raise SpecError(ctx.sort(list(dict.fromkeys(problems)), raw))
-    normalised = spec.model_dump(mode="json", by_alias=True)
+    normalised = without_unused(spec.model_dump(mode="json", by_alias=True))
     if facts is not None:
         spec = facts.apply(spec)
-    return LoadedSpec(spec, file, base_dir, spec_digest(normalised), normalised, facts)
+    spec, series = expand_spec(spec, base_dir)
+    return LoadedSpec(spec, file, base_dir, spec_digest(normalised), normalised, facts, series)
 
 
 def spec_digest(normalised: dict) -> str:

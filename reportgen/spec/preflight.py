@@ -72,7 +72,7 @@ class ModelRead:
 
 def check_models(raw: dict, concepts: list | None, ctx: Ctx, out: list[Problem]) -> ModelFacts:
     """Every problem the models' configs and tokenizers show, appended to ``out``."""
-    entries = _entries(raw)
+    entries = _entries(raw, ctx.base_dir)
     reads = [m for m in (_read(name, at, e, ctx, out) for name, at, e in entries) if m]
     base = next((m for m in reads if m.at == ("models", "base")), None)
     n_layers = None
@@ -100,22 +100,21 @@ def _check_comparable(base: ModelRead, reads: list[ModelRead], ctx: Ctx,
         diffs = [] if m is base else incompatibilities(base.architecture, base.config,
                                                        m.architecture, m.config)
         if diffs:
-            out.append(ctx.problem((*m.at, "path"), f"{m.name!r} cannot be compared with the "
+            out.append(ctx.problem(_path_at(m.at), f"{m.name!r} cannot be compared with the "
                                                     "base: " + "; ".join(diffs)))
 
 
-def _entries(raw: dict) -> list[tuple[str, Path_, dict]]:
-    """(name, key path, entry) for the base and each candidate given as a mapping."""
+def _entries(raw: dict, base_dir: Path) -> list[tuple[str, Path_, dict]]:
+    """(name, key path, entry) for the base and each candidate given as a mapping; a series
+    gives one per step (spec.series)."""
+    from reportgen.spec.series import expand_raw
+
     models = raw.get("models") if isinstance(raw.get("models"), dict) else {}
     out = []
     if isinstance(models.get("base"), dict):
         out.append(("base", ("models", "base"), models["base"]))
     cands = models.get("candidates")
-    for i, c in enumerate(cands if isinstance(cands, list) else []):
-        if isinstance(c, dict):
-            name = c.get("name") if isinstance(c.get("name"), str) else f"candidates[{i}]"
-            out.append((name, ("models", "candidates", i), c))
-    return out
+    return out + expand_raw(cands if isinstance(cands, list) else [], base_dir)
 
 
 def _read(name: str, at: Path_, entry: dict, ctx: Ctx, out: list[Problem]) -> ModelRead | None:
@@ -126,14 +125,14 @@ def _read(name: str, at: Path_, entry: dict, ctx: Ctx, out: list[Problem]) -> Mo
     if entry.get("derive") is not None or not isinstance(source, str):
         return None
     prefix = field_name(at)
-    fields = {f"{prefix}.{k}": (*at, k) for k in ("path", "adapter", "trust_remote_code")}
+    fields = {f"{prefix}.{k}": _path_at(at, k) for k in ("path", "adapter", "trust_remote_code")}
     trust = entry.get("trust_remote_code") is True
     pickle = entry.get("allow_pickle") is True
     try:
         folder = locate(source, ctx.base_dir, f"{prefix}.path")
         config = read_config(folder, f"{prefix}.path", source)
     except InputError as e:
-        out.append(_located(e, fields, (*at, "path"), ctx))
+        out.append(_located(e, fields, _path_at(at), ctx))
         return None
     for step in (lambda: check_remote_code(config, name, prefix, source, trust),
                  lambda: check_weights(folder, f"{prefix}.path", source, pickle,
@@ -142,9 +141,14 @@ def _read(name: str, at: Path_, entry: dict, ctx: Ctx, out: list[Problem]) -> Mo
         try:
             step()
         except InputError as e:
-            out.append(_located(e, fields, (*at, "path"), ctx))
+            out.append(_located(e, fields, _path_at(at), ctx))
     kind, arch = detect_kind(config)
     return ModelRead(name, at, source, folder, config, kind, arch, trust, _limits(folder, config))
+
+
+def _path_at(at: Path_, key: str = "path") -> Path_:
+    """Where a model's ``key`` is written; a globbed series step: at its ``series``."""
+    return at if at[-1] == "series" else (*at, key)
 
 
 def _adapter(entry: dict, ctx: Ctx, field: str, pickle: bool) -> None:

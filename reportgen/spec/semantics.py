@@ -10,6 +10,8 @@ from reportgen.core.names import lookup, unknown_metric_message
 from reportgen.spec.conditions import parse_condition
 from reportgen.spec.messages import Ctx, describe, did_you_mean
 from reportgen.spec.metricnames import check_metric_names, known_from_spec
+from reportgen.spec.series import entry_problems, is_series, step_names
+from reportgen.spec.serieschecks import check_series_checks
 from reportgen.spec.yamlsrc import Path_
 
 
@@ -19,6 +21,7 @@ def semantic_problems(raw: dict, ctx: Ctx, models: bool) -> tuple[list[Problem],
     entries = raw.get("models")
     candidates = _check_models(entries if isinstance(entries, dict) else {}, ctx, out)
     _check_checks(raw.get("checks"), candidates, ctx, out)
+    check_series_checks(raw, ctx, out)
     _check_layers(raw.get("analysis"), ctx, out)
     concepts = _check_vocabulary(raw.get("probes"), ctx, out)
     _check_probe_files(raw.get("probes"), ctx, out)
@@ -60,18 +63,23 @@ def _check_models(models: dict, ctx: Ctx, out: list[Problem]) -> list[str] | Non
                                    f"models.candidates[{names[name]}] already uses it"))
         else:
             names[name] = i
+    steps = step_names(models.get("candidates"), ctx.base_dir)
     for i, c in candidates:
-        _check_source((*at, i), c, ["base", *names], ctx, out)
+        _check_source((*at, i), c, ["base", *names, *steps], ctx, out)
+        if is_series(c):
+            out.extend(ctx.problem(p, m) for p, m in entry_problems(c, (*at, i), ctx.base_dir))
     _check_derive_loops(candidates, names, ctx, out)
     if candidates and all(c.get("role") == "noise_floor" for _, c in candidates):
         out.append(ctx.problem(at, "every candidate is a noise floor; "
                                    "expected at least one with role: candidate"))
-    return list(names)
+    return [*names, *steps]
 
 def _check_source(at: Path_, c: dict, known: list[str], ctx: Ctx, out: list[Problem]) -> None:
     """A candidate comes from exactly one of a path and a derivation of a known model."""
     has_path, derive = c.get("path") is not None, c.get("derive")
-    if has_path and derive is not None:
+    if is_series(c):
+        pass  # a series' path is what its adapters apply to; entry_problems says the rest
+    elif has_path and derive is not None:
         out.append(ctx.problem(at, "has both path and derive; expected exactly one of them"))
     elif not has_path and derive is None:
         out.append(ctx.problem(at, "has neither path nor derive; expected exactly one of them"))

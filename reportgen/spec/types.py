@@ -59,9 +59,24 @@ class BaseModelRef(LoadOptions):
     path: str = Field(description="Local folder, or a hub id found in the local cache.")
 
 
+class SeriesStep(_Strict):
+    step: int = Field(ge=0, description="Training step of this checkpoint.")
+    path: str | None = Field(
+        None, description="Checkpoint folder; default: the candidate's path (adapter runs).")
+    adapter: str | None = Field(None, description="PEFT/LoRA adapter folder of this step.")
+
+
 class CandidateRef(LoadOptions):
     name: str = Field(description="Short name used in checks and on the certificate.")
-    path: str | None = Field(None, description="Local folder, or a hub id in the local cache.")
+    path: str | None = Field(
+        None, description="Local folder, or a hub id in the local cache. With series: the "
+                          "model the series' adapters apply to.")
+    series: str | list[SeriesStep] | None = Field(
+        None,
+        description="The checkpoints of one run, audited step by step: a glob of folders whose "
+                    "names end in the step (./out/checkpoint-*), or a list of {step, path, "
+                    "adapter}. Each step is the candidate NAME@STEP.",
+    )
     derive: Derive | None = Field(None, description="Build this variant from another model.")
     role: Literal["candidate", "noise_floor"] = Field(
         "candidate",
@@ -216,6 +231,14 @@ class SAELayer(_Strict):
         return self
 
 
+class SeriesSettings(_Strict):
+    floor_multiple: float = Field(
+        3.0, gt=0, description="A metric's floor onset: the first step at which it reaches "
+                               "this multiple of the noise floor's value.")
+    concepts: int = Field(10, ge=0, le=1000, description="Most moved concepts followed.")
+    features: int = Field(10, ge=0, le=1000, description="Most moved SAE features followed.")
+
+
 class Analysis(_Strict):
     layers: Literal["all"] | list[int] = Field(
         "all", description="Layers to capture: 'all' or indices (0 = embedding output)."
@@ -241,6 +264,9 @@ class Analysis(_Strict):
         default_factory=list,
         description="Sparse-autoencoder dictionaries fixed on the base model, per layer.",
     )
+    series: SeriesSettings = Field(
+        default_factory=lambda: SeriesSettings(),
+        description="What a series' trajectory records (candidates with series: only).")
 
     @field_validator("sae")
     @classmethod
@@ -258,6 +284,14 @@ class Check(_Strict):
     fail_if: str | None = Field(None, description="Condition such as '> 0.2'.")
     warn_if: str | None = Field(None, description="Condition such as '> 0.1'.")
     description: str = Field("", description="What the check guards against, in words.")
+    step: int | Literal["final"] | None = Field(
+        None, description="On a series: judge this step only ('final': the last); default: "
+                          "every step, the check's status the worst.")
+    fail_if_onset_before: int | None = Field(
+        None, description="On a series: fail when the first step at which warn_if or fail_if "
+                          "holds comes before this step.")
+    warn_if_onset_before: int | None = Field(
+        None, description="On a series: warn when that onset comes before this step.")
 
 
 class Output(_Strict):

@@ -31,6 +31,7 @@ from reportgen.views.family_tables import cand_key
 from reportgen.views.filters import FILTERS
 from reportgen.views.findings import findings
 from reportgen.views.glossary import glossary
+from reportgen.views.series import series_views
 from reportgen.views.summary import summary_lines
 from reportgen.views.tables import Column, Table
 from reportgen.views.vega import chart_svg, js_bundle, svg_data_uri, vegalite_version
@@ -191,7 +192,8 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
     cert = cert if isinstance(cert, Certificate) else Certificate(cert)
     data = cert.data
     digest = cert.digest
-    figs = _figures_of(digest, data)
+    series = series_views(data)
+    figs = _figures_of(digest, data) + [f for sv in series for f in sv.figures]
     sections = family_sections(data, figs)
     for s in sections:
         s.limitations = section_limitations(data, s)
@@ -202,7 +204,8 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
     toc = [("summary", "Findings"), ("checks", "Checks"), ("models", "Models"),
-           ("probes", "Probes"), *[(s.id, s.title) for s in sections],
+           ("probes", "Probes"), *([("series", "Checkpoint series")] if series else []),
+           *[(s.id, s.title) for s in sections],
            *([("explorer", explore.title)] if explore else []),
            ("warnings", "Warnings and limitations"),
            *([("annex", "Annex: definitions and tables")] if mode == "pdf" else []),
@@ -215,6 +218,7 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         "digest": digest, "summary": summary_lines(data), "findings": findings(data),
         "counts": {s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR")},
         "sections": sections, "figures": figs, "toc": toc, "annex": annexed,
+        "series": series,
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
                                 ensure_ascii=False, sort_keys=False),
     }

@@ -13,6 +13,7 @@ from typing import Any
 
 from reportgen.core import numfmt
 from reportgen.families import families
+from reportgen.views.series import series_lines
 
 MAX_CHECK_LINES = 5
 _COUNTS = (("FAIL", "failed"), ("ERROR", "could not be computed"), ("WARN", "warned"),
@@ -20,9 +21,9 @@ _COUNTS = (("FAIL", "failed"), ("ERROR", "could not be computed"), ("WARN", "war
 
 
 def summary_lines(data: dict[str, Any]) -> list[str]:
-    """Verdict, then one line per finding about each candidate, the noise floor,
-    non-passing checks, warnings."""
-    lines = [verdict_line(data)]
+    """Verdict, the series' onsets, then one line per finding about each candidate, the noise
+    floor, non-passing checks, warnings."""
+    lines = [verdict_line(data), *series_lines(data)]
     comps = data.get("comparisons") or []
     for c in comps:
         if c.get("role") != "noise_floor":
