@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from reportgen.families.probabilities.store import (
-    LogProbReader,
-    LogProbWriter,
+    RowReader,
+    RowWriter,
     StoreCorruptError,
     StoreError,
     header_path,
@@ -28,10 +28,10 @@ def _blocks(v: int = 11, seed: int = 0) -> list[np.ndarray]:
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_round_trip_keeps_blocks_and_order(tmp_path: Path, dtype) -> None:
     blocks = _blocks()
-    with LogProbWriter(tmp_path / "s.bin", 11, dtype=dtype, meta={"model": "x"}) as w:
+    with RowWriter(tmp_path / "s.bin", 11, dtype=dtype, meta={"model": "x"}) as w:
         for b in blocks:
             w.append(b)
-    r = LogProbReader(tmp_path / "s.bin")
+    r = RowReader(tmp_path / "s.bin")
     assert r.block_rows == list(SIZES) and r.n_positions == sum(SIZES)
     assert r.meta == {"model": "x"} and r.dtype == np.dtype(dtype)
     got = list(r)
@@ -42,29 +42,29 @@ def test_round_trip_keeps_blocks_and_order(tmp_path: Path, dtype) -> None:
 
 def test_interrupted_capture_leaves_no_store(tmp_path: Path) -> None:
     path = tmp_path / "s.bin"
-    with pytest.raises(RuntimeError), LogProbWriter(path, 11) as w:
+    with pytest.raises(RuntimeError), RowWriter(path, 11) as w:
         w.append(_blocks()[0])
         raise RuntimeError("killed")
     assert not path.exists() and not header_path(path).exists()
     assert list(tmp_path.iterdir()) == []
-    w2 = LogProbWriter(path, 11)
+    w2 = RowWriter(path, 11)
     w2.append(_blocks()[0])  # not closed yet: nothing visible under the final name
     assert not path.exists()
     with pytest.raises(StoreError, match="no complete"):
-        LogProbReader(path)
+        RowReader(path)
     w2.close()
-    assert LogProbReader(path).n_positions == SIZES[0]
+    assert RowReader(path).n_positions == SIZES[0]
 
 
 def test_flipped_byte_is_detected(tmp_path: Path) -> None:
     path = tmp_path / "s.bin"
-    with LogProbWriter(path, 11) as w:
+    with RowWriter(path, 11) as w:
         for b in _blocks():
             w.append(b)
     raw = bytearray(path.read_bytes())
     raw[(SIZES[0] + 3) * 11 * 4 + 2] ^= 0x01  # inside block 2
     path.write_bytes(bytes(raw))
-    r = LogProbReader(path)
+    r = RowReader(path)
     it = iter(r)
     next(it), next(it)  # blocks 0 and 1 are intact
     with pytest.raises(StoreCorruptError, match="block 2"):
@@ -75,15 +75,15 @@ def test_flipped_byte_is_detected(tmp_path: Path) -> None:
 
 def test_truncated_file_is_detected(tmp_path: Path) -> None:
     path = tmp_path / "s.bin"
-    with LogProbWriter(path, 11) as w:
+    with RowWriter(path, 11) as w:
         w.append(_blocks()[2])
     path.write_bytes(path.read_bytes()[:-4])
     with pytest.raises(StoreCorruptError, match="bytes on disk"):
-        LogProbReader(path)
+        RowReader(path)
 
 
 def test_wrong_shapes_are_refused(tmp_path: Path) -> None:
-    with LogProbWriter(tmp_path / "s.bin", 11) as w, pytest.raises(StoreError):
+    with RowWriter(tmp_path / "s.bin", 11) as w, pytest.raises(StoreError):
         w.append(np.zeros((3, 12)))
     a = [np.zeros((2, 3)), np.zeros((4, 3))]
     with pytest.raises(StoreError, match="block 1"):
@@ -98,12 +98,12 @@ def test_reading_holds_one_block_at_a_time(tmp_path: Path) -> None:
     rows, v, n = 64, 4096, 40  # 1 MiB per block, 40 MiB on disk
     path = tmp_path / "big.bin"
     block_bytes = rows * v * 4
-    with LogProbWriter(path, v) as w:
+    with RowWriter(path, v) as w:
         for i in range(n):
             w.append(np.full((rows, v), i, dtype=np.float32))
     tracemalloc.start()
     total = 0.0
-    for i, block in enumerate(LogProbReader(path)):
+    for i, block in enumerate(RowReader(path)):
         assert block[0, 0] == i
         total += float(block[-1, -1])
     _, peak = tracemalloc.get_traced_memory()

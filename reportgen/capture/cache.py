@@ -3,8 +3,9 @@
 Entries are written to a temporary folder and renamed into place, so an interrupted audit
 never leaves a half entry; every array's and file's SHA-256 is checked on load, so a corrupt
 entry is detected, dropped and recomputed. Collectors' extras (see
-:class:`reportgen.capture.forward.Extra`) are stored beside the pooled states: arrays as ``.npy``,
-facts in the manifest, big files (log-probability stores) moved in as they are.
+:class:`reportgen.capture.forward.Extra`) are stored beside the pooled states: arrays as
+``.npy``, facts in the manifest, big files (the probabilities family's hidden-state stores)
+moved in as they are.
 """
 
 from __future__ import annotations

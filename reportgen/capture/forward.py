@@ -43,7 +43,7 @@ class Extra:
     """What one collector kept: small arrays, JSON-able facts, and big files streamed to disk.
 
     ``files`` name files in the collector's work folder; the cache moves them into its entry
-    and hands back their new paths, so a family reads e.g. a log-probability store by name.
+    and hands back their new paths, so a family reads e.g. a hidden-state store by name.
     """
 
     arrays: dict[str, np.ndarray] = field(default_factory=dict)

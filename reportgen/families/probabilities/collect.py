@@ -41,8 +41,8 @@ from reportgen.families.probabilities.head import (
 from reportgen.families.probabilities.metrics import ShiftAccumulator
 from reportgen.families.probabilities.shared import NAME
 from reportgen.families.probabilities.store import (
-    LogProbReader,
-    LogProbWriter,
+    RowReader,
+    RowWriter,
     StoreError,
     head_logits,
     header_path,
@@ -76,7 +76,7 @@ class ProbabilityCollector:
         self.base = base
         self.unavailable: str | None = None  # no scoring at all (no LM head)
         self.unpaired: str | None = None  # why distributions are not compared, margins are
-        self.writer: LogProbWriter | None = None
+        self.writer: RowWriter | None = None
         self.acc: ShiftAccumulator | None = None
         self.pos: list[np.ndarray] = []  # (row, token index, token id) per scored position
         self.calls = {"masked_copies": 0, "risk_scoring": 0, "greedy": 0}
@@ -102,14 +102,14 @@ class ProbabilityCollector:
             # check compares it with the model's own output, so a candidate uses a checked head
             self.stored = StoredHead(weight, bias, self.transform, ref.device, ref.dtype)
             self.head_dtype = str(ref.dtype).removeprefix("torch.")
-            self.writer = LogProbWriter(workdir / "hidden.bin", self.stored.width, kind="hidden")
+            self.writer = RowWriter(workdir / "hidden.bin", self.stored.width, kind="hidden")
             return
         self.unpaired = self._mismatch()
         if self.unpaired is None:
             import torch
 
             m = self.base.meta
-            self.reader = iter(LogProbReader(self.base.files["hidden"]))
+            self.reader = iter(RowReader(self.base.files["hidden"]))
             files = {k: self.base.files[k] for k in ("head_weight", "head_bias")
                      if k in self.base.files}
             dtype = getattr(torch, str(m["head_dtype"]), None)

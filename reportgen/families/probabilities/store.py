@@ -35,7 +35,7 @@ _DTYPES = {"float16": np.float16, "float32": np.float32}
 
 
 class StoreError(ReportgenError):
-    """A log-probability store is missing, incomplete or used the wrong way."""
+    """A row store is missing, incomplete or used the wrong way."""
 
 
 class StoreCorruptError(StoreError):
@@ -46,7 +46,7 @@ def header_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(path)}.json")
 
 
-class LogProbWriter:
+class RowWriter:
     """Appends ``(n_positions, vocab_size)`` blocks; ``close()`` makes the store visible.
 
     Use as a context manager: an exception inside the ``with`` removes the temporary files,
@@ -113,7 +113,7 @@ class LogProbWriter:
             self._file = None
         self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> LogProbWriter:
+    def __enter__(self) -> RowWriter:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -123,14 +123,14 @@ class LogProbWriter:
             self.abort()
 
 
-class LogProbReader:
+class RowReader:
     """Iterates a finished store's blocks in write order, one block in memory at a time."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         hdr = header_path(self.path)
         if not hdr.is_file() or not self.path.is_file():
-            raise StoreError(f"{self.path}: no complete log-probability store here "
+            raise StoreError(f"{self.path}: no complete row store here "
                              "(missing data or header; an interrupted capture leaves *.tmp)")
         try:
             h = json.loads(hdr.read_text(encoding="utf-8"))

@@ -40,6 +40,15 @@ def _feature_names(comp: dict[str, Any], layer: int) -> dict[int, str]:
     return {r["feature"]: f"#{r['feature']} {r['label']}"[:60] for r in _moved(comp, layer)}
 
 
+def _largest_change(data: dict[str, Any], layer: int) -> float:
+    """The largest |change| of any candidate's shown features at ``layer``: one symmetric
+    colour domain, so a cell's colour means the same change in every candidate's panel."""
+    tops = [abs(r["change"]) for comp in charts.comparisons(data)
+            for names in [_feature_names(comp, layer)]
+            for r in _rows(comp, "sae_heatmap", layer) if r["feature"] in names]
+    return max(tops, default=0.0)
+
+
 def heatmap_chart(data: dict[str, Any], candidate: str, layer: int) -> Any:
     """Top moved features x probe sets: change in mean activation (candidate - base)."""
     comp = charts.comparison(data, candidate)
@@ -48,7 +57,7 @@ def heatmap_chart(data: dict[str, Any], candidate: str, layer: int) -> Any:
               for r in _rows(comp, "sae_heatmap", layer) if r["feature"] in names]
     if not values:
         raise KeyError(f"no SAE drift for candidate {candidate!r} at layer {layer}")
-    top = max(abs(v["change"]) for v in values) or 1.0
+    top = _largest_change(data, layer) or 1.0
     chart = alt.Chart(alt.Data(values=values)).mark_rect().encode(
         x=alt.X("probe:N", title="probe set"),
         y=alt.Y("name:N", title=None, sort=list(names.values())),

@@ -18,8 +18,8 @@ from reportgen.families.probabilities.metrics import (
     shift_from_blocks,
 )
 from reportgen.families.probabilities.store import (
-    LogProbReader,
-    LogProbWriter,
+    RowReader,
+    RowWriter,
     model_logprob_blocks,
     paired_blocks,
 )
@@ -112,10 +112,10 @@ def test_metrics_and_tables() -> None:
 
 def test_float16_store_is_close(tmp_path: Path) -> None:
     lp, lq = _pair()
-    with LogProbWriter(tmp_path / "b.bin", V, dtype=np.float16) as w:
+    with RowWriter(tmp_path / "b.bin", V, dtype=np.float16) as w:
         w.append(lp[:100])
         w.append(lp[100:])
-    res = shift_from_blocks(paired_blocks(LogProbReader(tmp_path / "b.bin"),
+    res = shift_from_blocks(paired_blocks(RowReader(tmp_path / "b.bin"),
                                           [lq[:100], lq[100:]]), V)
     want = _scipy_rows(lp, lq)["kl_bc"]
     np.testing.assert_allclose(res.stats["kl_bc"], want, atol=2e-2, rtol=2e-2)
@@ -142,11 +142,11 @@ def test_tiny_gpt2_streamed_through_the_store_matches_full_distributions(
             logits = model(**enc).logits.double()
         full[name] = torch.log_softmax(logits, -1)[enc["attention_mask"].bool()].numpy()
         if name == "tiny-gpt2":
-            with LogProbWriter(tmp_path / "base.bin", model.config.vocab_size) as w:
+            with RowWriter(tmp_path / "base.bin", model.config.vocab_size) as w:
                 for block in model_logprob_blocks(model, batches, block_rows=7):
                     w.append(block)
         else:
-            pairs = paired_blocks(LogProbReader(tmp_path / "base.bin"),
+            pairs = paired_blocks(RowReader(tmp_path / "base.bin"),
                                   model_logprob_blocks(model, batches, block_rows=7))
             res = shift_from_blocks(pairs, model.config.vocab_size)
         del model

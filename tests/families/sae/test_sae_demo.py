@@ -106,15 +106,15 @@ def test_planted_top_features_fire_on_planted_contexts(demo_sae, changes) -> Non
 
 
 def test_control_top_moves_are_smaller(demo_sae) -> None:
-    """The control fine-tune ran the same steps without the rewiring: its largest feature
-    moves are smaller than the planted fine-tune's, and the int8 copy barely moves any."""
+    """The controls ran the same steps without the rewiring (the noise floor is the control
+    again on another draw of its text): their largest feature moves are smaller than the
+    planted fine-tune's."""
     cert, _ = demo_sae
     planted = [r["top_change"] for r in _moved(cert, "planted")]
-    control = [r["top_change"] for r in _moved(cert, "control")]
-    assert control[0] < planted[0]
-    assert sum(control[:10]) < sum(planted[:10])
-    floor = [r["top_change"] for r in _moved(cert, "base-int8")]
-    assert max(floor) < 0.2 * min(planted[:TOP])
+    for name in ("control", "control-2"):
+        control = [r["top_change"] for r in _moved(cert, name)]
+        assert control[0] < planted[0], name
+        assert sum(control[:10]) < sum(planted[:10]), name
     m = f"sae.layer.{LAYER}.jaccard.mean"
     assert cert.metric("planted", m) < cert.metric("control", m)
 
