@@ -251,3 +251,16 @@ def test_pdf_has_the_series_section(series_cert, tmp_path) -> None:
     start = text.index("run: headline metrics at each step")
     assert start < text.index("run: concepts metrics by training step") < text.index(
         "Concept drift", start)
+
+
+def test_every_trajectory_chart_reaches_the_page(series_cert) -> None:
+    """The series' charts are among the figures the HTML embeds and the PDF draws (a merge once
+    dropped them: the page said "the chart could not be drawn")."""
+    from reportgen.views.html import page_context, render_html
+
+    for mode in ("html", "pdf"):
+        ids = [f.id for f in page_context(series_cert, mode=mode)["figures"]]
+        assert "series-run-concepts" in ids, mode
+    section = render_html(series_cert).split('id="series"')[1].split('id="family-')[0]
+    script = section.split('data-chart="chart-series-run-concepts">')[1].split("</script>")[0]
+    assert script.strip() not in ("", "None") and '"$schema"' in script

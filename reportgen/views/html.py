@@ -193,13 +193,14 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
     data = cert.data
     digest = cert.digest
     series = series_views(data)
-    figs = _figures_of(digest, data) + [f for sv in series for f in sv.figures]
+    figs = _figures_of(digest, data)
     sections = family_sections(data, figs)
     for s in sections:
         s.limitations = section_limitations(data, s)
     if mode == "pdf":
         figs = _without_floor_figures(data, sections, figs)
     figs = compare_sections(sections, columns=2 if mode == "pdf" else 1)
+    figs += [f for sv in series for f in sv.figures]  # the series section's own charts
     annexed = annex(sections) if mode == "pdf" else []
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]
