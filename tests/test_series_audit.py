@@ -264,3 +264,18 @@ def test_every_trajectory_chart_reaches_the_page(series_cert) -> None:
     section = render_html(series_cert).split('id="series"')[1].split('id="family-')[0]
     script = section.split('data-chart="chart-series-run-concepts">')[1].split("</script>")[0]
     assert script.strip() not in ("", "None") and '"$schema"' in script
+
+
+def test_findings_cells_of_every_step_carry_the_series_checks(series_cert) -> None:
+    """A check on the series judges each step's row of the findings table (coloured by the
+    worst of them); the noise floor's row has none."""
+    from reportgen.views.findings import findings
+
+    family = METRIC.split(".")[0]
+    table = findings(series_cert)
+    want = tuple((c["id"], c["status"]) for c in series_cert["checks"])
+    rows = {r.candidate: r for r in table.rows}
+    for step in (100, 200, 300):
+        cell = rows[f"run@{step}"].cells[family]
+        assert cell.checks == want and cell.status == "FAIL", step
+    assert rows["int8"].cells[family].checks == ()

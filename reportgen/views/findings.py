@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reportgen.core.family import Family, Headline
+from reportgen.core.records import STATUS_ORDER
 from reportgen.families import families
 
-_WORST = ("ERROR", "FAIL", "WARN", "PASS")
+_WORST = tuple(reversed(STATUS_ORDER))
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,31 @@ def findings(data: dict[str, Any]) -> Findings:
     floor = next((c for c in comps if c.get("role") == "noise_floor"), None)
     ordered = [c for c in comps if c is not floor] + ([floor] if floor else [])
     checks = list(data.get("checks") or [])
+    judged = _judged_by(data)
     rows = [Row(str(c.get("candidate")), str(c.get("role") or "candidate"),
-                {f.name: _cell(f, c, floor, checks) for f in families()}) for c in ordered]
+                {f.name: _cell(f, c, floor, [k for k in checks
+                                             if c.get("candidate") in judged(k)])
+                 for f in families()}) for c in ordered]
     cols = [(f.name, f.title) for f in families() if any(r.cells.get(f.name) for r in rows)]
     return Findings(cols, rows, str(floor.get("candidate")) if floor else None)
 
 
+def _judged_by(data: dict[str, Any]) -> Any:
+    """check -> the compared models it judges: its candidate, or every step of the series it
+    names (a check on a series judges the whole run)."""
+    steps = {str(s.get("name")): {str(st.get("candidate")) for st in s.get("steps") or []}
+             for s in data.get("series") or []}
+
+    def judged(check: dict[str, Any]) -> set[str]:
+        name = str(check.get("candidate"))
+        return steps.get(name, {name})
+
+    return judged
+
+
 def _cell(fam: Family, comp: dict[str, Any], floor: dict[str, Any] | None,
           checks: list[dict[str, Any]]) -> Cell | None:
+    """``checks``: those judging this comparison's model."""
     head = fam.headline(comp)
     if head is None:
         return None
@@ -71,8 +89,7 @@ def _cell(fam: Family, comp: dict[str, Any], floor: dict[str, Any] | None,
     return Cell(head, value, str(metric.get("unit") or ""), metric.get("error"),
                 None if comp is floor else _ratio(head, comp, floor, value),
                 tuple((str(c.get("id")), str(c.get("status"))) for c in checks
-                      if c.get("candidate") == comp.get("candidate")
-                      and str(c.get("metric", "")).split(".", 1)[0] == fam.name))
+                      if str(c.get("metric", "")).split(".", 1)[0] == fam.name))
 
 
 def _ratio(head: Headline, comp: dict[str, Any], floor: dict[str, Any] | None,
