@@ -102,7 +102,12 @@ def test_onsets_by_hand(series_cert) -> None:
 
 def test_onset_functions_on_hand_numbers() -> None:
     steps = [10, 20, 30, 40]
-    assert first_crossing(steps, [0.0, None, 0.3, 0.1], ["> 0.2"]) == {"step": 30, "value": 0.3}
+    assert first_crossing(steps, [0.0, 0.1, 0.3, 0.1], ["> 0.2"]) == {"step": 30, "value": 0.3}
+    # a step without a value before any crossing: the onset may lie there, so it is unknown
+    assert first_crossing(steps, [0.0, None, 0.3, 0.1], ["> 0.2"]) == {"unknown_from": 20}
+    assert floor_onset(steps, [None, 0.1, 0.9, 0.9], 0.1, 3.0) == {"unknown_from": 10}
+    assert first_crossing(steps, [0.3, None, 0.3, 0.1], ["> 0.2"]) == {"step": 10, "value": 0.3}
+    assert first_crossing(steps, [0.3, None, 0.3, 0.1], []) is None
     assert first_crossing(steps, [0.0, 0.25, 0.3, 0.1], ["> 0.5", ">= 0.25"]) == {
         "step": 20, "value": 0.25}
     assert first_crossing(steps, [0.0, 0.1, 0.1, 0.1], ["> 0.5"]) is None
@@ -279,3 +284,24 @@ def test_findings_cells_of_every_step_carry_the_series_checks(series_cert) -> No
         cell = rows[f"run@{step}"].cells[family]
         assert cell.checks == want and cell.status == "FAIL", step
     assert rows["int8"].cells[family].checks == ()
+
+
+def test_an_onset_the_tool_could_not_see_is_unknown(series_cert) -> None:
+    """A metric without a value at a step before its crossing: the page and the summary say
+    the onset is unknown (never a later step as if it were the first)."""
+    import copy
+
+    from reportgen.certificate.schema import certificate_problems
+    from reportgen.views.series import metric_table, series_lines
+
+    data = copy.deepcopy(series_cert)
+    m = data["series"][0]["metrics"][METRIC]
+    m["values"][0] = None
+    m["onset"]["threshold"] = first_crossing([100, 200, 300], m["values"],
+                                             [t["condition"] for t in m["thresholds"]])
+    assert m["onset"]["threshold"] == {"unknown_from": 100}
+    assert certificate_problems(data) == []
+    assert (f"{METRIC} has no value at step 100, so when it first crosses "
+            in series_lines(data)[0])
+    row = next(r for r in metric_table(data["series"][0]).rows if r["metric"] == METRIC)
+    assert row["threshold_onset"] == "unknown (no value at step 100)"

@@ -69,22 +69,30 @@ def thresholds(loaded: Any, series: str, metric: str) -> list[dict[str, str]]:
 
 def first_crossing(steps: list[int], values: list[float | None],
                    conditions: list[str]) -> dict[str, Any] | None:
-    """The first step whose value meets one of ``conditions``, with that value."""
+    """The first step whose value meets one of ``conditions``, with that value; or
+    ``{"unknown_from": step}`` when a step before any crossing has no value (the onset
+    cannot be known: it may lie there)."""
     parsed = [parse_condition(c) for c in conditions]
-    for step, v in zip(steps, values, strict=True):
-        if v is not None and any(c.holds(v) for c in parsed):
-            return {"step": step, "value": v}
-    return None
+    return _first(steps, values, lambda v: any(c.holds(v) for c in parsed)) if parsed else None
 
 
 def floor_onset(steps: list[int], values: list[float | None], floor: float | None,
                 multiple: float) -> dict[str, Any] | None:
-    """The first step at which the value reaches ``multiple`` × the (positive) floor."""
+    """The first step at which the value reaches ``multiple`` × the (positive) floor (or
+    ``{"unknown_from": step}``, as :func:`first_crossing`)."""
     if floor is None or floor <= 0:
         return None
+    hit = _first(steps, values, lambda v: v >= multiple * floor)
+    return {**hit, "ratio": hit["value"] / floor} if hit and "value" in hit else hit
+
+
+def _first(steps: list[int], values: list[float | None],
+           crosses: Any) -> dict[str, Any] | None:
     for step, v in zip(steps, values, strict=True):
-        if v is not None and v >= multiple * floor:
-            return {"step": step, "value": v, "ratio": v / floor}
+        if v is None:
+            return {"unknown_from": step}
+        if crosses(v):
+            return {"step": step, "value": v}
     return None
 
 

@@ -66,6 +66,8 @@ def _holds(threshold: dict[str, Any], value: Any) -> bool:
 
 
 def _onset_text(onset: dict[str, Any] | None) -> str:
+    if onset and "unknown_from" in onset:
+        return f"unknown (no value at step {onset.get('unknown_from')})"
     return "—" if not onset else f"step {onset.get('step')}"
 
 
@@ -142,6 +144,10 @@ def series_lines(data: dict[str, Any]) -> list[str]:
             onset = (m.get("onset") or {}).get("threshold")
             if not onset:
                 parts.append(f"{name} never crosses {_limits(m)}")
+                continue
+            if "unknown_from" in onset:
+                parts.append(f"{name} has no value at step {onset.get('unknown_from')}, so "
+                             f"when it first crosses {_limits(m)} is unknown")
                 continue
             crossed = [t for t in m["thresholds"] if _holds(t, onset.get("value"))]
             parts.append(f"{name} first crosses {_limits({'thresholds': crossed})} at step "
