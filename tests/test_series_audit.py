@@ -49,6 +49,7 @@ CHECKS = [
      "fail_if_onset_before": 200},
     {"id": "never", "metric": METRIC, "candidate": "run", "fail_if": "> 0.5",
      "warn_if_onset_before": 300},
+    {"id": "calm", "metric": METRIC, "candidate": "run", "fail_if": "> 0.5"},
 ]
 
 
@@ -150,6 +151,9 @@ def test_series_checks_messages(series_cert) -> None:
                            "passes (not before step 200)", "run")
     assert got["never"] == ("PASS", f"{METRIC} is never > 0.5 in 3 steps (100–300), passes",
                             "run")
+    # every step passes: the latest step is shown (how close the run ended), not the first
+    assert got["calm"] == ("PASS", f"step 300: {METRIC} = {v[300]:.4g}, passes (not > 0.5) "
+                           "(worst of 3 steps: 100 PASS, 200 PASS, 300 PASS)", "run")
     assert series_cert["verdict"] == "FAIL"
     assert series_cert["schema_version"] == "1.1"
 

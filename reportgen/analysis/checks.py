@@ -69,7 +69,8 @@ def evaluate_series(chk: Any, series: Any, by_cand: dict[str, Comparison]) -> Ch
         r.message = f"step {step}: {r.message}"
         return r
     results = [(s, at(s, n)) for s, n in series.steps]
-    worst_step, worst = max(results, key=lambda sr: STATUS_ORDER.index(sr[1].status))
+    # the worst status; among equals the latest step (an all-PASS run shows its final value)
+    worst_step, worst = max(results, key=lambda sr: (STATUS_ORDER.index(sr[1].status), sr[0]))
     listing = ", ".join(f"{s} {r.status}" for s, r in results)
     worst.message = (f"step {worst_step}: {worst.message} (worst of {len(results)} steps: "
                      f"{listing})")
