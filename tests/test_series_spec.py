@@ -117,3 +117,15 @@ def test_glob_of_adapters_over_the_candidates_path_and_a_derived_step(tmp_path) 
         ("lora@10", "./base", "out/checkpoint-10", "bfloat16"),
         ("lora@20", "./base", "out/checkpoint-20", "bfloat16"),
         ("lora-int8", None, None, "float32")]
+
+
+def test_glob_with_wildcards_in_a_parent_folder_names_the_real_folders(tiny_models, tiny_series,
+                                                                       tmp_path) -> None:
+    """``runs/*/checkpoint-*`` gives each match's own folder (not ``runs/*/checkpoint-N``)."""
+    run = _run(tmp_path, tiny_series, ["checkpoint-100"])
+    (tmp_path / "runs").mkdir()
+    run.rename(tmp_path / "runs" / "a")
+    loaded = load_spec(_spec(tmp_path, tiny_models["tiny-gpt2"], [
+        {"name": "run", "series": "runs/*/checkpoint-*"}]), models=True)
+    assert [(c.name, c.path) for c in loaded.spec.models.candidates] == [
+        ("run@100", "runs/a/checkpoint-100")]

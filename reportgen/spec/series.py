@@ -11,6 +11,7 @@ it is hashed, captured, cached and compared like any other; :class:`Series` reme
 from __future__ import annotations
 
 import glob as globlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,12 +105,21 @@ def _glob_steps(pattern: str, own_path: str | None, adapter: str | None, at: Pat
             problems.append((at, f"cannot read a step number from folder {m.name!r}; expected "
                                  "a name ending in digits, such as checkpoint-500"))
             continue
-        written = str(Path(pattern).parent / m.name)
+        written = _written(pattern, m, root.is_absolute(), base_dir)
         if own_path is not None:  # the folders are adapters over the candidate's model
             out.append(Step(int(found.group(1)), own_path, written, at))
         else:
             out.append(Step(int(found.group(1)), written, adapter, at))
     return out
+
+
+def _written(pattern: str, match: Path, absolute: bool, base_dir: Path) -> str:
+    """A matched folder as the spec would write it: the pattern's own folder (its variables
+    kept) where only the last part has wildcards, else the match itself."""
+    parent = Path(pattern).parent
+    if not any(ch in str(parent) for ch in "*?["):
+        return str(parent / match.name)
+    return str(match) if absolute else os.path.relpath(match, base_dir)
 
 
 def _list_steps(items: list, own_path: str | None, adapter: str | None, at: Path_,
