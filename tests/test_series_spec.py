@@ -129,3 +129,15 @@ def test_glob_with_wildcards_in_a_parent_folder_names_the_real_folders(tiny_mode
         {"name": "run", "series": "runs/*/checkpoint-*"}]), models=True)
     assert [(c.name, c.path) for c in loaded.spec.models.candidates] == [
         ("run@100", "runs/a/checkpoint-100")]
+
+
+def test_a_step_named_like_another_candidate_is_refused(tiny_models, tiny_series,
+                                                        tmp_path) -> None:
+    """``run@100`` written as a candidate and made by series ``run``: two models, one name."""
+    _run(tmp_path, tiny_series, ["checkpoint-100"])
+    base = tiny_models["tiny-gpt2"]
+    path = _spec(tmp_path, base, [{"name": "run@100", "path": str(base)},
+                                  {"name": "run", "series": "./out/checkpoint-*"}])
+    assert _problems(path) == [
+        f"{path}:6: models.candidates[1].name: step 'run@100' of this series has the name of "
+        "models.candidates[0]; rename one"]

@@ -65,6 +65,10 @@ def _check_models(models: dict, ctx: Ctx, out: list[Problem]) -> list[str] | Non
             names[name] = i
     steps = step_names(models.get("candidates"), ctx.base_dir)
     for i, c in candidates:
+        clash = [s for s in steps if s in names and s.rpartition("@")[0] == c.get("name")]
+        if is_series(c) and clash:
+            out.append(ctx.problem((*at, i, "name"), f"step {clash[0]!r} of this series has the "
+                                   f"name of models.candidates[{names[clash[0]]}]; rename one"))
         _check_source((*at, i), c, ["base", *names, *steps], ctx, out)
         if is_series(c):
             out.extend(ctx.problem(p, m) for p, m in entry_problems(c, (*at, i), ctx.base_dir))
