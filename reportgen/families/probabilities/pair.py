@@ -49,34 +49,16 @@ def collector(ctx: CollectorContext) -> ProbabilityCollector | None:
         "batch_size": a.batch_size, "seed": a.seed, "masked_positions": b.masked_positions,
         "top_positions": b.top_positions, "greedy_prompts": b.greedy_prompts,
         "max_new_tokens": b.max_new_tokens,
-        # the candidate's result depends on the base's stored hidden states and head: their
-        # digests key this cache
+        # the candidate's result depends on the base's stored hidden states and head, and on
+        # how the head is applied (the base config's logit transform, its dtype): they key
+        # this cache, so a base whose config alone changed never reuses a stale comparison
         "base_store": None if base is None else (
-            [base.meta["sha256"], base.meta["head_sha256"]] if "sha256" in base.meta
+            [base.meta[k] for k in ("sha256", "head_sha256", "transform", "head_dtype",
+                                    "vocab_size")] if "sha256" in base.meta
             else base.meta.get("unavailable")),
     }
     risk = [(r.name, r.prompts) for r in ctx.probe.risk]
     return ProbabilityCollector(ctx.model.kind, groups, settings, risk, base)
-
-
-# ------------------------------------------------------------------ arrays in the capture
-
-
-
-
-
-
-
-
-
-
-# ------------------------------------------------------------------------ pair analyses
-
-
-
-
-
-
 
 
 def analyse_probabilities(ctx: PairContext) -> PairResult | None:
