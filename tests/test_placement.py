@@ -60,13 +60,22 @@ def test_placement_summary_orders_gpus_cpu_disk_and_warns_of_disk() -> None:
 def test_a_model_offloaded_to_disk_audits_as_the_unsplit_one(
         tiny_models, tmp_path: Path, monkeypatch, capsys) -> None:
     """Memory capped so that accelerate keeps only part of the model in memory and offloads
-    the rest to disk: the certificate's numbers equal the CPU run's."""
+    the rest to disk (the LM head among it): the certificate's numbers, next-token
+    probabilities included, equal the CPU run's."""
     from test_pipeline import _spec
 
     import reportgen
 
     base, ft = tiny_models["tiny-gpt2"], tiny_models["tiny-gpt2-ft"]
-    cpu = reportgen.audit(_spec(tmp_path, base, ft), progress=False)
+    (tmp_path / "texts.txt").write_text("The bank raised its rates.\nA cat sat on the mat.\n")
+
+    def spec_with_texts() -> dict:
+        spec = _spec(tmp_path, base, ft)
+        spec["probes"]["domains"] = [{"name": "mixed", "texts": str(tmp_path / "texts.txt")}]
+        return spec
+
+    cpu = reportgen.audit(spec_with_texts(), progress=False)
+    assert cpu.metric("ft", "probabilities.kl_base_candidate.mean") is not None
     real = loading._load_kwargs
 
     def capped(rm):  # the embeddings and a layer or two in "memory", the rest on disk
@@ -77,7 +86,7 @@ def test_a_model_offloaded_to_disk_audits_as_the_unsplit_one(
 
     monkeypatch.setattr(loading, "_load_kwargs", capped)
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))  # placement is not keyed
-    spec = _spec(tmp_path, base, ft)
+    spec = spec_with_texts()
     spec["models"]["base"]["device"] = spec["models"]["candidates"][0]["device"] = "auto"
     split = reportgen.audit(spec, progress=True)
     said = capsys.readouterr().err
@@ -93,3 +102,27 @@ def test_a_model_offloaded_to_disk_audits_as_the_unsplit_one(
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def test_an_offloaded_lm_head_is_read_where_accelerate_keeps_it() -> None:
+    """A big model's last module, the LM head, is the one accelerate offloads first: its
+    parameters sit on ``meta``. The probabilities family reads the head's weights from the
+    offloaded copy and computes where the hook runs it (a plain Linear and a wrapped head)."""
+    import torch
+    from accelerate import cpu_offload
+
+    from reportgen.capture.offload import execution_device
+    from reportgen.families.probabilities.head import affine_of
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(8, 5)
+    want_w, want_b = lin.weight.detach().clone(), lin.bias.detach().clone()
+    wrapped = torch.nn.Sequential(torch.nn.Linear(8, 5))
+    wrapped[0].load_state_dict(lin.state_dict())
+    for head in (lin, wrapped):
+        cpu_offload(head, execution_device=torch.device("cpu"))
+        assert next(head.parameters()).device.type == "meta"
+        assert execution_device(head) == torch.device("cpu")
+        w, b = affine_of(head)
+        torch.testing.assert_close(w, want_w, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(b, want_b, rtol=1e-6, atol=1e-6)

@@ -13,9 +13,15 @@ from typing import Any
 import torch
 
 
-def _weights_map(module: Any) -> Any:
+def _hooks(module: Any) -> list[Any]:
+    """The module's accelerate hooks (several when they were chained: a SequentialHook)."""
     hook = getattr(module, "_hf_hook", None)
-    return getattr(hook, "weights_map", None)
+    return [] if hook is None else list(getattr(hook, "hooks", None) or [hook])
+
+
+def _weights_map(module: Any) -> Any:
+    return next((wm for h in _hooks(module)
+                 if (wm := getattr(h, "weights_map", None)) is not None), None)
 
 
 def value(module: Any, attr: str) -> torch.Tensor:
@@ -28,6 +34,16 @@ def value(module: Any, attr: str) -> torch.Tensor:
         raise RuntimeError(f"{attr} of {type(module).__name__} is on the meta device with no "
                            "offloaded copy")
     return wm[attr]
+
+
+def execution_device(module: Any) -> torch.device:
+    """Where ``module`` computes: its (or a submodule's) accelerate hook's execution device
+    (an offloaded module's parameters sit on ``meta``), else its first parameter's device."""
+    dev = next((d for m in module.modules() for h in _hooks(m)
+                if (d := getattr(h, "execution_device", None)) is not None), None)
+    if dev is not None:
+        return torch.device(dev if not isinstance(dev, int) else f"cuda:{dev}")
+    return next(module.parameters()).device
 
 
 def write(module: Any, attr: str, tensor: torch.Tensor) -> None:

@@ -94,14 +94,16 @@ class ProbabilityCollector:
         self.vocab = int(head.weight.shape[0])
         self.head = head
         self.transform = logit_transform(model.config)
-        ref = next(head.parameters())
+        from reportgen.capture.offload import execution_device
+
+        device, dtype = execution_device(head), next(head.parameters()).dtype  # meta if offloaded
         if self.base is None:
             weight, bias = affine_of(head)
             self.head_files, self.head_sha = save_head(weight, bias, workdir)
             # the head exactly as stored, on the model's device and in its dtype: the head
             # check compares it with the model's own output, so a candidate uses a checked head
-            self.stored = StoredHead(weight, bias, self.transform, ref.device, ref.dtype)
-            self.head_dtype = str(ref.dtype).removeprefix("torch.")
+            self.stored = StoredHead(weight, bias, self.transform, device, dtype)
+            self.head_dtype = str(dtype).removeprefix("torch.")
             self.writer = RowWriter(workdir / "hidden.bin", self.stored.width, kind="hidden")
             return
         self.unpaired = self._mismatch()
@@ -112,10 +114,10 @@ class ProbabilityCollector:
             self.reader = iter(RowReader(self.base.files["hidden"]))
             files = {k: self.base.files[k] for k in ("head_weight", "head_bias")
                      if k in self.base.files}
-            dtype = getattr(torch, str(m["head_dtype"]), None)
-            if not isinstance(dtype, torch.dtype):
+            stored_dtype = getattr(torch, str(m["head_dtype"]), None)
+            if not isinstance(stored_dtype, torch.dtype):
                 raise StoreError(f"the base's stored head has no dtype ({m['head_dtype']!r})")
-            self.stored = StoredHead.load(files, m["transform"], ref.device, dtype)
+            self.stored = StoredHead.load(files, m["transform"], device, stored_dtype)
             self.acc = ShiftAccumulator(self.vocab, self.cfg["top_positions"])
 
     def _mismatch(self) -> str | None:

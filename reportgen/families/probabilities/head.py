@@ -60,19 +60,23 @@ def apply_transform(logits: Any, t: dict[str, float]) -> Any:
 
 
 def affine_of(head: Any) -> tuple[Any, Any | None]:
-    """(weight V × d, bias V or None) of the head as the module computes it, float32 CPU."""
+    """(weight V × d, bias V or None) of the head as the module computes it, float32 CPU.
+    An offloaded head (``device: auto``) is read where accelerate keeps it."""
     import torch
+
+    from reportgen.capture.offload import execution_device, value
 
     w = getattr(head, "weight", None)
     if type(head) is torch.nn.Linear and w is not None:
-        b = head.bias
-        return (w.detach().float().cpu().clone(),
+        b = None if head.bias is None else value(head, "bias")
+        return (value(head, "weight").detach().float().cpu().clone(),
                 None if b is None else b.detach().float().cpu().clone())
     ref = next(head.parameters())
+    dev = execution_device(head)
     d = int(w.shape[1]) if w is not None and w.ndim == 2 else int(ref.shape[-1])
     with torch.inference_mode():
-        zero = head(torch.zeros(1, d, dtype=ref.dtype, device=ref.device)).float().cpu()[0]
-        cols = [(head(torch.eye(d, dtype=ref.dtype, device=ref.device)[s:s + _EYE_ROWS])
+        zero = head(torch.zeros(1, d, dtype=ref.dtype, device=dev)).float().cpu()[0]
+        cols = [(head(torch.eye(d, dtype=ref.dtype, device=dev)[s:s + _EYE_ROWS])
                  .float().cpu() - zero) for s in range(0, d, _EYE_ROWS)]
     weight = torch.cat(cols).T.contiguous()
     return weight, (zero if bool(zero.abs().max() > 0) else None)
