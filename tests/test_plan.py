@@ -24,7 +24,8 @@ AUTO = {"gpt2": tf.AutoModelForCausalLM, "distilbert": tf.AutoModelForMaskedLM}
 
 
 def _cached(cache: Path) -> list[dict[str, np.ndarray | int]]:
-    """Per capture in the cache: its pooled and embedding arrays' bytes, its store's bytes."""
+    """Per capture in the cache: its pooled and embedding arrays' bytes, its store's bytes
+    (hidden states and the LM head's arrays)."""
     out = []
     for entry in sorted((cache / "captures").iterdir()):
         if entry.name.startswith("."):
@@ -32,6 +33,8 @@ def _cached(cache: Path) -> list[dict[str, np.ndarray | int]]:
         arrays = sum(np.load(entry / f"{n}.npy", mmap_mode="r").nbytes
                      for n in ("last", "mean", "embeddings"))
         store = [p.stat().st_size for p in entry.iterdir() if p.name.endswith(".hidden")]
+        store += [np.load(p, mmap_mode="r").nbytes for p in entry.iterdir()
+                  if p.name.endswith((".head_weight", ".head_bias"))]  # the base's head
         out.append({"capture": arrays, "store": sum(store)})
     return out
 

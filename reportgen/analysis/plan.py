@@ -2,11 +2,12 @@
 
 Per model: parameters (built on the meta device: :mod:`reportgen.capture.sizes`), the tokens
 it reads, the positions whose next-token distributions are compared, the capture it writes
-to the cache, the probabilities store (the base's only; its size from the store's own
-:func:`~reportgen.families.probabilities.store.store_bytes`), and the V×V work of the
-full-vocabulary neighbourhoods. The peak memory is an estimate, stated as its parts: the
-largest model's weights, one batch's hidden states of every layer, one LM-head block of
-logits, and the capture's pooled arrays; the analysis after capture holds no model.
+to the cache, the probabilities store (the base's only: its hidden states, sized by the store's
+own :func:`~reportgen.families.probabilities.store.store_bytes`, and its LM head, V×d float32
+written once), and the V×V work of the full-vocabulary neighbourhoods. The peak memory is an
+estimate, stated as its parts: the largest model's weights, one batch's hidden states of every
+layer, one LM-head block of logits, the stored base head (a float32 copy and one in the
+model's dtype), and the capture's pooled arrays; the analysis after capture holds no model.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ class AuditPlan:
                 f"disk: {size(self.disk_bytes)} (capture cache and probabilities store); "
                 f"V×V work: {flops(self.knn_flops)}; expected peak memory: "
                 f"{size(self.peak_bytes)} (the largest model's weights, one batch's hidden "
-                "states of every layer, one LM-head block, the pooled arrays)"]
+                "states of every layer, one LM-head block, the stored base head, the pooled "
+                "arrays)"]
 
 
 def size(n: int) -> str:
@@ -121,7 +123,8 @@ def model_cost(name: str, kind: str, dtype: str, s: Any, probe: Any, a: Any,
     layers = s.n_layers + 1 if a.layers == "all" else len(a.layers)
     pooled = 2 * layers * len(s.token_counts) * s.hidden_size * FLOAT
     capture = pooled + s.embedding_rows * s.hidden_size * FLOAT
-    store = store_bytes(scored, s.head_rows, s.hidden_size) if is_base and s.head_rows else 0
+    head = (s.head_rows * s.hidden_size + (s.head_rows if s.head_bias else 0)) * FLOAT
+    store = store_bytes(scored, s.head_rows, s.hidden_size) + head if is_base and rows else 0
     v = s.embedding_rows
     full = a.neighborhoods.tokens == "full-vocabulary"
     knn = 2 * v * v * s.hidden_size if full else 0
@@ -131,6 +134,8 @@ def model_cost(name: str, kind: str, dtype: str, s: Any, probe: Any, a: Any,
         s.n_layers + 1) * DTYPE_BYTES[dtype]
     head_block = BLOCK_ROWS * s.head_rows * FLOAT * 2  # logits and log-softmax of a block
     analysis = auto_chunk(v) * v * FLOAT if full else 0
-    peak = weights + batch + head_block + capture + analysis
+    # the stored head: read as float32 on the CPU, then held on the model's device in its dtype
+    stored_head = head + s.head_rows * s.hidden_size * DTYPE_BYTES[dtype] if rows else 0
+    peak = weights + batch + head_block + stored_head + capture + analysis
     return ModelCost(name, kind, s.parameters, weights, sum(s.token_counts), scored, capture,
                      store, knn, peak)

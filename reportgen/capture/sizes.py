@@ -20,6 +20,7 @@ class ModelSizes:
     n_layers: int
     embedding_rows: int  # rows of the input embedding (the vocabulary the capture stores)
     head_rows: int  # rows of the LM head (0 without one): the width of a next-token distribution
+    head_bias: bool  # the LM head adds a bias (stored beside its weight)
     token_counts: tuple[int, ...]  # per probe text, as the capture reads it
     maskable_counts: tuple[int, ...]  # per probe text, tokens that are not special
 
@@ -48,5 +49,6 @@ def model_sizes(folder: Path, kind: str, texts: list[str], max_length: int,
     return ModelSizes(parameter_count(model), d, layers,
                       int(model.get_input_embeddings().weight.shape[0]),
                       int(head.weight.shape[0]) if head is not None else 0,
+                      getattr(head, "bias", None) is not None,
                       tuple(len(x) for x in ids),
                       tuple(sum(t not in special for t in x) for x in ids))
