@@ -63,9 +63,7 @@ def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe:
     blob = {
         "version": ANALYSIS_VERSION,
         "tool": __version__,
-        "models": [{"name": m.name, "role": m.role, "capture": capture_keys[m.name],
-                    "derived_from": m.derived_from, "has_folder": m.path is not None}
-                   for m in models],
+        "models": [_model_blob(m, capture_keys) for m in models],
         "probes": {"capture": probe.capture_digest, "digests": [i.digest for i in probe.infos],
                    "spec": loaded.normalised.get("probes")},
         "analysis": loaded.normalised.get("analysis"),
@@ -76,6 +74,12 @@ def analysis_key(loaded: Any, models: list, capture_keys: dict[str, str], probe:
         blob["device"] = device
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _model_blob(m: Any, capture_keys: dict[str, str]) -> dict[str, Any]:
+    """What of one model keys an analysis: its capture, and how the page names and uses it."""
+    return {"name": m.name, "role": m.role, "capture": capture_keys[m.name],
+            "derived_from": m.derived_from, "has_folder": m.path is not None}
 
 
 class PairCache:
@@ -91,8 +95,7 @@ class PairCache:
 
     def key(self, m: Any, floor: Any) -> str:
         blob = {"audit": self.common, "base": self.capture_keys[self.base.name],
-                "model": {"name": m.name, "role": m.role, "capture": self.capture_keys[m.name],
-                          "derived_from": m.derived_from, "has_folder": m.path is not None},
+                "model": _model_blob(m, self.capture_keys),
                 "floor": None if floor is None else self.capture_keys[floor.name]}
         text = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]

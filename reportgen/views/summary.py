@@ -56,7 +56,8 @@ def verdict_line(data: dict[str, Any]) -> str:
 
 
 def candidate_line(comp: dict[str, Any]) -> str:
-    """'finetuned: concept drift 0.134 (57.8× the noise floor); …' from what was measured."""
+    """Every finding of a candidate joined on one line ('finetuned: concept drift 0.134 (57.8×
+    the noise floor); …'); the page shows them one per line (:func:`finding_lines`)."""
     parts = findings(comp)
     if not parts:
         return f"{comp.get('candidate')}: no drift metric was computed."

@@ -109,12 +109,12 @@ def knn(
             f"k-NN over {n:,} rows", -(-len(queries) // chunk), quiet_under=2.0) as advance:
         buf = torch.empty((min(chunk, len(queries)), n), dtype=torch.float32, device=dev)
         for s in range(0, len(queries), chunk):
-            advance(1)
             q = on_dev[s : s + chunk]
             lhs = xn[s : s + len(q)] if rows is None else xn[q]
             block = torch.mm(lhs, xn.T, out=buf[: len(q)])
             block[torch.arange(len(q), device=dev), q] = -torch.inf
             idx[s : s + len(q)], sim[s : s + len(q)] = _topk_stable(block, k)
+            advance(1)  # after the chunk: the counter and its ETA count work done
     return idx, sim
 
 def shared_counts(a_idx: np.ndarray, b_idx: np.ndarray, chunk: int = 65536) -> np.ndarray:

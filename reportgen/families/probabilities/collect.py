@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.capture.forward import Batch, Extra
+from reportgen.capture.forward import Batch, Extra, backbone
 from reportgen.core.numfmt import plural
 from reportgen.core.progress import Progress
 from reportgen.families.probabilities.head import (
@@ -232,7 +232,7 @@ class ProbabilityCollector:
             return None
         device = self.model.get_input_embeddings().weight.device
         x = torch.as_tensor(ids, dtype=torch.long, device=device)[None]
-        body = getattr(self.model, "base_model", None) or self.model
+        body = backbone(self.model)
         seen: list[Any] = []
         hook = body.register_forward_hook(lambda _m, _a, out: seen.append(
             out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]))
@@ -343,8 +343,7 @@ def _gap_problem(own: Any, ours: Any) -> str | None:
 
 def _count_calls(model: Any, calls: dict[str, int]) -> Any:
     """Count the extra forward passes of ``finish`` (declared in the capture's facts)."""
-    body = getattr(model, "base_model", None)  # as capture.backbone (not the hooked name)
-    body = model if body is None else body
+    body = backbone(model)
 
     def hook(*_: Any) -> None:
         calls["_running"] = calls.get("_running", 0) + 1

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from reportgen.core.blobs import sha_file
+
 #: rows of the identity pushed through a non-Linear head at a time (bounds the temporary)
 _EYE_ROWS = 256
 
@@ -93,12 +95,10 @@ def save_head(weight: Any, bias: Any | None, folder: Path) -> tuple[dict[str, Pa
 
 
 def head_digest(files: dict[str, Path]) -> str:
+    """One digest over the head's named arrays (a bias present or not changes it)."""
     h = hashlib.sha256()
     for name in sorted(files):
-        h.update(name.encode())
-        with open(files[name], "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+        h.update(name.encode() + bytes.fromhex(sha_file(files[name])))
     return h.hexdigest()
 
 
