@@ -1,0 +1,79 @@
+"""A series as its readers see it: the concept explorer's drift by step and the series
+section's small multiples of the most moved concepts, both from the certificate alone."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from cdp import Browser, chromium
+from test_series_audit import series_cert  # noqa: F401  (a fixture)
+
+from reportgen.api import Certificate
+from reportgen.views.html import render_html
+
+_EXPLORER = re.compile(r'<script type="application/json" id="explorer-data">(.*?)</script>',
+                       re.S)
+
+
+def _payload(page: str) -> dict[str, Any]:
+    return json.loads(_EXPLORER.search(page).group(1))
+
+
+def _four(v: float | None) -> float | None:
+    """The explorer's rounding, written out: four significant digits."""
+    return None if v is None else float(f"{v:.4g}")
+
+
+@pytest.fixture(scope="module")
+def page(series_cert) -> str:  # noqa: F811
+    return render_html(Certificate(series_cert))
+
+
+def test_explorer_holds_each_concepts_drift_by_step(series_cert, page) -> None:  # noqa: F811
+    block = series_cert["series"][0]
+    payload = _payload(page)
+    assert [(s["name"], s["steps"]) for s in payload["series"]] == [("run", [100, 200, 300])]
+    by_term = {c["term"]: c for c in payload["concepts"]}
+    listed = {c["term"] for c in block["concepts"]}
+    assert len(listed) == 3
+    for c in block["concepts"]:  # the series block's own numbers
+        assert by_term[c["term"]]["series"] == [[_four(v) for v in c["values"]]]
+    steps = [next(x for x in series_cert["comparisons"] if x["candidate"] == f"run@{s}")
+             for s in (100, 200, 300)]
+    for term, entry in by_term.items():  # every other concept: each step's own row
+        rows = [next(r for r in c["tables"]["concepts"] if r["term"] == term) for c in steps]
+        assert entry["series"] == [[_four(r["cosine_distance"]) for r in rows]], term
+    assert set(by_term) - listed  # the explorer reaches beyond the block's most moved
+
+
+def test_explorer_without_a_series_is_unchanged(series_cert) -> None:  # noqa: F811
+    old = {k: v for k, v in series_cert.items() if k != "series"}
+    payload = _payload(render_html(Certificate(old)))
+    assert "series" not in payload
+    assert not any("series" in c for c in payload["concepts"])
+
+
+@pytest.mark.browser
+def test_explorer_draws_the_drift_by_step(series_cert, page, tmp_path) -> None:  # noqa: F811
+    if chromium() is None:
+        pytest.skip("chromium is not installed")
+    path = tmp_path / "certificate.html"
+    path.write_text(page, encoding="utf-8")
+    term = series_cert["series"][0]["concepts"][0]["term"]
+    values = series_cert["series"][0]["concepts"][0]["values"]
+    result = "document.getElementById('explorer-result').innerText"
+    with Browser(tmp_path / "profile") as b:
+        b.open(path.as_uri(), 1000)
+        b.type_into("#explorer-input", term)
+        text = b.wait_for(f"{result}.indexOf('Drift by training step') >= 0 && {result}")
+        assert text, b.eval(result)
+        table = text[text.index("Cosine distance at each step of run"):]
+        shown = re.findall(r"\n(\d+)\t(\S+)", table)[:3]
+        assert [int(s) for s, _ in shown] == [100, 200, 300]
+        assert [float(v) for _, v in shown] == pytest.approx(values, rel=1e-3)
+        steps_svg = "document.querySelectorAll('#explorer-result .explorer-steps svg circle')"
+        assert b.eval(f"{steps_svg}.length") == 3
+        assert b.problems() == [] and b.requests() == []
