@@ -12,8 +12,11 @@ from cdp import Browser, chromium
 from test_series_audit import series_cert  # noqa: F401  (a fixture)
 
 from reportgen.api import Certificate
-from reportgen.views.html import render_html
+from reportgen.views.html import page_context, render_html
+from reportgen.views.trajectory import concept_figure
 
+_CHART = re.compile(r'<script type="application/json" data-chart="chart-([^"]+)">(.*?)</script>',
+                    re.S)
 _EXPLORER = re.compile(r'<script type="application/json" id="explorer-data">(.*?)</script>',
                        re.S)
 
@@ -77,3 +80,29 @@ def test_explorer_draws_the_drift_by_step(series_cert, page, tmp_path) -> None: 
         steps_svg = "document.querySelectorAll('#explorer-result .explorer-steps svg circle')"
         assert b.eval(f"{steps_svg}.length") == 3
         assert b.problems() == [] and b.requests() == []
+
+
+def test_small_multiples_are_the_blocks_concepts(series_cert) -> None:  # noqa: F811
+    block = series_cert["series"][0]
+    fig = concept_figure(block, ["animals", "money"])
+    spec = fig.spec()
+    rows = spec["data"]["values"]
+    assert [(r["term"], r["step"], r["cosine_distance"]) for r in rows] == [
+        (c["term"], s, v) for c in block["concepts"]
+        for s, v in zip((100, 200, 300), c["values"], strict=True)]
+    assert spec["facet"]["field"] == "term" and spec["columns"] == 4
+    assert spec["facet"]["sort"] == [c["term"] for c in block["concepts"]]
+    assert "resolve" not in spec  # one x and one y scale for every panel
+    assert spec["spec"]["encoding"]["x"]["field"] == "step"
+    assert concept_figure({**block, "concepts": []}, []) is None
+
+
+def test_every_series_chart_is_embedded(series_cert, page) -> None:  # noqa: F811
+    """Each series figure's spec is in the page (a figure the page's chart list missed was
+    once written as the text 'None' and drawn as an error)."""
+    embedded = {fid: text for fid, text in _CHART.findall(page)}
+    series = [f for sv in page_context(series_cert, mode="html")["series"]
+              for f in sv.figures]
+    assert "series-run-concept-steps" in {f.id for f in series}
+    for f in series:
+        assert json.loads(embedded[f.id]) == json.loads(json.dumps(f.spec())), f.id

@@ -199,7 +199,8 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         s.limitations = section_limitations(data, s)
     if mode == "pdf":
         figs = _without_floor_figures(data, sections, figs)
-    figs = compare_sections(sections, columns=2 if mode == "pdf" else 1)
+    figs = compare_sections(sections, columns=2 if mode == "pdf" else 1) + [
+        f for sv in series for f in sv.figures]  # the series' charts are drawn too
     annexed = annex(sections) if mode == "pdf" else []
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]

@@ -11,9 +11,18 @@ import altair as alt
 
 from reportgen.core.names import lookup
 from reportgen.spec.conditions import parse_condition
-from reportgen.views.charts import FLOOR_COLOUR, WIDTH, Figure, finish, slug
+from reportgen.views.charts import (
+    DRIFT_AXIS,
+    FLOOR_COLOUR,
+    WIDTH,
+    Figure,
+    category_range,
+    finish,
+    slug,
+)
 
 MAX_METRICS = 4  # panels per chart: one chart fits a printed page
+CONCEPT_COLUMNS = 4  # small multiples of the most moved concepts, per row
 KIND_COLOURS = {"warn": "#E69F00", "fail": "#c0420a"}
 LINE_COLOUR = "#0072B2"
 
@@ -111,3 +120,50 @@ def trajectory_figures(block: dict[str, Any], headline: Any) -> list[Figure]:
                 f"series {block.get('name')}; the table above holds the same numbers.",
             chart=trajectory_chart(block, family, names)))
     return out
+
+
+def concept_chart(block: dict[str, Any], categories: list[str]) -> alt.FacetChart:
+    """Small multiples: one panel per listed concept, its drift against step, every panel on
+    the same axes (so a taller line is a larger drift); colour is the concept's category."""
+    steps = [s.get("step") for s in block.get("steps") or []]
+    concepts = block.get("concepts") or []
+    rows = [{"term": c.get("term"), "category": c.get("category"), "step": s,
+             "cosine_distance": v}
+            for c in concepts for s, v in zip(steps, c.get("values") or [], strict=False)
+            if v is not None]
+    cats = categories or sorted({str(c.get("category")) for c in concepts})
+    width = (WIDTH - 40 * CONCEPT_COLUMNS) // CONCEPT_COLUMNS
+    chart = alt.Chart(alt.Data(values=rows)).mark_line(point=True, strokeWidth=2).encode(
+        x=alt.X("step:Q", title="training step", axis=alt.Axis(format="d", tickCount=4),
+                scale=alt.Scale(zero=False)),
+        y=alt.Y("cosine_distance:Q", title=DRIFT_AXIS),
+        color=alt.Color("category:N", title="category",
+                        scale=alt.Scale(domain=cats, range=category_range(cats))),
+        tooltip=[alt.Tooltip("term:N", title="concept"), alt.Tooltip("category:N"),
+                 alt.Tooltip("step:Q", format="d"),
+                 alt.Tooltip("cosine_distance:Q", title="cosine distance", format=".4~g")],
+    ).properties(width=width, height=90).facet(
+        facet=alt.Facet("term:N", title=None, sort=[c.get("term") for c in concepts],
+                        header=alt.Header(labelFontSize=11)),
+        columns=CONCEPT_COLUMNS,
+        title=alt.Title(f"{block.get('name')}: drift of the most moved concepts by step",
+                        subtitle="one panel per concept, all on the same axes"))
+    return finish(chart)
+
+
+def concept_figure(block: dict[str, Any], categories: list[str]) -> Figure | None:
+    """The small multiples of the block's most moved concepts (None when it lists none)."""
+    concepts = block.get("concepts") or []
+    if not concepts:
+        return None
+    name = str(block.get("name"))
+    return Figure(
+        id=f"series-{slug(name)}-concept-steps", family="series",
+        title="most moved concepts by step",
+        caption=(f"The {len(concepts)} concepts that moved most by the last step of {name}, "
+                 "each in its own panel: its cosine distance to the base at every checkpoint. "
+                 "The panels share both axes, so the steepest rise is the largest drift; the "
+                 "concept explorer below shows any other concept the same way."),
+        alt=f"Line charts of the drift of {len(concepts)} concepts against the training step "
+            f"of series {name}; the table above holds the same numbers.",
+        chart=concept_chart(block, categories))
