@@ -106,3 +106,61 @@ def test_every_series_chart_is_embedded(series_cert, page) -> None:  # noqa: F81
     assert "series-run-concept-steps" in {f.id for f in series}
     for f in series:
         assert json.loads(embedded[f.id]) == json.loads(json.dumps(f.spec())), f.id
+
+
+def test_archive_trends_and_series_share_one_chart(series_cert, monkeypatch) -> None:  # noqa: F811
+    """Both callers draw through trajectory.metric_chart: x is the release (ordinal, in filing
+    order) or the step (a number), y the value, colour the model; thresholds as rules."""
+    from certfactory import make_certificate
+
+    from reportgen.views import archive_index, trajectory
+    from reportgen.views.series import headline
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    real = trajectory.metric_chart
+
+    def spy(rows: list, along: trajectory.Along, *a: Any, **k: Any) -> Any:
+        chart = real(rows, along, *a, **k)
+        calls.append((along.field, chart.to_dict()))
+        return chart
+
+    monkeypatch.setattr(trajectory, "metric_chart", spy)
+    releases = []
+    for i, name in enumerate(("v1", "v2")):
+        data = make_certificate(seed=i)
+        data["audit"].update(release=name, created=f"2025-0{i + 1}-01T00:00:00Z")
+        releases.append(archive_index.Release(name, data, str(i), ()))
+    rows = archive_index.trend_series(releases)["concepts.cosine_distance.mean"]
+    archive_index.trend_chart("concepts.cosine_distance.mean", rows, releases)
+    trajectory.trajectory_figures(series_cert["series"][0], headline)
+    fields = [f for f, _ in calls]
+    assert fields[0] == "release" and set(fields[1:]) == {"step"}
+    (_, trend), (_, step) = calls[0], calls[1]
+    for spec, x, kind in ((trend, "release", "ordinal"), (step, "step", "quantitative")):
+        line = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "line")
+        enc = line["encoding"]
+        assert (enc["x"]["field"], enc["x"]["type"]) == (x, kind)
+        assert (enc["y"]["field"], enc["color"]["field"]) == ("value", "candidate")
+    assert trend["layer"][0]["encoding"]["x"]["sort"] == ["v1", "v2"]
+    rules = next(layer["data"]["values"] for layer in trend["layer"]
+                 if layer["mark"]["type"] == "rule")
+    checks = [c for c in releases[-1].data["checks"]
+              if c["metric"] == "concepts.cosine_distance.mean"]
+    assert {(r["kind"], r["threshold"]) for r in rules} == {
+        (k, float(c[f"{k}_if"].split()[1])) for c in checks for k in ("warn", "fail")
+        if c.get(f"{k}_if")}
+    assert [r["value"] for r in trend["data"]["values"]] == [r["value"] for r in rows]
+
+
+def test_a_far_threshold_is_named_not_drawn() -> None:
+    from reportgen.views.trajectory import Limit, by_step, metric_chart
+
+    rows = [{"step": s, "candidate": "run", "value": v} for s, v in ((1, 0.01), (2, 0.02))]
+    spec = metric_chart(rows, by_step([1, 2]), (["run"], ["#000"]), title="m",
+                        limits=[Limit("warn", "> 0.015", 0.015), Limit("fail", "> 0.5", 0.5)]
+                        ).to_dict()
+    texts = [layer for layer in spec["layer"] if layer["mark"]["type"] == "text"]
+    labels = {r["label"]: r["edge"] for r in texts[0]["data"]["values"]}
+    assert labels == {"warn > 0.015": "in", "\u2191 fail > 0.5": "above"}
+    assert [t["encoding"].get("y") for t in texts] == [{"field": "threshold",
+                                                        "type": "quantitative"}, {"value": 0}]

@@ -1,10 +1,13 @@
-"""Trajectory charts: per series and family, each headline metric against the training step,
-the noise floor as a band (0 to ``floor_multiple`` × the floor's value: a step inside it
-has not left the noise yet) and the checks' thresholds as rules. A pure function of the
+"""A metric against release or training step, drawn one way for the archive's trends and a
+series' trajectories (:func:`metric_chart`): a line per model, the noise floor as a band (0
+to ``floor_multiple`` × the floor's value: a point inside it has not left the noise yet),
+the checks' thresholds as labelled rules. Per series and family, the headline metrics
+against the step, and small multiples of the most moved concepts; pure functions of the
 certificate's ``series`` block."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
@@ -23,8 +26,155 @@ from reportgen.views.charts import (
 
 MAX_METRICS = 4  # panels per chart: one chart fits a printed page
 CONCEPT_COLUMNS = 4  # small multiples of the most moved concepts, per row
-KIND_COLOURS = {"warn": "#E69F00", "fail": "#c0420a"}
+FAR = 4.0  # a threshold further than this × the values' spread is named, not drawn
+CHAR_PX = 5.6  # about one character of a threshold's 10 px label, to set labels apart
+MAX_TICKS = 8  # up to this many steps, the axis ticks are the steps themselves
+KIND_COLOURS = {"warn": "#b36b00", "fail": "#c0420a"}
 LINE_COLOUR = "#0072B2"
+
+
+# ------------------------------------------------ one metric against release or step
+
+
+@dataclass(frozen=True)
+class Along:
+    """What a trend runs along: releases in filing order (ordinal) or training steps."""
+
+    field: str
+    title: str
+    releases: tuple[str, ...] = ()
+    steps: tuple[int, ...] = ()
+
+    def x(self, titled: bool = True) -> alt.X:
+        title = self.title if titled else None
+        if self.releases:
+            return alt.X(f"{self.field}:O", title=title, sort=list(self.releases),
+                         axis=alt.Axis(labelAngle=0))
+        ticks = list(self.steps) if 0 < len(self.steps) <= MAX_TICKS else alt.Undefined
+        return alt.X(f"{self.field}:Q", title=title, scale=alt.Scale(zero=False),
+                     axis=alt.Axis(format="d", values=ticks))
+
+
+def by_step(steps: list[int]) -> Along:
+    return Along("step", "training step", steps=tuple(steps))
+
+
+def by_release(names: list[str]) -> Along:
+    return Along("release", "release", releases=tuple(names))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A check's threshold drawn as a rule: its kind (warn, fail), condition and value, and
+    the models whose checks set it (the archive's checks each name one)."""
+
+    kind: str
+    condition: str
+    at: float
+    models: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.condition}" + (f" ({', '.join(self.models)})"
+                                                  if self.models else "")
+
+
+def limits_of(thresholds: list[dict[str, Any]]) -> list[Limit]:
+    """Rules from ``{kind, condition, model?}`` entries, each distinct condition once with
+    every model that sets it; one that does not parse (an untrusted certificate's) is left
+    out."""
+    out: dict[tuple[str, str], Limit] = {}
+    for t in thresholds:
+        kind, cond, model = str(t.get("kind")), str(t.get("condition")), t.get("model")
+        try:
+            at = parse_condition(cond).threshold
+        except ValueError:
+            continue
+        seen = out.get((kind, cond), Limit(kind, cond, at))
+        models = seen.models + ((str(model),) if model and str(model) not in seen.models
+                                else ())
+        out[(kind, cond)] = Limit(kind, cond, at, models)
+    return list(out.values())
+
+
+def metric_chart(rows: list[dict[str, Any]], along: Along, models: tuple[list[str], list[str]],
+                 *, title: str, floor: tuple[float, float] | None = None,
+                 limits: list[Limit] | None = None, width: int = WIDTH,
+                 height: int = 200, x_title: bool = True) -> alt.LayerChart:
+    """One metric against release or step: a line and points per model (``rows``: the
+    along field, ``candidate``, ``value``), the noise floor as a band from 0 to ``floor``
+    = (value, multiple) × value, and each limit as a dashed rule labelled with its
+    condition. The archive's trends and a series' trajectories are both drawn with it."""
+    domain, colours = models
+    base = alt.Chart().encode(
+        x=along.x(x_title), y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("candidate:N", title="model", scale=alt.Scale(domain=domain,
+                                                                      range=colours),
+                        legend=alt.Legend() if len(domain) > 1 else None),
+        tooltip=[alt.Tooltip(f"{along.field}:{'O' if along.releases else 'Q'}"),
+                 alt.Tooltip("candidate:N", title="model"),
+                 alt.Tooltip("value:Q", format=".4~g")])
+    layers: list[alt.Chart] = []
+    if floor is not None:
+        value, multiple = floor
+        band = [{"low": 0.0, "high": value * multiple, "floor": value}]
+        layers.append(alt.Chart(alt.Data(values=band)).mark_rect(
+            color=FLOOR_COLOUR, opacity=0.15).encode(
+            y="low:Q", y2="high:Q",
+            tooltip=[alt.Tooltip("floor:Q", title="noise floor", format=".4~g"),
+                     alt.Tooltip("high:Q", title=f"{multiple:g} × noise floor",
+                                 format=".4~g")]))
+    layers += [base.mark_line(strokeWidth=2), base.mark_point(filled=True, size=40)]
+    if limits:
+        values = [r["value"] for r in rows] + ([0.0, floor[0] * floor[1]] if floor else [])
+        layers += _limit_layers(limits, values, width, height)
+    return alt.layer(*layers, data=alt.Data(values=rows)).properties(
+        width=width, height=height, title=alt.Title(title, fontSize=12))
+
+
+def _limit_layers(limits: list[Limit], values: list[float], width: int,
+                  height: int) -> list[alt.Chart]:
+    """Each limit as a dashed rule labelled with its condition, labels set apart from the
+    right, lowest first; a limit far outside the values (more than :data:`FAR` times their
+    spread) is only named, with an arrow, in the top or bottom left corner (where a rising
+    or falling line is not), so it does not flatten the line to the axis."""
+    lo, hi = min(values, default=0.0), max(values, default=0.0)
+    spread = (hi - lo) or abs(hi) or 1.0
+    rows: list[dict[str, Any]] = []
+    for edge in ("in", "above", "below"):
+        mine = sorted((lim for lim in limits if _where(lim.at, lo, hi, spread) == edge),
+                      key=lambda lim: lim.at)
+        arrow = {"in": "", "above": "\u2191 ", "below": "\u2193 "}[edge]  # off the chart
+        text = [arrow + lim.label for lim in mine]
+        for i, (lim, label) in enumerate(zip(mine, text, strict=True)):
+            shift = sum(CHAR_PX * len(t) + 14 for t in text[:i])
+            rows.append({"kind": lim.kind, "condition": lim.condition, "threshold": lim.at,
+                         "edge": edge, "label": label,
+                         "colour": KIND_COLOURS.get(lim.kind, FLOOR_COLOUR),
+                         "pos": width - shift if edge == "in" else 4 + shift})
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        color=alt.Color("colour:N", scale=None),
+        tooltip=[alt.Tooltip("kind:N"), alt.Tooltip("condition:N")])
+    inside = base.transform_filter(alt.datum.edge == "in").encode(y="threshold:Q")
+    out = [inside.mark_rule(strokeDash=[6, 3], strokeWidth=1.5),
+           inside.mark_text(align="right", baseline="bottom", dy=-2, fontSize=10).encode(
+               x=alt.X("pos:Q", scale=None), text="label:N")
+           ] if any(r["edge"] == "in" for r in rows) else []
+    for edge, y, baseline in (("above", 0, "top"), ("below", height, "bottom")):
+        if any(r["edge"] == edge for r in rows):
+            out.append(base.transform_filter(alt.datum.edge == edge).mark_text(
+                align="left", baseline=baseline, fontSize=10).encode(
+                x=alt.X("pos:Q", scale=None), y=alt.value(y), text="label:N"))
+    return out
+
+
+def _where(at: float, lo: float, hi: float, spread: float) -> str:
+    if at > hi + FAR * spread:
+        return "above"
+    return "below" if at < lo - FAR * spread else "in"
+
+
+# ------------------------------------------------------------- a series' trajectories
 
 
 def _family(name: str) -> str:
@@ -43,59 +193,26 @@ def chosen(block: dict[str, Any], headline: Any) -> dict[str, list[str]]:
             for fam, names in out.items()}
 
 
-def _rows(block: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+def _panel(block: dict[str, Any], name: str, last: bool) -> alt.LayerChart:
     steps = [s.get("step") for s in block.get("steps") or []]
+    m = block["metrics"][name]
+    rows = [{"step": s, "candidate": block.get("name"), "metric": name, "value": v}
+            for s, v in zip(steps, m.get("values") or [], strict=False) if v is not None]
     multiple = (block.get("floor") or {}).get("multiple")
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        m = block["metrics"][name]
-        rows += [{"layer": "value", "metric": name, "step": s, "value": v}
-                 for s, v in zip(steps, m.get("values") or [], strict=False) if v is not None]
-        floor = m.get("floor")
-        if isinstance(floor, (int, float)) and multiple and steps:
-            rows.append({"layer": "floor", "metric": name, "from": steps[0], "to": steps[-1],
-                         "low": 0.0, "high": floor * multiple, "floor": floor})
-        for t in m.get("thresholds") or []:
-            try:
-                at = parse_condition(str(t.get("condition"))).threshold
-            except ValueError:  # an untrusted certificate's condition that does not parse
-                continue
-            rows.append({"layer": "threshold", "metric": name, "threshold": at,
-                         "kind": t.get("kind"), "condition": t.get("condition")})
-    return rows
+    value = m.get("floor")
+    floor = (value, multiple) if isinstance(value, (int, float)) and multiple else None
+    return metric_chart(rows, by_step(steps), ([str(block.get("name"))], [LINE_COLOUR]),
+                        title=name, floor=floor, limits=limits_of(m.get("thresholds") or []),
+                        width=WIDTH - 120, height=100, x_title=last)
 
 
-def trajectory_chart(block: dict[str, Any], family: str, names: list[str]) -> alt.FacetChart:
-    """One panel per metric (each its own y scale), value against step."""
-    base = alt.Chart()
-    line = base.transform_filter(alt.datum.layer == "value").mark_line(
-        point=True, strokeWidth=2, color=LINE_COLOUR).encode(
-        x=alt.X("step:Q", title="training step", axis=alt.Axis(format="d"),
-                scale=alt.Scale(zero=False)),
-        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-        tooltip=[alt.Tooltip("metric:N"), alt.Tooltip("step:Q", format="d"),
-                 alt.Tooltip("value:Q", format=".4~g")])
-    band = base.transform_filter(alt.datum.layer == "floor").mark_rect(
-        color=FLOOR_COLOUR, opacity=0.15).encode(
-        x="from:Q", x2="to:Q", y="low:Q", y2="high:Q",
-        tooltip=[alt.Tooltip("floor:Q", title="noise floor", format=".4~g"),
-                 alt.Tooltip("high:Q", title="band top (multiple × floor)", format=".4~g")])
-    rules = base.transform_filter(alt.datum.layer == "threshold").mark_rule(
-        strokeDash=[6, 3], strokeWidth=1.5).encode(
-        y="threshold:Q",
-        color=alt.Color("kind:N", title="threshold",
-                        scale=alt.Scale(domain=list(KIND_COLOURS),
-                                        range=list(KIND_COLOURS.values()))),
-        tooltip=[alt.Tooltip("kind:N"), alt.Tooltip("condition:N")])
-    chart = alt.layer(band, line, rules, data=alt.Data(values=_rows(block, names))).properties(
-        width=WIDTH - 120, height=100,
-    ).facet(row=alt.Row("metric:N", title=None, sort=names,
-                        header=alt.Header(labelAngle=0, labelAlign="left",
-                                          labelOrient="top", labelFontSize=11)),
-            title=alt.Title(f"{block.get('name')}: {family} metrics by training step",
-                            subtitle="grey band: up to the floor multiple × the noise floor; "
-                                     "dashed: the checks' thresholds")
-            ).resolve_scale(y="independent")
+def trajectory_chart(block: dict[str, Any], family: str, names: list[str]) -> alt.VConcatChart:
+    """One panel per metric (each its own y scale, the steps shared), value against step."""
+    panels = [_panel(block, n, n == names[-1]) for n in names]
+    chart = alt.vconcat(*panels, spacing=14).resolve_scale(x="shared").properties(title=alt.Title(
+            f"{block.get('name')}: {family} metrics by training step",
+            subtitle="grey band: up to the floor multiple × the noise floor; "
+                     "dashed: the checks' thresholds"))
     return finish(chart)
 
 
@@ -111,7 +228,8 @@ def trajectory_figures(block: dict[str, Any], headline: Any) -> list[Figure]:
                    + (f"The grey band runs from 0 to {multiple:g}× the noise floor's value; "
                       "a line above it has left the noise. " if multiple else
                       "The audit has no noise floor, so there is no band. ")
-                   + "Dashed rules are the thresholds of the checks on this series"
+                   + "Dashed rules are the thresholds of the checks on this series (one far "
+                     "off the chart is named in its corner with an arrow)"
                    + (f"; for {worse} lower means more change." if worse else "."))
         out.append(Figure(
             id=f"series-{slug(str(block.get('name')))}-{slug(family)}", family="series",
