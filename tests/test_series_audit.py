@@ -221,7 +221,7 @@ def test_trajectory_chart_is_the_series_block(series_cert) -> None:
 
     block = series_cert["series"][0]
     figs = {f.id: f for f in trajectory_figures(block, headline)}
-    panels = figs["series-run-concepts"].spec()["vconcat"]
+    panels = figs["series-run-concepts"].spec()["concat"]
     names = [p["title"]["text"] for p in panels]
     assert names[0] == METRIC and len(names) <= MAX_METRICS  # the thresholded one first
     m = block["metrics"][METRIC]

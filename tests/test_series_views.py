@@ -60,7 +60,9 @@ def test_explorer_without_a_series_is_unchanged(series_cert) -> None:  # noqa: F
 
 
 @pytest.mark.browser
-def test_explorer_draws_the_drift_by_step(series_cert, page, tmp_path) -> None:  # noqa: F811
+def test_series_page_in_chromium(series_cert, page, tmp_path) -> None:  # noqa: F811
+    """Every series chart draws (no console warning: no empty layer), and the explorer
+    draws a concept's drift at each step next to a table of the same numbers."""
     if chromium() is None:
         pytest.skip("chromium is not installed")
     path = tmp_path / "certificate.html"
@@ -68,8 +70,16 @@ def test_explorer_draws_the_drift_by_step(series_cert, page, tmp_path) -> None: 
     term = series_cert["series"][0]["concepts"][0]["term"]
     values = series_cert["series"][0]["concepts"][0]["values"]
     result = "document.getElementById('explorer-result').innerText"
+    drawn = """Array.from(document.querySelectorAll('#series .chart-canvas')).map(function (c) {
+      var svg = c.querySelector('svg.marks');
+      return svg ? svg.querySelectorAll('path, line, text').length : 0; })"""
+    n = len([f for sv in page_context(series_cert, mode="html")["series"] for f in sv.figures])
     with Browser(tmp_path / "profile") as b:
         b.open(path.as_uri(), 1000)
+        counts = b.wait_for(f"(function(){{var d = {drawn}; return d.length === {n} && "
+                            "d.every(function (x) { return x > 0; }) && d;})()")
+        assert counts, b.eval(drawn)
+        assert b.problems() == []
         b.type_into("#explorer-input", term)
         text = b.wait_for(f"{result}.indexOf('Drift by training step') >= 0 && {result}")
         assert text, b.eval(result)
@@ -161,6 +171,10 @@ def test_a_far_threshold_is_named_not_drawn() -> None:
                         ).to_dict()
     texts = [layer for layer in spec["layer"] if layer["mark"]["type"] == "text"]
     labels = {r["label"]: r["edge"] for r in texts[0]["data"]["values"]}
-    assert labels == {"warn > 0.015": "in", "\u2191 fail > 0.5": "above"}
-    assert [t["encoding"].get("y") for t in texts] == [{"field": "threshold",
-                                                        "type": "quantitative"}, {"value": 0}]
+    assert labels == {"warn > 0.015": "in", "\u2191 fail > 0.5": "off"}
+    inside = {"field": "threshold", "type": "quantitative"}  # a halo, then the label
+    assert [t["encoding"].get("y") for t in texts] == [inside, inside, {"value": 0}]
+    assert [t["transform"] for t in texts] == [[{"filter": "(datum.edge === 'in')"}]] * 2 + [
+        [{"filter": "(datum.edge === 'off')"}]]
+    rule = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rule")
+    assert rule["transform"] == texts[0]["transform"]  # only the near one is drawn

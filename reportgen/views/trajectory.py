@@ -25,6 +25,7 @@ from reportgen.views.charts import (
 )
 
 MAX_METRICS = 4  # panels per chart: one chart fits a printed page
+COLUMNS = 2  # metric panels per row
 CONCEPT_COLUMNS = 4  # small multiples of the most moved concepts, per row
 FAR = 4.0  # a threshold further than this × the values' spread is named, not drawn
 CHAR_PX = 5.6  # about one character of a threshold's 10 px label, to set labels apart
@@ -51,7 +52,7 @@ class Along:
             return alt.X(f"{self.field}:O", title=title, sort=list(self.releases),
                          axis=alt.Axis(labelAngle=0))
         ticks = list(self.steps) if 0 < len(self.steps) <= MAX_TICKS else alt.Undefined
-        return alt.X(f"{self.field}:Q", title=title, scale=alt.Scale(zero=False),
+        return alt.X(f"{self.field}:Q", title=title, scale=alt.Scale(zero=False, padding=8),
                      axis=alt.Axis(format="d", values=ticks))
 
 
@@ -127,51 +128,52 @@ def metric_chart(rows: list[dict[str, Any]], along: Along, models: tuple[list[st
     layers += [base.mark_line(strokeWidth=2), base.mark_point(filled=True, size=40)]
     if limits:
         values = [r["value"] for r in rows] + ([0.0, floor[0] * floor[1]] if floor else [])
-        layers += _limit_layers(limits, values, width, height)
+        layers += _limit_layers(limits, values, width)
     return alt.layer(*layers, data=alt.Data(values=rows)).properties(
         width=width, height=height, title=alt.Title(title, fontSize=12))
 
 
-def _limit_layers(limits: list[Limit], values: list[float], width: int,
-                  height: int) -> list[alt.Chart]:
+def _limit_layers(limits: list[Limit], values: list[float], width: int) -> list[alt.Chart]:
     """Each limit as a dashed rule labelled with its condition, labels set apart from the
     right, lowest first; a limit far outside the values (more than :data:`FAR` times their
-    spread) is only named, with an arrow, in the top or bottom left corner (where a rising
-    or falling line is not), so it does not flatten the line to the axis."""
+    spread) is only named, with an arrow saying which way it lies, above the plot, so it
+    does not flatten the line to the axis."""
     lo, hi = min(values, default=0.0), max(values, default=0.0)
     spread = (hi - lo) or abs(hi) or 1.0
     rows: list[dict[str, Any]] = []
-    for edge in ("in", "above", "below"):
-        mine = sorted((lim for lim in limits if _where(lim.at, lo, hi, spread) == edge),
+    for edge in ("in", "off"):
+        mine = sorted((lim for lim in limits if _off(lim.at, lo, hi, spread) == (edge == "off")),
                       key=lambda lim: lim.at)
-        arrow = {"in": "", "above": "\u2191 ", "below": "\u2193 "}[edge]  # off the chart
-        text = [arrow + lim.label for lim in mine]
+        text = [_arrow(lim.at, hi) + lim.label if edge == "off" else lim.label for lim in mine]
         for i, (lim, label) in enumerate(zip(mine, text, strict=True)):
-            shift = sum(CHAR_PX * len(t) + 14 for t in text[:i])
             rows.append({"kind": lim.kind, "condition": lim.condition, "threshold": lim.at,
                          "edge": edge, "label": label,
                          "colour": KIND_COLOURS.get(lim.kind, FLOOR_COLOUR),
-                         "pos": width - shift if edge == "in" else 4 + shift})
+                         "pos": width - sum(CHAR_PX * len(t) + 14 for t in text[:i])})
     base = alt.Chart(alt.Data(values=rows)).encode(
         color=alt.Color("colour:N", scale=None),
         tooltip=[alt.Tooltip("kind:N"), alt.Tooltip("condition:N")])
     inside = base.transform_filter(alt.datum.edge == "in").encode(y="threshold:Q")
+    label = inside.encode(x=alt.X("pos:Q", scale=None), text="label:N")
+    text = {"align": "right", "baseline": "bottom", "dy": -2, "fontSize": 10}
     out = [inside.mark_rule(strokeDash=[6, 3], strokeWidth=1.5),
-           inside.mark_text(align="right", baseline="bottom", dy=-2, fontSize=10).encode(
-               x=alt.X("pos:Q", scale=None), text="label:N")
-           ] if any(r["edge"] == "in" for r in rows) else []
-    for edge, y, baseline in (("above", 0, "top"), ("below", height, "bottom")):
-        if any(r["edge"] == edge for r in rows):
-            out.append(base.transform_filter(alt.datum.edge == edge).mark_text(
-                align="left", baseline=baseline, fontSize=10).encode(
-                x=alt.X("pos:Q", scale=None), y=alt.value(y), text="label:N"))
+           label.mark_text(**text, stroke="white", strokeWidth=3).encode(  # a halo: legible
+               color=alt.value("white")),                                 # over a line
+           label.mark_text(**text)] if any(r["edge"] == "in" for r in rows) else []
+    if any(r["edge"] == "off" for r in rows):  # above the plot, where no line runs
+        out.append(base.transform_filter(alt.datum.edge == "off").mark_text(
+            align="right", baseline="bottom", dy=-3, fontSize=10).encode(
+            x=alt.X("pos:Q", scale=None), y=alt.value(0), text="label:N"))
     return out
 
 
-def _where(at: float, lo: float, hi: float, spread: float) -> str:
-    if at > hi + FAR * spread:
-        return "above"
-    return "below" if at < lo - FAR * spread else "in"
+def _off(at: float, lo: float, hi: float, spread: float) -> bool:
+    return at > hi + FAR * spread or at < lo - FAR * spread
+
+
+def _arrow(at: float, hi: float) -> str:
+    """Which way a threshold off the chart lies."""
+    return "\u2191 " if at > hi else "\u2193 "
 
 
 # ------------------------------------------------------------- a series' trajectories
@@ -193,7 +195,7 @@ def chosen(block: dict[str, Any], headline: Any) -> dict[str, list[str]]:
             for fam, names in out.items()}
 
 
-def _panel(block: dict[str, Any], name: str, last: bool) -> alt.LayerChart:
+def _panel(block: dict[str, Any], name: str, titled: bool) -> alt.LayerChart:
     steps = [s.get("step") for s in block.get("steps") or []]
     m = block["metrics"][name]
     rows = [{"step": s, "candidate": block.get("name"), "metric": name, "value": v}
@@ -203,17 +205,25 @@ def _panel(block: dict[str, Any], name: str, last: bool) -> alt.LayerChart:
     floor = (value, multiple) if isinstance(value, (int, float)) and multiple else None
     return metric_chart(rows, by_step(steps), ([str(block.get("name"))], [LINE_COLOUR]),
                         title=name, floor=floor, limits=limits_of(m.get("thresholds") or []),
-                        width=WIDTH - 120, height=100, x_title=last)
+                        width=(WIDTH - 40) // COLUMNS, height=110, x_title=titled)
 
 
-def trajectory_chart(block: dict[str, Any], family: str, names: list[str]) -> alt.VConcatChart:
-    """One panel per metric (each its own y scale, the steps shared), value against step."""
-    panels = [_panel(block, n, n == names[-1]) for n in names]
-    chart = alt.vconcat(*panels, spacing=14).resolve_scale(x="shared").properties(title=alt.Title(
+def trajectory_chart(block: dict[str, Any], family: str, names: list[str]) -> alt.ConcatChart:
+    """One panel per metric, :data:`COLUMNS` a row (wider than tall: it fits a printed
+    page), each on its own y scale, the steps shared; the step axis titled on the last row."""
+    last_row = (len(names) - 1) // COLUMNS * COLUMNS
+    panels = [_panel(block, n, i >= last_row) for i, n in enumerate(names)]
+    chart = alt.concat(*panels, columns=COLUMNS, spacing=16).resolve_scale(
+        x="shared").properties(title=alt.Title(
             f"{block.get('name')}: {family} metrics by training step",
-            subtitle="grey band: up to the floor multiple × the noise floor; "
-                     "dashed: the checks' thresholds"))
+            subtitle="grey band: up to the floor multiple × the noise floor"
+                     + ("; dashed: the checks' thresholds" if _has_limits(block, names)
+                        else "")))
     return finish(chart)
+
+
+def _has_limits(block: dict[str, Any], names: list[str]) -> bool:
+    return any(block["metrics"][n].get("thresholds") for n in names)
 
 
 def trajectory_figures(block: dict[str, Any], headline: Any) -> list[Figure]:
@@ -228,8 +238,10 @@ def trajectory_figures(block: dict[str, Any], headline: Any) -> list[Figure]:
                    + (f"The grey band runs from 0 to {multiple:g}× the noise floor's value; "
                       "a line above it has left the noise. " if multiple else
                       "The audit has no noise floor, so there is no band. ")
-                   + "Dashed rules are the thresholds of the checks on this series (one far "
-                     "off the chart is named in its corner with an arrow)"
+                   + ("Dashed rules are the thresholds of the checks on this series (one far "
+                      "off the chart is named above it, with an arrow)"
+                      if _has_limits(block, names) else
+                      "No check on this series puts a threshold on these metrics")
                    + (f"; for {worse} lower means more change." if worse else "."))
         out.append(Figure(
             id=f"series-{slug(str(block.get('name')))}-{slug(family)}", family="series",
@@ -280,8 +292,8 @@ def concept_figure(block: dict[str, Any], categories: list[str]) -> Figure | Non
         title="most moved concepts by step",
         caption=(f"The {len(concepts)} concepts that moved most by the last step of {name}, "
                  "each in its own panel: its cosine distance to the base at every checkpoint. "
-                 "The panels share both axes, so the steepest rise is the largest drift; the "
-                 "concept explorer below shows any other concept the same way."),
+                 "The panels share both axes, so the steepest rise is the largest drift. In "
+                 "the HTML page, the concept explorer draws any other concept this way."),
         alt=f"Line charts of the drift of {len(concepts)} concepts against the training step "
             f"of series {name}; the table above holds the same numbers.",
         chart=concept_chart(block, categories))
