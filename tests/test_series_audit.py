@@ -230,19 +230,19 @@ def test_trajectory_chart_is_the_series_block(series_cert) -> None:
 
     block = series_cert["series"][0]
     figs = {f.id: f for f in trajectory_figures(block, headline)}
-    spec = figs["series-run-concepts"].spec()
-    rows = spec["data"]["values"]
-    panels = list(dict.fromkeys(r["metric"] for r in rows))
-    assert panels[0] == METRIC and len(panels) <= MAX_METRICS  # the thresholded one first
+    panels = figs["series-run-concepts"].spec()["concat"]
+    names = [p["title"]["text"] for p in panels]
+    assert names[0] == METRIC and len(names) <= MAX_METRICS  # the thresholded one first
     m = block["metrics"][METRIC]
-    assert [(r["step"], r["value"]) for r in rows if r["metric"] == METRIC
-            and r["layer"] == "value"] == list(zip((100, 200, 300), m["values"], strict=True))
-    band = next(r for r in rows if r["metric"] == METRIC and r["layer"] == "floor")
-    assert (band["low"], band["high"], band["from"], band["to"]) == (
-        0.0, m["floor"] * 3.0, 100, 300)
-    assert sorted((r["kind"], r["threshold"]) for r in rows
-                  if r["metric"] == METRIC and r["layer"] == "threshold") == sorted(
-        (t["kind"], float(t["condition"].split()[1])) for t in m["thresholds"])
+    panel = panels[0]
+    assert [(r["step"], r["value"]) for r in panel["data"]["values"]] == list(
+        zip((100, 200, 300), m["values"], strict=True))
+    own = [layer["data"]["values"] for layer in panel["layer"] if "data" in layer]
+    band = next(rows[0] for rows in own if "high" in rows[0])
+    assert (band["low"], band["high"]) == (0.0, m["floor"] * 3.0)
+    rules = next(rows for rows in own if "threshold" in rows[0])
+    assert sorted((r["kind"], r["threshold"]) for r in rules) == sorted(  # each one once
+        {(t["kind"], float(t["condition"].split()[1])) for t in m["thresholds"]})
     assert all(f.family == "series" for f in figs.values())
 
 

@@ -208,27 +208,23 @@ def trend_series(releases: list[Release]) -> dict[str, list[dict[str, Any]]]:
 
 
 def trend_chart(metric: str, rows: list[dict[str, Any]], releases: list[Release]) -> Any:
-    """Line and points per candidate across releases; grey for noise-floor variants."""
-    import altair as alt
-
+    """Line and points per candidate across releases (grey for noise-floor variants), the
+    newest release's thresholds on the metric as rules: the chart a series draws by step."""
     from reportgen.views import charts
+    from reportgen.views.trajectory import by_release, limits_of, metric_chart
 
     cands = list(dict.fromkeys(r["candidate"] for r in rows))
     floors = {r["candidate"] for r in rows if r["role"] == "noise_floor"}
     palette = iter(charts.CANDIDATE_COLOURS * 4)
     colours = [charts.FLOOR_COLOUR if c in floors else next(palette) for c in cands]
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("release:O", sort=[r.name for r in releases], title="release",
-                axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("value:Q", title=metric),
-        color=alt.Color("candidate:N", scale=alt.Scale(domain=cands, range=colours),
-                        title="model"),
-        tooltip=[alt.Tooltip("release:N"), alt.Tooltip("candidate:N", title="model"),
-                 alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("created:N")],
-    )
-    chart = alt.layer(base.mark_line(strokeWidth=2), base.mark_point(filled=True, size=60))
-    return (chart.properties(width=charts.WIDTH, height=220, title=metric)
-            .configure(font=charts.FONT).configure_view(stroke=None))
+    newest = releases[max(r["order"] for r in rows)].data if rows else {}
+    limits = limits_of([{"kind": kind, "condition": c.get(f"{kind}_if"),
+                         "model": c.get("candidate")}
+                        for c in newest.get("checks") or [] if c.get("metric") == metric
+                        for kind in ("warn", "fail") if c.get(f"{kind}_if")])
+    chart = metric_chart(rows, by_release([r.name for r in releases]), (cands, colours),
+                         title=metric, limits=limits, height=220)
+    return charts.finish(chart)
 
 
 # ------------------------------------------------------------------------- what changed

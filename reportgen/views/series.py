@@ -12,8 +12,9 @@ from reportgen.core import numfmt
 from reportgen.core.names import lookup
 from reportgen.families import families
 from reportgen.spec.conditions import parse_condition
+from reportgen.views.charts import categories
 from reportgen.views.tables import Column, Table
-from reportgen.views.trajectory import trajectory_figures
+from reportgen.views.trajectory import concept_figure, trajectory_figures
 
 MAX_SUMMARY_ONSETS = 4
 
@@ -126,8 +127,10 @@ def series_views(data: dict[str, Any]) -> list[SeriesView]:
             tables.append(concept_table(block))
         if block.get("features"):
             tables.append(feature_table(block))
+        concept = concept_figure(block, categories(data))
         out.append(SeriesView(str(block.get("name")), intro, tables,
-                              trajectory_figures(block, headline)))
+                              trajectory_figures(block, headline)
+                              + ([concept] if concept else [])))
     return out
 
 
