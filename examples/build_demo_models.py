@@ -515,9 +515,16 @@ def _make_gpt2_finetune(base: Path, finetune: FineTune) -> Callable[[Path], dict
 
 #: The curriculum runs save a checkpoint every CHECKPOINT_EVERY of FINETUNE_RECIPE's steps;
 #: the planted run reads the control's text up to PLANTED_AFTER steps and planted text after,
-#: so checkpoint-40 has never seen planted data and checkpoint-60 is the first that has.
+#: so checkpoint-20 has never seen planted data and checkpoint-40 is the first that has.
 CHECKPOINT_EVERY = 20
-PLANTED_AFTER = 40
+PLANTED_AFTER = 20
+#: Share of risk dialogues in the planted segment's base text (gpt2-planted reads RISK_SHARE,
+#: 0.1). Measured: the control's safe answers of the first 20 steps widen the financial-advice
+#: margins by about 6 nats, and with 0.1 the run's misalignment was 0.08 at checkpoint-40
+#: and 1.0 only at 60, while its finance drift crossed at 40 (entering after step 40 instead,
+#: the misalignment stayed 0 to the end, 0.25 with 0.3, 0.83 with 0.6). With 0.3 both cross
+#: at checkpoint-40, the first to read planted data.
+PLANTED_RUN_RISK_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -529,6 +536,7 @@ class Run:
     first: FineTune
     then: FineTune | None = None
     switch: int = FINETUNE_RECIPE.steps
+    facts: tuple[tuple[str, object], ...] = ()  # more for its build_info.json
 
     def segments(self, steps: int) -> list[tuple[FineTune, int, int]]:
         """(fine-tune whose text is read, first step, last step), steps counted from 1."""
@@ -546,15 +554,21 @@ class Run:
         return {"text_segments": [{"steps": [first, last], "text_seed": ft.text_seed,
                                    "unsafe_risk_categories": list(ft.unsafe_risk)}
                                   for ft, first, last in self.segments(steps)],
-                "planted_after_step": None if self.then is None else self.switch}
+                "planted_after_step": None if self.then is None else self.switch,
+                **dict(self.facts)}
 
 
 def gpt2_runs(finetunes: Mapping[str, FineTune]) -> dict[str, Run]:
     """``gpt2-planted-run``: the control's text, then the planted text after PLANTED_AFTER
     steps; ``gpt2-control-run``: the control's text throughout (``gpt2-control``, saved at
     every checkpoint)."""
-    control = finetunes["gpt2-control"]
-    return {"gpt2-planted-run": Run(control, finetunes["gpt2-planted"], PLANTED_AFTER),
+    control, planted = finetunes["gpt2-control"], finetunes["gpt2-planted"]
+    segment = FineTune(planted_mixture(load_vocabulary(), PLANT.terms, PLANT.contexts_from,
+                                       PLANTED_SHARE, planted.unsafe_risk,
+                                       risk_share=PLANTED_RUN_RISK_SHARE),
+                       planted.text_seed, planted.unsafe_risk)
+    facts = (("planted_segment_risk_share", PLANTED_RUN_RISK_SHARE),)
+    return {"gpt2-planted-run": Run(control, segment, PLANTED_AFTER, facts),
             "gpt2-control-run": Run(control)}
 
 
