@@ -227,23 +227,21 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
 def _without_floor_figures(data: dict[str, Any], sections: list[Section],
                            figs: list[charts.Figure]) -> list[charts.Figure]:
     """The PDF leaves out the noise floor's own per-candidate charts and their tables (a
-    third of the demo's pages, all of it rounding noise), and a series' (its final step's:
-    the series section draws the run); each section says so, and the floor's ratios and the
-    metrics tables stay."""
-    comps = charts.comparisons(data)
-    floor = {c["candidate"] for c in comps if c.get("role") == "noise_floor"}
-    finals = {b["steps"][-1].get("candidate") for b in data.get("series") or [] if b.get("steps")}
-    for names, what in ((floor, "The noise floor's"), (finals, "A series' final step's")):
-        for s in sections:
-            gone = [f for f in s.figures if f.candidate in names]
-            if not gone:
-                continue
-            s.figures = [f for f in s.figures if f.candidate not in names]
-            s.tables = {k: v for k, v in s.tables.items() if k not in {f.id for f in gone}}
-            listed = ", ".join(sorted({str(f.candidate) for f in gone}))
-            s.notes.append(f"{what} own charts and tables ({listed}) are left out of "
-                           "the PDF; the HTML and the JSON have them.")
-    return [f for f in figs if f.candidate not in floor | finals]
+    third of the demo's pages, all of it rounding noise); each section says so, and the
+    floor's ratios stay in every metrics table."""
+    floor = {c["candidate"] for c in charts.comparisons(data) if c.get("role") == "noise_floor"}
+    if not floor:
+        return figs
+    for s in sections:
+        gone = [f for f in s.figures if f.candidate in floor]
+        if not gone:
+            continue
+        s.figures = [f for f in s.figures if f.candidate not in floor]
+        s.tables = {k: v for k, v in s.tables.items() if k not in {f.id for f in gone}}
+        names = ", ".join(sorted({str(f.candidate) for f in gone}))
+        s.notes.append(f"The noise floor's own charts and tables ({names}) are left out of "
+                       "the PDF; the HTML and the JSON have them.")
+    return [f for f in figs if f.candidate not in floor]
 
 
 def section_limitations(data: dict[str, Any], section: Section) -> list[str]:
