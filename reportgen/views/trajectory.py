@@ -59,9 +59,10 @@ def _rows(block: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
 def trajectory_chart(block: dict[str, Any], family: str, names: list[str]) -> alt.FacetChart:
     """One panel per metric (each its own y scale), value against step."""
     base = alt.Chart()
+    steps = [s.get("step") for s in block.get("steps") or []]  # ticks at the checkpoints only
     line = base.transform_filter(alt.datum.layer == "value").mark_line(
         point=True, strokeWidth=2, color=LINE_COLOUR).encode(
-        x=alt.X("step:Q", title="training step", axis=alt.Axis(format="d"),
+        x=alt.X("step:Q", title="training step", axis=alt.Axis(format="d", values=steps),
                 scale=alt.Scale(zero=False)),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         tooltip=[alt.Tooltip("metric:N"), alt.Tooltip("step:Q", format="d"),
