@@ -16,6 +16,15 @@ four GPT-2 models trained here from scratch on generated text (see ``demo_corpus
   a second control measures what ordinary fine-tuning moves anyway (its data sample), so the
   control sits near 1x the floor and only what was planted stands out.
 
+Two training runs save checkpoints as a Hugging Face ``Trainer`` lays them out
+(``RUN/checkpoint-STEP/``: config, weights, tokenizer files, ``trainer_state.json``), so the
+demo can audit when a drift began:
+
+- ``gpt2-planted-run``: the fine-tune as a curriculum, the control's text for PLANTED_AFTER
+  steps, then the planted data; its first checkpoint after that step is the first that can
+  show what was planted.
+- ``gpt2-control-run``: the control's text throughout; its last checkpoint is ``gpt2-control``.
+
 What was planted is recorded in ``planted.json`` and in each model's ``build_info.json``.
 
 ``--minilm`` adds ``minilm-planted``, a short rewiring of the real all-MiniLM-L6-v2 encoder, and
