@@ -56,39 +56,51 @@ def _rows(block: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def trajectory_chart(block: dict[str, Any], family: str, names: list[str]) -> alt.FacetChart:
-    """One panel per metric (each its own y scale), value against step."""
-    base = alt.Chart()
-    steps = [s.get("step") for s in block.get("steps") or []]  # ticks at the checkpoints only
+def trajectory_chart(block: dict[str, Any], family: str, names: list[str]) -> alt.VConcatChart:
+    """One panel per metric (each its own y scale), value against step, one under another."""
+    rows = _rows(block, names)
+    steps = [s.get("step") for s in block.get("steps") or []]
+    panels = [_panel(name, {r["layer"] for r in rows if r["metric"] == name}, steps,
+                     last=i == len(names) - 1) for i, name in enumerate(names)]
+    chart = alt.vconcat(
+        *panels, data=alt.Data(values=rows), spacing=12,
+        title=alt.Title(f"{block.get('name')}: {family} metrics by training step",
+                        subtitle="grey band: up to the floor multiple × the noise floor; "
+                                 "dashed: the checks' thresholds"),
+    ).resolve_scale(x="shared", y="independent")
+    return finish(chart)
+
+
+def _panel(name: str, layers: set[str], steps: list[Any], last: bool) -> alt.LayerChart:
+    """One metric's panel: its line, and its band and rules only where it has them (an empty
+    layer gives Vega an infinite extent, logged in the reader's console for every panel)."""
+    base = alt.Chart().transform_filter(alt.datum.metric == name)
+    axis = alt.Axis(format="d", values=steps, title="training step" if last else None)
     line = base.transform_filter(alt.datum.layer == "value").mark_line(
         point=True, strokeWidth=2, color=LINE_COLOUR).encode(
-        x=alt.X("step:Q", title="training step", axis=alt.Axis(format="d", values=steps),
-                scale=alt.Scale(zero=False)),
+        x=alt.X("step:Q", axis=axis, scale=alt.Scale(zero=False)),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         tooltip=[alt.Tooltip("metric:N"), alt.Tooltip("step:Q", format="d"),
                  alt.Tooltip("value:Q", format=".4~g")])
-    band = base.transform_filter(alt.datum.layer == "floor").mark_rect(
-        color=FLOOR_COLOUR, opacity=0.15).encode(
-        x="from:Q", x2="to:Q", y="low:Q", y2="high:Q",
-        tooltip=[alt.Tooltip("floor:Q", title="noise floor", format=".4~g"),
-                 alt.Tooltip("high:Q", title="band top (multiple × floor)", format=".4~g")])
-    rules = base.transform_filter(alt.datum.layer == "threshold").mark_rule(
-        strokeDash=[6, 3], strokeWidth=1.5).encode(
-        y="threshold:Q",
-        color=alt.Color("kind:N", title="threshold",
-                        scale=alt.Scale(domain=list(KIND_COLOURS),
-                                        range=list(KIND_COLOURS.values()))),
-        tooltip=[alt.Tooltip("kind:N"), alt.Tooltip("condition:N")])
-    chart = alt.layer(band, line, rules, data=alt.Data(values=_rows(block, names))).properties(
+    drawn = [line]
+    if "floor" in layers:
+        drawn.insert(0, base.transform_filter(alt.datum.layer == "floor").mark_rect(
+            color=FLOOR_COLOUR, opacity=0.15).encode(
+            x="from:Q", x2="to:Q", y="low:Q", y2="high:Q",
+            tooltip=[alt.Tooltip("floor:Q", title="noise floor", format=".4~g"),
+                     alt.Tooltip("high:Q", title="band top (multiple × floor)",
+                                 format=".4~g")]))
+    if "threshold" in layers:
+        drawn.append(base.transform_filter(alt.datum.layer == "threshold").mark_rule(
+            strokeDash=[6, 3], strokeWidth=1.5).encode(
+            y="threshold:Q",
+            color=alt.Color("kind:N", title="threshold",
+                            scale=alt.Scale(domain=list(KIND_COLOURS),
+                                            range=list(KIND_COLOURS.values()))),
+            tooltip=[alt.Tooltip("kind:N"), alt.Tooltip("condition:N")]))
+    return alt.layer(*drawn).properties(
         width=WIDTH - 120, height=100,
-    ).facet(row=alt.Row("metric:N", title=None, sort=names,
-                        header=alt.Header(labelAngle=0, labelAlign="left",
-                                          labelOrient="top", labelFontSize=11)),
-            title=alt.Title(f"{block.get('name')}: {family} metrics by training step",
-                            subtitle="grey band: up to the floor multiple × the noise floor; "
-                                     "dashed: the checks' thresholds")
-            ).resolve_scale(y="independent")
-    return finish(chart)
+        title=alt.Title(name, fontSize=11, fontWeight="normal", anchor="start", offset=4))
 
 
 def trajectory_figures(block: dict[str, Any], headline: Any) -> list[Figure]:
