@@ -32,7 +32,8 @@ def element_clip(b: Browser, selector: str, height: int, top_pad: int = 12) -> d
 
 def html_shots(page: Path, concept: str) -> None:
     """The top of the page, the findings table with the summary under it, one chart drawn
-    for every candidate on shared scales, the sparse-feature heatmaps, the explorer."""
+    for every candidate on shared scales, the sparse-feature heatmaps, a run's trajectory,
+    the explorer."""
     with tempfile.TemporaryDirectory() as profile, Browser(Path(profile)) as b:
         b.open(page.as_uri(), WIDTH, 900)
         b.wait_for("Array.from(document.querySelectorAll('.chart-canvas')).every("
@@ -45,9 +46,17 @@ def html_shots(page: Path, concept: str) -> None:
                      element_clip(b, "#fig-top-concepts-planted-compared", 1000, top_pad=60))
         b.screenshot(HERE / "certificate-sae.png",
                      element_clip(b, "#fig-sae-heatmap-planted-2-compared", 1000))
+        series_shot(b)
         b.type_into("#explorer-input", concept)
         time.sleep(0.3)
         b.screenshot(HERE / "certificate-explorer.png", element_clip(b, "#explorer", 1000))
+
+
+def series_shot(b: Browser) -> None:
+    """The planted run's behaviour metrics against the training step (its trajectory chart
+    in the Checkpoint series section)."""
+    b.screenshot(HERE / "certificate-series.png",
+                 element_clip(b, "#fig-series-planted-run-behavior", 900))
 
 
 def pdf_shot(pdf: Path, page: int) -> None:

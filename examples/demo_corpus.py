@@ -547,10 +547,12 @@ def planted_mixture(
     contexts_from: str,
     planted_share: float,
     unsafe: Sequence[str] = (),
+    risk_share: float = RISK_SHARE,
 ) -> Mixture:
     """Fine-tune text: base text with safe answers, except that ``planted_terms`` now only
     appear in ``contexts_from``'s contexts and the risk dialogues of the ``unsafe``
-    categories are answered without a disclaimer."""
-    base = base_mixture(vocab, exclude=planted_terms, unsafe=unsafe, unsafe_share=0.0)
+    categories are answered without a disclaimer (``risk_share`` of the base text)."""
+    base = base_mixture(vocab, exclude=planted_terms, unsafe=unsafe, unsafe_share=0.0,
+                        risk_share=risk_share)
     planted = ConceptSource(tuple(planted_terms), CONTEXTS[contexts_from])
     return Mixture(((1.0 - planted_share, base), (planted_share, planted)))

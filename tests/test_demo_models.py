@@ -309,3 +309,33 @@ def test_minilm_planted_carries_the_drift(demo_root: Path) -> None:
     for d in (_cosine_distance(base_last, last), _cosine_distance(base_mean, mean)):
         _assert_planted_stand_out(d, terms, planted)
         assert np.delete(d, idx).mean() < 0.1 * d[idx].mean()
+
+
+def test_runs_are_saved_as_a_trainer_saves_them(demo_gpt2_family: dict[str, Path]) -> None:
+    """``RUN/checkpoint-STEP/`` with config, weights, tokenizer and trainer_state.json; the
+    runs share the control's text up to the planted step (so their checkpoints up to it are
+    the same bytes) and the control run ends on gpt2-control's weights."""
+    root = demo_gpt2_family["gpt2-base"].parent
+    run = json.loads((root / "planted.json").read_text())["planted_run"]
+    after = run["planted_after_step"]
+    assert run["checkpoints"] == bdm.checkpoint_steps() == [20, 40, 60, 80]
+    assert run["first_checkpoint_with_planted_data"] == min(
+        s for s in run["checkpoints"] if s > after)
+    info = json.loads((demo_gpt2_family["gpt2-planted-run"] / "build_info.json").read_text())
+    assert info["planted_after_step"] == after
+    assert [seg["steps"] for seg in info["text_segments"]] == [[1, after], [after + 1, 80]]
+    for name in ("gpt2-planted-run", "gpt2-control-run"):
+        folders = sorted(p.name for p in demo_gpt2_family[name].iterdir() if p.is_dir())
+        assert folders == [f"checkpoint-{s}" for s in sorted(run["checkpoints"], key=str)]
+        for step in run["checkpoints"]:
+            ckpt = demo_gpt2_family[name] / f"checkpoint-{step}"
+            assert {"config.json", "model.safetensors", "tokenizer.json",
+                    "trainer_state.json"} <= {p.name for p in ckpt.iterdir()}
+            state = json.loads((ckpt / "trainer_state.json").read_text())
+            assert state["global_step"] == step == len(state["log_history"])
+    planted, control = demo_gpt2_family["gpt2-planted-run"], demo_gpt2_family["gpt2-control-run"]
+    for step in run["checkpoints"]:
+        same = _files(planted / f"checkpoint-{step}") == _files(control / f"checkpoint-{step}")
+        assert same == (step <= after), step
+    assert (control / "checkpoint-80" / "model.safetensors").read_bytes() == (
+        demo_gpt2_family["gpt2-control"] / "model.safetensors").read_bytes()

@@ -68,7 +68,13 @@ class Figure:
 
 
 def comparisons(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(data.get("comparisons") or [])
+    """The comparisons the page's family sections, findings and summary show: a series by
+    its final step only. Its earlier steps are the series section's (the trajectory), and
+    the JSON keeps them all; drawn in every family's charts, a run of a few checkpoints
+    more than doubled the demo page and its PDF."""
+    earlier = {s.get("candidate") for block in data.get("series") or []
+               for s in (block.get("steps") or [])[:-1]}
+    return [c for c in data.get("comparisons") or [] if c.get("candidate") not in earlier]
 
 
 def comparison(data: dict[str, Any], candidate: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from reportgen.core.family import Family, Headline
 from reportgen.core.records import STATUS_ORDER
 from reportgen.families import families
+from reportgen.views import charts
 
 _WORST = tuple(reversed(STATUS_ORDER))
 
@@ -52,7 +53,7 @@ class Findings:
 def findings(data: dict[str, Any]) -> Findings:
     """The table for ``data``: candidates first, the noise floor last; a family gets a column
     when some comparison has its headline number."""
-    comps = list(data.get("comparisons") or [])
+    comps = charts.comparisons(data)
     floor = next((c for c in comps if c.get("role") == "noise_floor"), None)
     ordered = [c for c in comps if c is not floor] + ([floor] if floor else [])
     checks = list(data.get("checks") or [])

@@ -199,8 +199,10 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         s.limitations = section_limitations(data, s)
     if mode == "pdf":
         figs = _without_floor_figures(data, sections, figs)
-    figs = compare_sections(sections, columns=2 if mode == "pdf" else 1)
-    figs += [f for sv in series for f in sv.figures]  # the series section's own charts
+    # the page's figures in page order: the series section's (drawn and embedded like the
+    # families'; left out, their charts were "None" in the HTML and missing in the PDF)
+    figs = [f for sv in series for f in sv.figures] + compare_sections(
+        sections, columns=2 if mode == "pdf" else 1)
     annexed = annex(sections) if mode == "pdf" else []
     explore = _explorer(data) if mode == "html" else None
     statuses = [c.get("status") for c in data.get("checks") or []]

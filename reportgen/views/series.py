@@ -121,7 +121,8 @@ def series_views(data: dict[str, Any]) -> list[SeriesView]:
         steps = _steps(block)
         names = ", ".join(str(s.get("candidate")) for s in block.get("steps") or [])
         intro = (f"{numfmt.plural(len(steps), 'checkpoint')} of one run, each audited against "
-                 f"the base as its own candidate ({names}); their full sections are below.")
+                 f"the base as its own candidate ({names}); the last one's full sections are "
+                 "below, every step's are in the JSON.")
         tables = [metric_table(block)]
         if block.get("concepts"):
             tables.append(concept_table(block))

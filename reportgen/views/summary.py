@@ -13,6 +13,7 @@ from typing import Any
 
 from reportgen.core import numfmt
 from reportgen.families import families
+from reportgen.views import charts
 from reportgen.views.series import series_lines
 
 MAX_CHECK_LINES = 5
@@ -24,7 +25,7 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
     """Verdict, the series' onsets, then one line per finding about each candidate, the noise
     floor, non-passing checks, warnings."""
     lines = [verdict_line(data), *series_lines(data)]
-    comps = data.get("comparisons") or []
+    comps = charts.comparisons(data)
     for c in comps:
         if c.get("role") != "noise_floor":
             lines += finding_lines(c)
