@@ -67,18 +67,35 @@ class Figure:
 # ---------------------------------------------------------------------------- data access
 
 
+def _steps(data: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(every series step's candidate name, each series' last step's)."""
+    blocks = [b.get("steps") or [] for b in data.get("series") or []]
+    return ({str(s.get("candidate")) for b in blocks for s in b},
+            {str(b[-1].get("candidate")) for b in blocks if b})
+
+
 def comparisons(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The comparisons the page's family sections, findings and summary show: a series by
-    its final step only. Its earlier steps are the series section's (the trajectory), and
-    the JSON keeps them all; drawn in every family's charts, a run of a few checkpoints
-    more than doubled the demo page and its PDF."""
-    earlier = {s.get("candidate") for block in data.get("series") or []
-               for s in (block.get("steps") or [])[:-1]}
-    return [c for c in data.get("comparisons") or [] if c.get("candidate") not in earlier]
+    """The comparisons the family sections draw: every candidate that is not a step of a
+    series; a series only by its last step, and only where the audit has no other candidate
+    (its steps are the series section's trajectory; every step's comparison stays in the
+    JSON). Drawn in every family's charts, the demo's two runs doubled its PDF."""
+    steps, last = _steps(data)
+    comps = list(data.get("comparisons") or [])
+    others = any(c.get("candidate") not in steps and c.get("role") != "noise_floor"
+                 for c in comps)
+    hidden = steps if others else steps - last
+    return [c for c in comps if c.get("candidate") not in hidden]
+
+
+def latest(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The comparisons the findings table and the summary list: a series by its last step
+    (where the run ended), with every other candidate."""
+    steps, last = _steps(data)
+    return [c for c in data.get("comparisons") or [] if c.get("candidate") not in steps - last]
 
 
 def comparison(data: dict[str, Any], candidate: str) -> dict[str, Any]:
-    for c in comparisons(data):
+    for c in data.get("comparisons") or []:
         if c["candidate"] == candidate:
             return c
     raise KeyError(f"no comparison for candidate {candidate!r}")

@@ -53,7 +53,7 @@ class Findings:
 def findings(data: dict[str, Any]) -> Findings:
     """The table for ``data``: candidates first, the noise floor last; a family gets a column
     when some comparison has its headline number."""
-    comps = charts.comparisons(data)
+    comps = charts.latest(data)
     floor = next((c for c in comps if c.get("role") == "noise_floor"), None)
     ordered = [c for c in comps if c is not floor] + ([floor] if floor else [])
     checks = list(data.get("checks") or [])

@@ -12,7 +12,7 @@ from reportgen.core import numfmt
 from reportgen.core.names import lookup
 from reportgen.families import families
 from reportgen.spec.conditions import parse_condition
-from reportgen.views.charts import categories
+from reportgen.views.charts import categories, comparisons
 from reportgen.views.tables import Column, Table
 from reportgen.views.trajectory import concept_figure, trajectory_figures
 
@@ -117,12 +117,15 @@ def feature_table(block: dict[str, Any]) -> Table:
 def series_views(data: dict[str, Any]) -> list[SeriesView]:
     """One view per series in the certificate (none for a certificate without series)."""
     out = []
+    in_sections = {c.get("candidate") for c in comparisons(data)}
     for block in data.get("series") or []:
         steps = _steps(block)
-        names = ", ".join(str(s.get("candidate")) for s in block.get("steps") or [])
+        names = [str(s.get("candidate")) for s in block.get("steps") or []]
+        where = ("its full sections are below" if names and names[-1] in in_sections else
+                 "the family sections below compare the audit's other candidates")
         intro = (f"{numfmt.plural(len(steps), 'checkpoint')} of one run, each audited against "
-                 f"the base as its own candidate ({names}); the last one's full sections are "
-                 "below, every step's are in the JSON.")
+                 f"the base as its own candidate ({', '.join(names)}); the last one is in the "
+                 f"findings table, {where}; every step's comparison is in the JSON.")
         tables = [metric_table(block)]
         if block.get("concepts"):
             tables.append(concept_table(block))

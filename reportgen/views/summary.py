@@ -25,7 +25,7 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
     """Verdict, the series' onsets, then one line per finding about each candidate, the noise
     floor, non-passing checks, warnings."""
     lines = [verdict_line(data), *series_lines(data)]
-    comps = charts.comparisons(data)
+    comps = charts.latest(data)
     for c in comps:
         if c.get("role") != "noise_floor":
             lines += finding_lines(c)

@@ -105,7 +105,7 @@ def _trajectories(data: Data, block: dict[str, Any], terms: list[str]) -> dict[s
     """Each concept's drift at each step of a series: the series block's numbers where it
     lists the concept (its most moved), else each step's own concept row (the number the
     block would copy); None where a step has no such row."""
-    by_cand = {c["candidate"]: c for c in charts.comparisons(data)}
+    by_cand = {c["candidate"]: c for c in data.get("comparisons") or []}  # every step
     per_step = [{r.get("term"): r.get("cosine_distance")
                  for r in charts.table(by_cand.get(s.get("candidate"), {}), "concepts")}
                 for s in block.get("steps") or []]
