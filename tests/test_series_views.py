@@ -73,7 +73,8 @@ def test_series_page_in_chromium(series_cert, page, tmp_path) -> None:  # noqa: 
     drawn = """Array.from(document.querySelectorAll('#series .chart-canvas')).map(function (c) {
       var svg = c.querySelector('svg.marks');
       return svg ? svg.querySelectorAll('path, line, text').length : 0; })"""
-    n = len([f for sv in page_context(series_cert, mode="html")["series"] for f in sv.figures])
+    ctx = page_context(series_cert, mode="html")
+    n = len([f for sv in ctx["series"] for f in sv.figures]) + len(ctx["trajectories"])
     with Browser(tmp_path / "profile") as b:
         b.open(path.as_uri(), 1000)
         counts = b.wait_for(f"(function(){{var d = {drawn}; return d.length === {n} && "
@@ -142,7 +143,7 @@ def test_archive_trends_and_series_share_one_chart(series_cert, monkeypatch) -> 
         releases.append(archive_index.Release(name, data, str(i), ()))
     rows = archive_index.trend_series(releases)["concepts.cosine_distance.mean"]
     archive_index.trend_chart("concepts.cosine_distance.mean", rows, releases)
-    trajectory.trajectory_figures(series_cert["series"][0], headline)
+    trajectory.trajectory_figures([series_cert["series"][0]], headline)
     fields = [f for f, _ in calls]
     assert fields[0] == "release" and set(fields[1:]) == {"step"}
     (_, trend), (_, step) = calls[0], calls[1]
@@ -178,3 +179,33 @@ def test_a_far_threshold_is_named_not_drawn() -> None:
         [{"filter": "(datum.edge === 'off')"}]]
     rule = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rule")
     assert rule["transform"] == texts[0]["transform"]  # only the near one is drawn
+
+
+def test_every_series_is_a_line_in_one_chart_per_family(series_cert) -> None:  # noqa: F811
+    """Two runs compare in one picture: a chart per family, a line per series (its own
+    numbers), both series' thresholds labelled with their series."""
+    import copy
+
+    from reportgen.views import trajectory
+    from reportgen.views.series import headline
+
+    one = series_cert["series"][0]
+    two = copy.deepcopy(one)
+    two["name"] = "run2"
+    for m in two["metrics"].values():
+        m["values"] = [None if v is None else v * 2 for v in m["values"]]
+    single = trajectory.trajectory_figures([one], headline)
+    both = trajectory.trajectory_figures([one, two], headline)
+    assert [f.family for f in both] == [f.family for f in single]
+    spec = both[0].spec()
+    panel = spec["concat"][0]
+    metric = panel["title"]["text"]
+    rows = panel["data"]["values"]
+    for block in (one, two):
+        values = block["metrics"][metric]["values"]
+        want = [(s["step"], v) for s, v in zip(block["steps"], values, strict=True)
+                if v is not None]
+        assert [(r["step"], r["value"]) for r in rows if r["candidate"] == block["name"]] == want
+    labels = json.dumps(spec)
+    if one["metrics"][metric]["thresholds"]:
+        assert "(run, run2)" in labels

@@ -31,7 +31,7 @@ from reportgen.views.family_tables import cand_key
 from reportgen.views.filters import FILTERS
 from reportgen.views.findings import findings
 from reportgen.views.glossary import glossary
-from reportgen.views.series import series_views
+from reportgen.views.series import series_figures, series_views
 from reportgen.views.summary import summary_lines
 from reportgen.views.tables import Column, Table
 from reportgen.views.vega import chart_svg, js_bundle, svg_data_uri, vegalite_version
@@ -201,7 +201,8 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         figs = _without_floor_figures(data, sections, figs)
     # the page's figures in page order: the series section's (drawn and embedded like the
     # families'; left out, their charts were "None" in the HTML and missing in the PDF)
-    figs = [f for sv in series for f in sv.figures] + compare_sections(
+    trajectories = series_figures(data)
+    figs = [f for sv in series for f in sv.figures] + trajectories + compare_sections(
         sections, columns=2 if mode == "pdf" else 1)
     annexed = annex(sections) if mode == "pdf" else []
     explore = _explorer(data) if mode == "html" else None
@@ -221,7 +222,7 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         "digest": digest, "summary": summary_lines(data), "findings": findings(data),
         "counts": {s: statuses.count(s) for s in ("PASS", "WARN", "FAIL", "ERROR")},
         "sections": sections, "figures": figs, "toc": toc, "annex": annexed,
-        "series": series,
+        "series": series, "trajectories": trajectories,
         "spec_json": json.dumps((data.get("spec") or {}).get("content"), indent=2,
                                 ensure_ascii=False, sort_keys=False),
     }

@@ -133,9 +133,15 @@ def series_views(data: dict[str, Any]) -> list[SeriesView]:
             tables.append(feature_table(block))
         concept = concept_figure(block, categories(data))
         out.append(SeriesView(str(block.get("name")), intro, tables,
-                              trajectory_figures(block, headline)
-                              + ([concept] if concept else [])))
+                              [concept] if concept else []))
     return out
+
+
+def series_figures(data: dict[str, Any]) -> list[Any]:
+    """The trajectories after every series' tables: one chart per family, each series a
+    line in it."""
+    blocks = list(data.get("series") or [])
+    return trajectory_figures(blocks, headline) if blocks else []
 
 
 def series_lines(data: dict[str, Any]) -> list[str]:

@@ -183,72 +183,101 @@ def _family(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-def chosen(block: dict[str, Any], headline: Any) -> dict[str, list[str]]:
-    """Per family (in the block's order), its headline metrics with a value at some step:
-    those a check thresholds first, at most :data:`MAX_METRICS`."""
-    out: dict[str, list[str]] = {}
-    for name, m in (block.get("metrics") or {}).items():
-        if headline(name) and any(v is not None for v in m.get("values") or []):
-            out.setdefault(_family(name), []).append(name)
-    metrics = block.get("metrics") or {}
-    return {fam: sorted(names, key=lambda n: not metrics[n].get("thresholds"))[:MAX_METRICS]
+#: one colour per series: a chart draws every series of the audit, so they compare at a glance
+SERIES_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+
+
+def chosen(blocks: list[dict[str, Any]], headline: Any) -> dict[str, list[str]]:
+    """Per family (in the blocks' order), its headline metrics with a value at some step of
+    some series: those a check thresholds first, at most :data:`MAX_METRICS`."""
+    out: dict[str, dict[str, bool]] = {}
+    for block in blocks:
+        for name, m in (block.get("metrics") or {}).items():
+            if headline(name) and any(v is not None for v in m.get("values") or []):
+                seen = out.setdefault(_family(name), {})
+                seen[name] = seen.get(name, False) or bool(m.get("thresholds"))
+    return {fam: sorted(names, key=lambda n: not names[n])[:MAX_METRICS]
             for fam, names in out.items()}
 
 
-def _panel(block: dict[str, Any], name: str, titled: bool) -> alt.LayerChart:
-    steps = [s.get("step") for s in block.get("steps") or []]
-    m = block["metrics"][name]
-    rows = [{"step": s, "candidate": block.get("name"), "metric": name, "value": v}
-            for s, v in zip(steps, m.get("values") or [], strict=False) if v is not None]
-    multiple = (block.get("floor") or {}).get("multiple")
-    value = m.get("floor")
-    floor = (value, multiple) if isinstance(value, (int, float)) and multiple else None
-    return metric_chart(rows, by_step(steps), ([str(block.get("name"))], [LINE_COLOUR]),
-                        title=name, floor=floor, limits=limits_of(m.get("thresholds") or []),
+def _panel(blocks: list[dict[str, Any]], name: str, titled: bool) -> alt.LayerChart:
+    """One metric: a line per series, the audit's noise-floor band, every series' thresholds
+    (each labelled with its series where there are several)."""
+    rows, steps, limits, floor = [], set(), [], None
+    for block in blocks:
+        m = (block.get("metrics") or {}).get(name)
+        if m is None:
+            continue
+        own = [s.get("step") for s in block.get("steps") or []]
+        steps.update(own)
+        rows += [{"step": s, "candidate": block.get("name"), "metric": name, "value": v}
+                 for s, v in zip(own, m.get("values") or [], strict=False) if v is not None]
+        several = len(blocks) > 1
+        limits += [{**t, "model": block.get("name")} if several else t
+                   for t in m.get("thresholds") or []]
+        multiple, value = (block.get("floor") or {}).get("multiple"), m.get("floor")
+        if floor is None and isinstance(value, (int, float)) and multiple:
+            floor = (value, multiple)  # one floor per audit: every series' is the same
+    names = [str(b.get("name")) for b in blocks]
+    colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(names))]
+    return metric_chart(rows, by_step(sorted(steps)), (names, colours), title=name,
+                        floor=floor, limits=limits_of(limits),
                         width=(WIDTH - 40) // COLUMNS, height=110, x_title=titled)
 
 
-def trajectory_chart(block: dict[str, Any], family: str, names: list[str]) -> alt.ConcatChart:
+def _label(blocks: list[dict[str, Any]]) -> str:
+    return ", ".join(str(b.get("name")) for b in blocks)
+
+
+def trajectory_chart(blocks: list[dict[str, Any]], family: str,
+                     names: list[str]) -> alt.ConcatChart:
     """One panel per metric, :data:`COLUMNS` a row (wider than tall: it fits a printed
-    page), each on its own y scale, the steps shared; the step axis titled on the last row."""
+    page), each on its own y scale, the steps shared; the step axis titled on the last row;
+    every series of the audit a line of its own colour."""
     last_row = (len(names) - 1) // COLUMNS * COLUMNS
-    panels = [_panel(block, n, i >= last_row) for i, n in enumerate(names)]
+    panels = [_panel(blocks, n, i >= last_row) for i, n in enumerate(names)]
     chart = alt.concat(*panels, columns=COLUMNS, spacing=16).resolve_scale(
-        x="shared").properties(title=alt.Title(
-            f"{block.get('name')}: {family} metrics by training step",
+        x="shared", color="shared").properties(title=alt.Title(
+            f"{_label(blocks)}: {family} metrics by training step",
             subtitle="grey band: up to the floor multiple × the noise floor"
-                     + ("; dashed: the checks' thresholds" if _has_limits(block, names)
+                     + ("; dashed: the checks' thresholds" if _has_limits(blocks, names)
                         else "")))
     return finish(chart)
 
 
-def _has_limits(block: dict[str, Any], names: list[str]) -> bool:
-    return any(block["metrics"][n].get("thresholds") for n in names)
+def _has_limits(blocks: list[dict[str, Any]], names: list[str]) -> bool:
+    return any(((b.get("metrics") or {}).get(n) or {}).get("thresholds")
+               for b in blocks for n in names)
 
 
-def trajectory_figures(block: dict[str, Any], headline: Any) -> list[Figure]:
-    """One figure per family with a headline metric in the series."""
+def trajectory_figures(blocks: list[dict[str, Any]], headline: Any) -> list[Figure]:
+    """One figure per family with a headline metric in some series; every series of the
+    audit drawn in it (a line each), so a planted run and its control compare in one
+    picture."""
     out = []
-    multiple = (block.get("floor") or {}).get("multiple")
-    for family, names in chosen(block, headline).items():
+    multiple = next((m for b in blocks if (m := (b.get("floor") or {}).get("multiple"))), None)
+    ident = slug("-".join(str(b.get("name")) for b in blocks))
+    for family, names in chosen(blocks, headline).items():
         info = [lookup(n) for n in names]
         worse = ", ".join(n for n, i in zip(names, info, strict=True)
                           if i is not None and not i.higher_is_worse)
-        caption = ("Each panel is one metric at each checkpoint of the run, on its own scale. "
+        lines = ("Each panel is one metric at each checkpoint, on its own scale"
+                 + (", a line per series. " if len(blocks) > 1 else ". "))
+        caption = (lines
                    + (f"The grey band runs from 0 to {multiple:g}× the noise floor's value; "
                       "a line above it has left the noise. " if multiple else
                       "The audit has no noise floor, so there is no band. ")
-                   + ("Dashed rules are the thresholds of the checks on this series (one far "
+                   + ("Dashed rules are the thresholds of the checks on the series (one far "
                       "off the chart is named above it, with an arrow)"
-                      if _has_limits(block, names) else
-                      "No check on this series puts a threshold on these metrics")
+                      if _has_limits(blocks, names) else
+                      "No check on the series puts a threshold on these metrics")
                    + (f"; for {worse} lower means more change." if worse else "."))
         out.append(Figure(
-            id=f"series-{slug(str(block.get('name')))}-{slug(family)}", family="series",
+            id=f"series-{ident}-{slug(family)}", family="series",
             title=f"{family} by step", caption=caption,
             alt=f"Line charts of {len(names)} {family} metrics against the training step of "
-                f"series {block.get('name')}; the table above holds the same numbers.",
-            chart=trajectory_chart(block, family, names)))
+                f"series {_label(blocks)}; the tables above hold the same numbers.",
+            chart=trajectory_chart(blocks, family, names)))
     return out
 
 
