@@ -192,7 +192,7 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
     cert = cert if isinstance(cert, Certificate) else Certificate(cert)
     data = cert.data
     digest = cert.digest
-    series = series_views(data)
+    series = series_views(data, mode)
     figs = _figures_of(digest, data)
     sections = family_sections(data, figs)
     for s in sections:
@@ -201,7 +201,7 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
         figs = _without_floor_figures(data, sections, figs)
     # the page's figures in page order: the series section's (drawn and embedded like the
     # families'; left out, their charts were "None" in the HTML and missing in the PDF)
-    trajectories = series_figures(data)
+    trajectories = series_figures(data, mode)
     figs = [f for sv in series for f in sv.figures] + trajectories + compare_sections(
         sections, columns=2 if mode == "pdf" else 1)
     annexed = annex(sections) if mode == "pdf" else []

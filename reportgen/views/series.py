@@ -72,14 +72,17 @@ def _onset_text(onset: dict[str, Any] | None) -> str:
     return "—" if not onset else f"step {onset.get('step')}"
 
 
-def metric_table(block: dict[str, Any]) -> Table:
+def metric_table(block: dict[str, Any], checked_only: bool = False) -> Table:
+    """Headline metric × step with thresholds and onsets; ``checked_only`` (the PDF): only
+    the metrics a check puts a threshold on, the caption saying where the rest are."""
     steps = _steps(block)
     floor = block.get("floor") or {}
     multiple = floor.get("multiple")
     rows = []
-    for name, m in (block.get("metrics") or {}).items():
-        if not headline(name):
-            continue
+    names = [n for n in (block.get("metrics") or {}) if headline(n)]
+    shown = [n for n in names if block["metrics"][n].get("thresholds")] if checked_only else names
+    for name in shown:
+        m = block["metrics"][name]
         onset = m.get("onset") or {}
         limits = _limits(m)
         rows.append({"metric": name, **_by_step(m.get("values") or []),
@@ -87,7 +90,10 @@ def metric_table(block: dict[str, Any]) -> Table:
                      "threshold_onset": _onset_text(onset.get("threshold")),
                      "floor_onset": _onset_text(onset.get("floor"))})
     floor_label = f"onset ({numfmt.num(multiple, 3)}× floor)" if multiple else "onset (floor)"
-    return Table(f"{block.get('name')}: headline metrics at each step",
+    rest = len(names) - len(shown)
+    more = (f" (the {numfmt.plural(len(shown), 'checked metric')}; the other {rest} headline "
+            "metrics at each step are in the HTML page and the JSON)" if rest else "")
+    return Table(f"{block.get('name')}: headline metrics at each step{more}",
                  [Column("metric", "metric", "code"), *_step_columns(steps),
                   Column("thresholds", "thresholds"),
                   Column("threshold_onset", "onset (threshold)"),
@@ -114,8 +120,10 @@ def feature_table(block: dict[str, Any]) -> Table:
                   Column("first", "first among the most moved")], rows)
 
 
-def series_views(data: dict[str, Any]) -> list[SeriesView]:
-    """One view per series in the certificate (none for a certificate without series)."""
+def series_views(data: dict[str, Any], mode: str = "html") -> list[SeriesView]:
+    """One view per series in the certificate (none for a certificate without series); the
+    PDF's metric table holds the checked metrics (the page for reading, the HTML for
+    exploring)."""
     out = []
     in_sections = {c.get("candidate") for c in comparisons(data)}
     for block in data.get("series") or []:
@@ -126,22 +134,31 @@ def series_views(data: dict[str, Any]) -> list[SeriesView]:
         intro = (f"{numfmt.plural(len(steps), 'checkpoint')} of one run, each audited against "
                  f"the base as its own candidate ({', '.join(names)}); the last one is in the "
                  f"findings table, {where}; every step's comparison is in the JSON.")
-        tables = [metric_table(block)]
-        if block.get("concepts"):
+        tables = [metric_table(block, checked_only=mode == "pdf")]
+        if block.get("concepts") and mode != "pdf":  # the PDF draws them (small multiples)
             tables.append(concept_table(block))
-        if block.get("features"):
+        if block.get("features") and mode != "pdf":
             tables.append(feature_table(block))
+        if mode == "pdf" and (block.get("concepts") or block.get("features")):
+            intro += (" The tables of the most moved concepts and SAE features at each step "
+                      "are in the HTML page and the JSON.")
         concept = concept_figure(block, categories(data))
         out.append(SeriesView(str(block.get("name")), intro, tables,
                               [concept] if concept else []))
     return out
 
 
-def series_figures(data: dict[str, Any]) -> list[Any]:
+def series_figures(data: dict[str, Any], mode: str = "html") -> list[Any]:
     """The trajectories after every series' tables: one chart per family, each series a
-    line in it."""
+    line in it. The PDF draws the families a check thresholds (else the first two); the
+    HTML every family."""
     blocks = list(data.get("series") or [])
-    return trajectory_figures(blocks, headline) if blocks else []
+    figs = trajectory_figures(blocks, headline) if blocks else []
+    if mode != "pdf":
+        return figs
+    checked = {n.split(".", 1)[0] for b in blocks for n, m in (b.get("metrics") or {}).items()
+               if m.get("thresholds")}
+    return [f for f in figs if f.heading in checked] or figs[:2]
 
 
 def series_lines(data: dict[str, Any]) -> list[str]:

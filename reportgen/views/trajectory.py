@@ -273,7 +273,7 @@ def trajectory_figures(blocks: list[dict[str, Any]], headline: Any) -> list[Figu
                       "No check on the series puts a threshold on these metrics")
                    + (f"; for {worse} lower means more change." if worse else "."))
         out.append(Figure(
-            id=f"series-{ident}-{slug(family)}", family="series",
+            id=f"series-{ident}-{slug(family)}", family="series", heading=family,
             title=f"{family} by step", caption=caption,
             alt=f"Line charts of {len(names)} {family} metrics against the training step of "
                 f"series {_label(blocks)}; the tables above hold the same numbers.",
