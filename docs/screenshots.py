@@ -53,10 +53,10 @@ def html_shots(page: Path, concept: str) -> None:
 
 
 def series_shot(b: Browser) -> None:
-    """The planted run's behaviour metrics against the training step (its trajectory chart
+    """Both runs' behaviour metrics against the training step (their trajectory chart
     in the Checkpoint series section)."""
     b.screenshot(HERE / "certificate-series.png",
-                 element_clip(b, "#fig-series-planted-run-behavior", 900))
+                 element_clip(b, "#fig-series-planted-run-control-run-behavior", 900))
 
 
 def pdf_shot(pdf: Path, page: int) -> None:
