@@ -272,12 +272,12 @@ def test_demo_findings_table_is_the_json(demo_cert) -> None:
     from test_findings import Cells, expected_ratio
 
     cert, out = demo_cert
-    from reportgen.views.charts import comparisons
+    from reportgen.views.charts import latest
 
     cells = Cells()
     cells.feed((out / "certificate.html").read_text())
     # a series is a row by its final step (its steps are the series section's)
-    comps = {c["candidate"]: c for c in comparisons(cert.data)}
+    comps = {c["candidate"]: c for c in latest(cert.data)}
     assert {"planted-run@80", "control-run@80"} <= comps.keys()
     assert not {"planted-run@20", "control-run@60"} & comps.keys()
     assert {c["data-candidate"] for c in cells.cells} == set(comps)

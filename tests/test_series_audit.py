@@ -258,8 +258,8 @@ def test_pdf_has_the_series_section(series_cert, tmp_path) -> None:
     text = subprocess.run(["pdftotext", "-raw", str(tmp_path / "c.pdf"), "-"], check=True,
                           capture_output=True, text=True).stdout
     start = text.index("run: headline metrics at each step")
-    assert start < text.index("run: concepts metrics by training step") < text.index(
-        "Concept drift", start)
+    trajectory = text.index("run: concepts metrics by training step")
+    assert start < trajectory < text.index("Concept drift", trajectory)
 
 
 def test_every_trajectory_chart_reaches_the_page(series_cert) -> None:
