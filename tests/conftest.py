@@ -53,6 +53,16 @@ def demo_root(builder: ModuleType) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_cert(demo_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The demo audit (specs/demo.yaml), every format written, once per session: the demo,
+    representation and SAE tests read it (never change it)."""
+    import reportgen
+
+    out = tmp_path_factory.mktemp("demo-out")
+    return reportgen.audit(REPO / "specs" / "demo.yaml", out=out, progress=False), out
+
+
+@pytest.fixture(scope="session")
 def arch_models(builder: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny Llama, Qwen2, Mistral, Gemma 2, Phi-3 and instruct pairs (tests/archfactory.py)."""
     from archfactory import build_arch_models

@@ -23,12 +23,6 @@ def _top_share(cert, candidate: str, planted: list[str]) -> float:
     return sum(t in top for t in planted) / len(planted)
 
 
-@pytest.fixture(scope="module")
-def demo_cert(demo_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("demo-out")
-    return reportgen.audit(REPO / "specs" / "demo.yaml", out=out, progress=False), out
-
-
 def test_demo_finds_the_planted_concepts(demo_cert, demo_root: Path) -> None:
     cert, _ = demo_cert
     planted = _planted(demo_root, "planted.json")

@@ -219,8 +219,9 @@ def test_builtin_domain_packs() -> None:
         assert not any(t.startswith("#") for t in texts)
 
 
-def test_planted_concepts_have_the_lowest_neighbourhood_overlap(demo_root: Path) -> None:
-    cert = reportgen.audit(REPO / "specs" / "demo.yaml", progress=False)
+def test_planted_concepts_have_the_lowest_neighbourhood_overlap(demo_root: Path,
+                                                                demo_cert) -> None:
+    cert, _ = demo_cert
     planted = json.loads((demo_root / "planted.json").read_text())["planted_terms"]
     cats = {r["term"]: r["category"] for r in cert.comparison("planted")["tables"]["concepts"]}
     rows = cert.comparison("planted")["tables"]["neighbors_concepts"]

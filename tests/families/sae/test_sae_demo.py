@@ -28,11 +28,9 @@ TOP = 4  # the planted fine-tune's top moved features checked one by one
 
 
 @pytest.fixture(scope="module")
-def demo_sae(demo_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("demo-sae")
-    cert = reportgen.audit(REPO / "specs" / "demo.yaml", progress=False)
-    cert.save(out, ["json"])
-    return cert, out
+def demo_sae(demo_cert):
+    """The session's demo audit (tests/conftest.py), with its trained dictionary written."""
+    return demo_cert
 
 
 @pytest.fixture(scope="module")
