@@ -42,6 +42,26 @@ SCRIPT = r"""(function () {
     Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
     return e;
   }
+  function frame(svg, max, y, box, ticks, title) {  // grid, value labels, x ticks, x title
+    [0, max / 2, max].forEach(function (v) {
+      svg.appendChild(svgEl("line", {x1: box.L, x2: box.W - box.R, y1: y(v), y2: y(v),
+        stroke: "#e6e6e6"}));
+      var t = svgEl("text", {x: box.L - 4, y: y(v) + 4, "text-anchor": "end",
+        "font-size": 10, fill: "#555"});
+      t.textContent = num(v, 3);
+      svg.appendChild(t);
+    });
+    ticks.forEach(function (tick) {
+      var t = svgEl("text", {x: tick[0], y: box.H - box.B + 14, "text-anchor": "middle",
+        "font-size": 10, fill: "#555"});
+      t.textContent = String(tick[1]);
+      svg.appendChild(t);
+    });
+    var lab = svgEl("text", {x: (box.L + box.W - box.R) / 2, y: box.H - 2,
+      "text-anchor": "middle", "font-size": 10, fill: "#555"});
+    lab.textContent = title;
+    svg.appendChild(lab);
+  }
   function layerChart(concept) {
     var W = 360, H = 170, L = 44, R = 10, T = 10, B = 28;
     var max = 0, n = data.layers.length;
@@ -57,24 +77,8 @@ SCRIPT = r"""(function () {
       "next to this chart has the same numbers.");
     function x(i) { return L + (n === 1 ? 0 : i * (W - L - R) / (n - 1)); }
     function y(v) { return T + (1 - v / max) * (H - T - B); }
-    [0, max / 2, max].forEach(function (v) {
-      svg.appendChild(svgEl("line", {x1: L, x2: W - R, y1: y(v), y2: y(v),
-        stroke: "#e6e6e6"}));
-      var t = svgEl("text", {x: L - 4, y: y(v) + 4, "text-anchor": "end",
-        "font-size": 10, fill: "#555"});
-      t.textContent = num(v, 3);
-      svg.appendChild(t);
-    });
-    data.layers.forEach(function (layer, i) {
-      var t = svgEl("text", {x: x(i), y: H - B + 14, "text-anchor": "middle",
-        "font-size": 10, fill: "#555"});
-      t.textContent = String(layer);
-      svg.appendChild(t);
-    });
-    var lab = svgEl("text", {x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle",
-      "font-size": 10, fill: "#555"});
-    lab.textContent = "layer";
-    svg.appendChild(lab);
+    frame(svg, max, y, {L: L, W: W, R: R, H: H, B: B},
+      data.layers.map(function (layer, i) { return [x(i), layer]; }), "layer");
     data.candidates.forEach(function (cand, i) {
       var row = concept.per[i];
       if (!row || !row.layers.length) { return; }
@@ -114,27 +118,12 @@ SCRIPT = r"""(function () {
       role: "img", "class": "explorer-chart"});
     svg.setAttribute("aria-label", "Drift of " + concept.term + " at each training step; " +
       "the table next to this chart has the same numbers.");
-    [0, max / 2, max].forEach(function (v) {
-      svg.appendChild(svgEl("line", {x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e6e6e6"}));
-      var t = svgEl("text", {x: L - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 10,
-        fill: "#555"});
-      t.textContent = num(v, 3);
-      svg.appendChild(t);
-    });
     var uniq = steps.filter(function (s, i) { return steps.indexOf(s) === i; })
       .sort(function (a, b) { return a - b; });
     var every = Math.max(1, Math.ceil(uniq.length / 6));  // at most 6 step labels
-    uniq.forEach(function (s, i) {
-      if (i % every && i !== uniq.length - 1) { return; }
-      var t = svgEl("text", {x: x(s), y: H - B + 14, "text-anchor": "middle",
-        "font-size": 10, fill: "#555"});
-      t.textContent = String(s);
-      svg.appendChild(t);
-    });
-    var lab = svgEl("text", {x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle",
-      "font-size": 10, fill: "#555"});
-    lab.textContent = "training step";
-    svg.appendChild(lab);
+    frame(svg, max, y, {L: L, W: W, R: R, H: H, B: B}, uniq.filter(function (s, i) {
+      return !(i % every) || i === uniq.length - 1; }).map(function (s) { return [x(s), s]; }),
+      "training step");
     if (floor && floor[1] !== null) {
       svg.appendChild(svgEl("line", {x1: L, x2: W - R, y1: y(floor[1]), y2: y(floor[1]),
         stroke: floor[2], "stroke-width": 1.5, "stroke-dasharray": "4 3"}));
