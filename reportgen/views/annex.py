@@ -66,3 +66,25 @@ def _cut(t: Table) -> Table:
         caption += f" (first {ROWS} of {plural(len(t.rows), 'row')})"
     return dataclasses.replace(t, caption=caption, rows=t.rows[:ROWS], collapsed=False,
                                detail=False)
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    name: str  # the file's path in its checkpoint
+    algorithm: str
+    digest: str
+    holders: list[str]  # the checkpoints (or "<model> adapter") holding these exact bytes
+
+
+def distinct_files(models: list[dict[str, Any]]) -> list[FileDigest]:
+    """Every checkpoint file once per distinct digest, with the checkpoints that hold it, in
+    model order: the demo's twelve checkpoints share their config and tokenizer files, so
+    72 rows (two and a half PDF pages) are 25."""
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for m in models:
+        for part, label in ((m.get("digest"), m["name"]), (m.get("adapter"),
+                                                           f"{m['name']} adapter")):
+            for f in (part or {}).get("files", []):
+                rows.setdefault((f["name"], part["algorithm"], f["digest"]), []).append(label)
+    return [FileDigest(name, algorithm, digest, holders)
+            for (name, algorithm, digest), holders in rows.items()]

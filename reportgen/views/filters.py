@@ -8,6 +8,7 @@ from markupsafe import Markup
 
 from reportgen.core import numfmt
 from reportgen.core.tokentext import token_label
+from reportgen.views.annex import distinct_files
 from reportgen.views.charts import slug
 
 fmt_num = numfmt.num
@@ -56,4 +57,5 @@ def css_string(text: Any) -> Markup:
 FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
            "params": fmt_params, "short": short_digest, "css_string": css_string,
            "dotted": dotted, "plural": numfmt.plural,
-           "token": token_label, "with_unit": numfmt.with_unit, "slug": slug}
+           "token": token_label, "with_unit": numfmt.with_unit, "slug": slug,
+           "distinct_files": distinct_files}
