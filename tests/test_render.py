@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from certfactory import make_builder
+from markupsafe import escape
 
 import reportgen.release.write as render
 import reportgen.views.pdf as pdf_module
@@ -254,6 +255,65 @@ def test_pdf_text_has_verdict_checks_and_digests(pdf, pdf_text, data, cert, tmp_
         assert m["digest"]["root"] in pdf_text, m["name"]
     assert cert.digest in pdf_text  # running footer
     assert re.search(r"Page 1 of \d+", pdf_text)
+
+
+def _pdf_page(d: dict) -> str:
+    """The PDF's HTML (the template in pdf mode), without converting it: fast."""
+    from reportgen.views.html import environment, page_context
+
+    ctx = page_context(d, mode="pdf")
+    ctx.update(charts={}, images={f.id: "data:," for f in ctx["figures"]})
+    return environment().get_template("certificate.html.j2").render(ctx)
+
+
+def test_pdf_groups_the_checks_by_check(data):
+    """One heading row per check (its id, metric and condition once), then a row per
+    candidate with its value, status and message; no check and no message is lost."""
+    page = _pdf_page(data).split('id="checks"')[1].split('id="models"')[0]
+    groups = page.split('<tbody class="check-group">')[1:]
+    ids = list(dict.fromkeys(c["id"] for c in data["checks"]))
+    assert [g.split("<code>")[1].split("</code>")[0] for g in groups] == ids
+    for check_id, group in zip(ids, groups, strict=True):
+        rows = [c for c in data["checks"] if c["id"] == check_id]
+        assert group.count('<tr class="row-') == len(rows)
+        for c in rows:
+            assert f'<tr class="row-{c["status"].lower()}">\n<td>{escape(c["candidate"])}</td>' \
+                in group
+            assert f'<td class="message">{escape(c["message"])}</td>' in group
+
+
+def test_distinct_files_lists_each_file_once_with_its_holders():
+    from reportgen.views.annex import distinct_files
+
+    def files(**named: str) -> dict:
+        return {"algorithm": "sha256", "root": "r",
+                "files": [{"name": n, "digest": d} for n, d in named.items()]}
+
+    models = [{"name": "base", "digest": files(cfg="c1", weights="w0")},
+              {"name": "ft", "digest": files(cfg="c1", weights="w1"),
+               "adapter": files(cfg="c1", adapter="a1")},
+              {"name": "ft2", "digest": files(cfg="c2", weights="w1")}]
+    rows = distinct_files(models)
+    expected: dict[tuple[str, str], list[str]] = {}
+    for m in models:
+        for part, label in ((m["digest"], m["name"]), (m.get("adapter"), m["name"] + " adapter")):
+            for f in (part or {}).get("files", []):
+                expected.setdefault((f["name"], f["digest"]), []).append(label)
+    assert {(r.name, r.digest): r.holders for r in rows} == expected
+    assert [(r.name, r.digest) for r in rows] == list(expected)  # first seen first
+    assert {r.algorithm for r in rows} == {"sha256"}
+
+
+def test_pdf_lists_each_checkpoint_file_once_and_says_where_the_lists_are(data):
+    page = _pdf_page(data).split('id="file-digests"')[1].split('id="spec"')[0]
+    pairs = {(f["name"], f["digest"]) for m in data["models"]
+             for part in (m["digest"], m.get("adapter")) if part
+             for f in part.get("files", [])}
+    assert page.count("<tr><td><code>") == len(pairs)
+    for name, digest in pairs:
+        assert page.count(f":{digest}</td>") == 1, name
+    assert "the certificate JSON holds them under <code>models[].digest.files</code>" in \
+        " ".join(page.split())
 
 
 def test_pdf_charts_are_vector_images(pdf_text):
