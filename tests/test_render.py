@@ -282,6 +282,20 @@ def test_pdf_groups_the_checks_by_check(data):
             assert f'<td class="message">{escape(c["message"])}</td>' in group
 
 
+def test_pdf_models_table_holds_every_root_digest_in_full(data):
+    """The PDF's one models table (the HTML has two): each model's row has its role and
+    its checkpoint's root digest in full with the number of files behind it."""
+    page = _pdf_page(data).split('id="models"')[1].split('id="probes"')[0]
+    rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    assert len(rows) == len(data["models"]) + sum(1 for m in data["models"] if m.get("adapter"))
+    for m in data["models"]:
+        row = next(r for r in rows if r.startswith(f'<td class="nowrap">{escape(m["name"])}<'))
+        assert f'<td class="nowrap">{m["role"].replace("_", " ")}</td>' in row
+        assert (f'<td class="k-digest">{m["digest"]["root"]}</td><td class="k-int">'
+                f'{len(m["digest"]["files"])}</td>') in row
+    assert "root digest (sha256)" in page
+
+
 def test_distinct_files_lists_each_file_once_with_its_holders():
     from reportgen.views.annex import distinct_files
 
