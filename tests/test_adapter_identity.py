@@ -77,9 +77,14 @@ def test_pdf_names_the_adapter_beside_the_base(signed, tmp_path: Path) -> None:
     text = subprocess.run(["pdftotext", "-raw", str(tmp_path / "c.pdf"), "-"], check=True,
                           capture_output=True, text=True).stdout
     flat = "".join(text.split())  # a 64-digit root may wrap inside its table cell
-    assert f"loraadaptersha256{signed['adapter_root']}2" in flat
-    assert f"+adapter{signed['adapter_root'][:12]}…" in flat
-    assert "loraadapter(sha256)filedigestadapter_config.json" in flat
+    b, a = signed["base_root"], signed["adapter_root"]
+    # the models table: lora is named by its base's root, its adapter's row follows
+    assert f"{b}2loraadapteritsadapter,mergedintothecheckpointabove{a}2" in flat
+    # each distinct file once, with the checkpoints holding it (lora's base is the base's)
+    files = {f["name"]: f["digest"] for f in asdict(digest_folder(signed["adapter"]))["files"]}
+    files |= {f["name"]: f["digest"] for f in asdict(digest_folder(signed["base"]))["files"]}
+    assert f"adapter_config.jsonsha256:{files['adapter_config.json']}loraadapter" in flat
+    assert f"config.jsonsha256:{files['config.json']}base,lora" in flat
 
 
 def test_model_card_names_the_adapter_beside_the_base(signed) -> None:
