@@ -207,8 +207,22 @@ class Certificate:
         rows.sort(key=lambda r: (-r["rise"], r["candidate"], r["layer"], r["feature"]))
         return rows[:top_k]
 
+    @property
+    def data(self) -> dict[str, Any]:
+        return self._data
+
+    @data.setter
+    def data(self, value: dict[str, Any]) -> None:
+        self._data, self._json = value, None
+
     def to_json(self) -> str:
-        return canonical_json(self.data)
+        """The canonical JSON, made once (1-3 s for a large audit, and a render asks for it
+        several times: the digest, the cache key, the PDF's attachment). A certificate's
+        ``data`` is not changed in place after the JSON is made: to change one, make a new
+        Certificate from a copy (as verify and the archive do)."""
+        if self._json is None:
+            self._json = canonical_json(self.data)
+        return self._json
 
     @property
     def digest(self) -> str:
