@@ -19,7 +19,9 @@ from reportgen.views.charts import (
     FLOOR_COLOUR,
     WIDTH,
     Figure,
+    Spec,
     category_range,
+    concat_spec,
     finish,
     slug,
 )
@@ -230,19 +232,18 @@ def _label(blocks: list[dict[str, Any]]) -> str:
 
 
 def trajectory_chart(blocks: list[dict[str, Any]], family: str,
-                     names: list[str]) -> alt.ConcatChart:
+                     names: list[str]) -> Spec:
     """One panel per metric, :data:`COLUMNS` a row (wider than tall: it fits a printed
     page), each on its own y scale, the steps shared; the step axis titled on the last row;
     every series of the audit a line of its own colour."""
     last_row = (len(names) - 1) // COLUMNS * COLUMNS
     panels = [_panel(blocks, n, i >= last_row) for i, n in enumerate(names)]
-    chart = alt.concat(*panels, columns=COLUMNS, spacing=16).resolve_scale(
-        x="shared", color="shared").properties(title=alt.Title(
-            f"{_label(blocks)}: {family} metrics by training step",
-            subtitle="grey band: up to the floor multiple × the noise floor"
-                     + ("; dashed: the checks' thresholds" if _has_limits(blocks, names)
-                        else "")))
-    return finish(chart)
+    return concat_spec(
+        panels, COLUMNS, 16, resolve={"scale": {"x": "shared", "color": "shared"}},
+        title=alt.Title(f"{_label(blocks)}: {family} metrics by training step",
+                        subtitle="grey band: up to the floor multiple × the noise floor"
+                        + ("; dashed: the checks' thresholds" if _has_limits(blocks, names)
+                           else "")))
 
 
 def _has_limits(blocks: list[dict[str, Any]], names: list[str]) -> bool:
@@ -250,14 +251,18 @@ def _has_limits(blocks: list[dict[str, Any]], names: list[str]) -> bool:
                for b in blocks for n in names)
 
 
-def trajectory_figures(blocks: list[dict[str, Any]], headline: Any) -> list[Figure]:
+def trajectory_figures(blocks: list[dict[str, Any]], headline: Any,
+                       keep: Any = None) -> list[Figure]:
     """One figure per family with a headline metric in some series; every series of the
     audit drawn in it (a line each), so a planted run and its control compare in one
-    picture."""
+    picture. ``keep`` (the families in order) chooses which are drawn: a chart not drawn is
+    not built (a trajectory chart takes a tenth of a second to compose)."""
     out = []
     multiple = next((m for b in blocks if (m := (b.get("floor") or {}).get("multiple"))), None)
     ident = slug("-".join(str(b.get("name")) for b in blocks))
-    for family, names in chosen(blocks, headline).items():
+    families = chosen(blocks, headline)
+    for family in (keep(list(families)) if keep else list(families)):
+        names = families[family]
         info = [lookup(n) for n in names]
         worse = ", ".join(n for n, i in zip(names, info, strict=True)
                           if i is not None and not i.higher_is_worse)
