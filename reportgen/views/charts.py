@@ -39,19 +39,35 @@ class Spec(dict):
         return dict(self)
 
 
-def concat_spec(panels: list[ChartLike], columns: int, spacing: int,
-                **top: Any) -> Spec:
+def concat_spec(panels: list[Any], columns: int, spacing: int, **top: Any) -> Spec:
     """``alt.concat(*panels, columns=, spacing=)`` with ``top`` (title, resolve) as one
     finished spec, the panels each converted once."""
-    parts = [p.to_dict(validate=False) for p in panels]
+    schema, theme, parts = _parts(panels)
+    return finish(Spec({"$schema": schema, "concat": parts, "columns": columns,
+                        "spacing": spacing, **{k: _as_dict(v) for k, v in top.items()},
+                        "config": theme}))
+
+
+def layer_spec(layers: list[Any], **top: Any) -> Spec:
+    """``alt.layer(*layers).properties(**top)`` as a spec (not finished: a panel)."""
+    schema, theme, parts = _parts(layers)
+    return Spec({"$schema": schema, "layer": parts,
+                 **{k: _as_dict(v) for k, v in top.items()}, "config": theme})
+
+
+def _parts(charts: list[Any]) -> tuple[str | None, dict[str, Any], list[dict[str, Any]]]:
+    """(the ``$schema``, Altair's theme config, each chart's dict without them)."""
+    parts = [c.to_dict(validate=False) for c in charts]
     schema = next((d["$schema"] for d in parts if "$schema" in d), None)
-    theme = next((d["config"] for d in parts if "config" in d), {})  # Altair's theme's
+    theme = next((d["config"] for d in parts if "config" in d), {})
     for d in parts:
         d.pop("$schema", None)
         d.pop("config", None)
-    spec = Spec({"$schema": schema, "concat": parts, "columns": columns, "spacing": spacing,
-                 **{k: _as_dict(v) for k, v in top.items()}, "config": theme})
-    return finish(spec)
+        if d.get("data") == {"name": "empty"}:  # Altair's stand-in for "the parent's data"
+            del d["data"]
+            if d.get("datasets") == {"empty": [{}]}:
+                del d["datasets"]
+    return schema, theme, parts
 
 
 def _as_dict(value: Any) -> Any:

@@ -23,6 +23,7 @@ from reportgen.views.charts import (
     category_range,
     concat_spec,
     finish,
+    layer_spec,
     slug,
 )
 
@@ -103,7 +104,7 @@ def limits_of(thresholds: list[dict[str, Any]]) -> list[Limit]:
 def metric_chart(rows: list[dict[str, Any]], along: Along, models: tuple[list[str], list[str]],
                  *, title: str, floor: tuple[float, float] | None = None,
                  limits: list[Limit] | None = None, width: int = WIDTH,
-                 height: int = 200, x_title: bool = True) -> alt.LayerChart:
+                 height: int = 200, x_title: bool = True) -> Spec:
     """One metric against release or step: a line and points per model (``rows``: the
     along field, ``candidate``, ``value``), the noise floor as a band from 0 to ``floor``
     = (value, multiple) × value, and each limit as a dashed rule labelled with its
@@ -131,8 +132,8 @@ def metric_chart(rows: list[dict[str, Any]], along: Along, models: tuple[list[st
     if limits:
         values = [r["value"] for r in rows] + ([0.0, floor[0] * floor[1]] if floor else [])
         layers += _limit_layers(limits, values, width)
-    return alt.layer(*layers, data=alt.Data(values=rows)).properties(
-        width=width, height=height, title=alt.Title(title, fontSize=12))
+    return layer_spec(layers, data={"values": rows}, width=width, height=height,
+                      title={"text": title, "fontSize": 12})
 
 
 def _limit_layers(limits: list[Limit], values: list[float], width: int) -> list[alt.Chart]:
@@ -202,7 +203,7 @@ def chosen(blocks: list[dict[str, Any]], headline: Any) -> dict[str, list[str]]:
             for fam, names in out.items()}
 
 
-def _panel(blocks: list[dict[str, Any]], name: str, titled: bool) -> alt.LayerChart:
+def _panel(blocks: list[dict[str, Any]], name: str, titled: bool) -> Spec:
     """One metric: a line per series, the audit's noise-floor band, every series' thresholds
     (each labelled with its series where there are several)."""
     rows, steps, limits, floor = [], set(), [], None
