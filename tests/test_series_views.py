@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from cdp import Browser, chromium
-from test_series_audit import series_cert  # noqa: F401  (a fixture)
 
 from reportgen.api import Certificate
 from reportgen.views.html import page_context, render_html
@@ -31,11 +30,11 @@ def _four(v: float | None) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def page(series_cert) -> str:  # noqa: F811
+def page(series_cert) -> str:
     return render_html(Certificate(series_cert))
 
 
-def test_explorer_holds_each_concepts_drift_by_step(series_cert, page) -> None:  # noqa: F811
+def test_explorer_holds_each_concepts_drift_by_step(series_cert, page) -> None:
     block = series_cert["series"][0]
     payload = _payload(page)
     assert [(s["name"], s["steps"]) for s in payload["series"]] == [("run", [100, 200, 300])]
@@ -52,7 +51,7 @@ def test_explorer_holds_each_concepts_drift_by_step(series_cert, page) -> None: 
     assert set(by_term) - listed  # the explorer reaches beyond the block's most moved
 
 
-def test_explorer_without_a_series_is_unchanged(series_cert) -> None:  # noqa: F811
+def test_explorer_without_a_series_is_unchanged(series_cert) -> None:
     old = {k: v for k, v in series_cert.items() if k != "series"}
     payload = _payload(render_html(Certificate(old)))
     assert "series" not in payload
@@ -60,7 +59,7 @@ def test_explorer_without_a_series_is_unchanged(series_cert) -> None:  # noqa: F
 
 
 @pytest.mark.browser
-def test_series_page_in_chromium(series_cert, page, tmp_path) -> None:  # noqa: F811
+def test_series_page_in_chromium(series_cert, page, tmp_path) -> None:
     """Every series chart draws (no console warning: no empty layer), and the explorer
     draws a concept's drift at each step next to a table of the same numbers."""
     if chromium() is None:
@@ -93,7 +92,7 @@ def test_series_page_in_chromium(series_cert, page, tmp_path) -> None:  # noqa: 
         assert b.problems() == [] and b.requests() == []
 
 
-def test_small_multiples_are_the_blocks_concepts(series_cert) -> None:  # noqa: F811
+def test_small_multiples_are_the_blocks_concepts(series_cert) -> None:
     block = series_cert["series"][0]
     fig = concept_figure(block, ["animals", "money"])
     spec = fig.spec()
@@ -108,7 +107,7 @@ def test_small_multiples_are_the_blocks_concepts(series_cert) -> None:  # noqa: 
     assert concept_figure({**block, "concepts": []}, []) is None
 
 
-def test_every_series_chart_is_embedded(series_cert, page) -> None:  # noqa: F811
+def test_every_series_chart_is_embedded(series_cert, page) -> None:
     """Each series figure's spec is in the page (a figure the page's chart list missed was
     once written as the text 'None' and drawn as an error)."""
     embedded = {fid: text for fid, text in _CHART.findall(page)}
@@ -119,7 +118,7 @@ def test_every_series_chart_is_embedded(series_cert, page) -> None:  # noqa: F81
         assert json.loads(embedded[f.id]) == json.loads(json.dumps(f.spec())), f.id
 
 
-def test_archive_trends_and_series_share_one_chart(series_cert, monkeypatch) -> None:  # noqa: F811
+def test_archive_trends_and_series_share_one_chart(series_cert, monkeypatch) -> None:
     """Both callers draw through trajectory.metric_chart: x is the release (ordinal, in filing
     order) or the step (a number), y the value, colour the model; thresholds as rules."""
     from certfactory import make_certificate
@@ -181,7 +180,7 @@ def test_a_far_threshold_is_named_not_drawn() -> None:
     assert rule["transform"] == texts[0]["transform"]  # only the near one is drawn
 
 
-def test_every_series_is_a_line_in_one_chart_per_family(series_cert) -> None:  # noqa: F811
+def test_every_series_is_a_line_in_one_chart_per_family(series_cert) -> None:
     """Two runs compare in one picture: a chart per family, a line per series (its own
     numbers), both series' thresholds labelled with their series."""
     import copy
