@@ -125,3 +125,12 @@ def series_cert(tiny_models: dict[str, Path], tiny_series: Path,
     before = json.dumps(data, sort_keys=True)
     yield data
     assert json.dumps(data, sort_keys=True) == before, "a test changed the shared series_cert"
+
+
+@pytest.fixture(scope="session")
+def series_page(series_cert: dict[str, Any]) -> str:
+    """``series_cert``'s HTML page, rendered once (a render takes seconds)."""
+    from reportgen.api import Certificate
+    from reportgen.views.html import render_html
+
+    return render_html(Certificate(series_cert))

@@ -147,17 +147,16 @@ def test_a_new_checkpoint_runs_one_capture(tiny_models, tiny_series, tmp_path, m
     assert [s["step"] for s in cert.data["series"][0]["steps"]] == [100, 200, 300]
 
 
-def test_page_and_summary_show_the_series(series_cert) -> None:
+def test_page_and_summary_show_the_series(series_cert, series_page) -> None:
     from reportgen.api import Certificate
     from reportgen.certificate.schema import certificate_problems
-    from reportgen.views.html import render_html
 
     assert certificate_problems(series_cert) == []
     v200 = series_cert["series"][0]["metrics"][METRIC]["values"][1]
     summary = Certificate(series_cert).summary().splitlines()
     assert summary[1] == (f"Series run (3 steps, 100–300): {METRIC} first crosses warn > 0.001 "
                           f"at step 200 ({numfmt.num(v200, 3)}).")
-    page = render_html(Certificate(series_cert))
+    page = series_page
     assert '<h2 id="series-title">Checkpoint series</h2>' in page
     assert "run: headline metrics at each step" in page
     section = page[page.index('id="series"'):page.index('id="family-')]
@@ -217,15 +216,15 @@ def test_pdf_has_the_series_section(series_cert, tmp_path) -> None:
     assert start < trajectory < text.index("Concept drift", trajectory)
 
 
-def test_every_trajectory_chart_reaches_the_page(series_cert) -> None:
+def test_every_trajectory_chart_reaches_the_page(series_cert, series_page) -> None:
     """The series' charts are among the figures the HTML embeds and the PDF draws (a merge once
     dropped them: the page said "the chart could not be drawn")."""
-    from reportgen.views.html import page_context, render_html
+    from reportgen.views.html import page_context
 
     for mode in ("html", "pdf"):
         ids = [f.id for f in page_context(series_cert, mode=mode)["figures"]]
         assert "series-run-concepts" in ids, mode
-    section = render_html(series_cert).split('id="series"')[1].split('id="family-')[0]
+    section = series_page.split('id="series"')[1].split('id="family-')[0]
     script = section.split('data-chart="chart-series-run-concepts">')[1].split("</script>")[0]
     assert script.strip() not in ("", "None") and '"$schema"' in script
 

@@ -29,14 +29,9 @@ def _four(v: float | None) -> float | None:
     return None if v is None else float(f"{v:.4g}")
 
 
-@pytest.fixture(scope="module")
-def page(series_cert) -> str:
-    return render_html(Certificate(series_cert))
-
-
-def test_explorer_holds_each_concepts_drift_by_step(series_cert, page) -> None:
+def test_explorer_holds_each_concepts_drift_by_step(series_cert, series_page) -> None:
     block = series_cert["series"][0]
-    payload = _payload(page)
+    payload = _payload(series_page)
     assert [(s["name"], s["steps"]) for s in payload["series"]] == [("run", [100, 200, 300])]
     by_term = {c["term"]: c for c in payload["concepts"]}
     listed = {c["term"] for c in block["concepts"]}
@@ -59,13 +54,13 @@ def test_explorer_without_a_series_is_unchanged(series_cert) -> None:
 
 
 @pytest.mark.browser
-def test_series_page_in_chromium(series_cert, page, tmp_path) -> None:
+def test_series_page_in_chromium(series_cert, series_page, tmp_path) -> None:
     """Every series chart draws (no console warning: no empty layer), and the explorer
     draws a concept's drift at each step next to a table of the same numbers."""
     if chromium() is None:
         pytest.skip("chromium is not installed")
     path = tmp_path / "certificate.html"
-    path.write_text(page, encoding="utf-8")
+    path.write_text(series_page, encoding="utf-8")
     term = series_cert["series"][0]["concepts"][0]["term"]
     values = series_cert["series"][0]["concepts"][0]["values"]
     result = "document.getElementById('explorer-result').innerText"
@@ -107,10 +102,10 @@ def test_small_multiples_are_the_blocks_concepts(series_cert) -> None:
     assert concept_figure({**block, "concepts": []}, []) is None
 
 
-def test_every_series_chart_is_embedded(series_cert, page) -> None:
+def test_every_series_chart_is_embedded(series_cert, series_page) -> None:
     """Each series figure's spec is in the page (a figure the page's chart list missed was
     once written as the text 'None' and drawn as an error)."""
-    embedded = {fid: text for fid, text in _CHART.findall(page)}
+    embedded = {fid: text for fid, text in _CHART.findall(series_page)}
     series = [f for sv in page_context(series_cert, mode="html")["series"]
               for f in sv.figures]
     assert "series-run-concept-steps" in {f.id for f in series}
