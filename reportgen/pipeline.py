@@ -74,7 +74,7 @@ def _run(prog: Progress, source: Any, out: str | Path | None, write: bool | None
     comparisons, warnings, extra = compare_all_cached(loaded, models, captures, capture_keys,
                                                       probe, prog, device)
     checks = evaluate_checks(loaded, comparisons)
-    cert = Certificate(CertificateBuilder(
+    cert = CertificateBuilder(
         audit=audit_meta(loaded),
         tool=tool_info(libraries_used(models, extra)),
         spec={"digest": loaded.digest, "content": loaded.normalised},
@@ -86,7 +86,7 @@ def _run(prog: Progress, source: Any, out: str | Path | None, write: bool | None
         limitations=limitations(models, probe, loaded.spec.analysis, extra),
         analysis={**analysis_info(loaded, captures[models[0].name]), **extra},
         series=series_block(loaded, comparisons),
-    ).build(), attachments=sae_attachments(captures[models[0].name]))
+    ).certificate(attachments=sae_attachments(captures[models[0].name]), cls=Certificate)
     if out_dir is not None:
         paths = cert.save(out_dir, loaded.spec.output.formats, sign=key)
         prog.say("wrote " + ", ".join(str(p) for p in paths.values()))

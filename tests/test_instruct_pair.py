@@ -281,3 +281,26 @@ def test_validate_refuses_true_on_a_masked_lm(tiny_models, tmp_path) -> None:
                             "templates apply to decoders (causal LMs)")
     spec["probes"]["chat_template"] = "auto"  # auto: raw text, no problem
     assert load_spec(spec, models=True).facts.chat is None
+
+
+def test_a_candidate_with_another_template_is_named_in_a_warning(arch_models, tmp_path) -> None:
+    """One template renders every model's prompts: a candidate whose own template differs
+    reads them in a format it was not tuned for, and the certificate's warnings say so."""
+    import shutil
+
+    from reportgen.spec.load import load_spec
+
+    base, ft = arch_models["tiny-qwen2"], arch_models["tiny-qwen2-instruct"]
+    other = tmp_path / "other"
+    shutil.copytree(ft, other)
+    cfg = json.loads((other / "tokenizer_config.json").read_text())
+    (other / "tokenizer_config.json").write_text(json.dumps(
+        {**cfg, "chat_template": cfg["chat_template"].replace("<|im_start|>", "<|im_start|> ")}))
+    spec = _chat_spec(tmp_path, base, ft, True)
+    same = load_spec(spec, models=True).facts.warnings
+    assert not [w for w in same if "chat_template" in w]  # base has none: no warning
+    spec["models"]["candidates"].append({"name": "other", "path": str(other)})
+    assert [w for w in load_spec(spec, models=True).facts.warnings if "chat_template" in w] == [
+        "probes.chat_template: the risk prompts are rendered through the chat template of "
+        "'ft' for every model, but 'other' has a different one of its own; it reads the "
+        "prompts in a format it was not tuned for"]

@@ -557,3 +557,16 @@ def test_pdf_is_a4_with_bookmarks_for_every_section(pdf, html):
     h2 = [t.replace("&#39;", "'").replace("&amp;", "&") for t in h2 if t != "Concept explorer"]
     assert [t for t in marks if t in h2] == h2
     assert "Glossary" in marks and "Checks" in marks
+
+
+def test_the_certificate_json_made_once_is_the_canonical_text():
+    """The pipeline keeps the JSON text it made instead of making it again: it must be the
+    text the data gives, and the digest its SHA-256."""
+    import hashlib
+
+    from reportgen.certificate.document import canonical_json
+
+    builder = make_builder()
+    cert = builder.certificate()
+    assert cert.to_json() == canonical_json(builder.build()) == canonical_json(cert.data)
+    assert cert.digest == hashlib.sha256(cert.to_json().encode("utf-8")).hexdigest()

@@ -75,6 +75,19 @@ class CertificateBuilder:
     series: list[dict[str, Any]] = field(default_factory=list)  # analysis.series
 
     def build(self) -> dict[str, Any]:
+        return json.loads(canonical_json(self._raw()))
+
+    def certificate(self, attachments: dict[str, Path | bytes] | None = None,
+                    cls: type[Certificate] | None = None) -> Certificate:
+        """The certificate (a ``cls``, :class:`Certificate` by default), its JSON made once
+        (seconds for a large audit): the text is canonical JSON, so reading it back and
+        writing it again gives the same bytes."""
+        text = canonical_json(self._raw())
+        cert = (cls or Certificate)(json.loads(text), attachments)
+        cert._json = text
+        return cert
+
+    def _raw(self) -> dict[str, Any]:
         data = {
             "schema_version": SCHEMA_VERSION if self.series else PLAIN_SCHEMA_VERSION,
             "verdict": overall_verdict([c.status for c in self.checks]),
@@ -91,7 +104,7 @@ class CertificateBuilder:
         }
         if self.series:
             data["series"] = self.series
-        return json.loads(canonical_json(data))
+        return data
 
 
 #: Folders beside the views that belong to the certificate: each save replaces them, or
@@ -207,8 +220,22 @@ class Certificate:
         rows.sort(key=lambda r: (-r["rise"], r["candidate"], r["layer"], r["feature"]))
         return rows[:top_k]
 
+    @property
+    def data(self) -> dict[str, Any]:
+        return self._data
+
+    @data.setter
+    def data(self, value: dict[str, Any]) -> None:
+        self._data, self._json = value, None
+
     def to_json(self) -> str:
-        return canonical_json(self.data)
+        """The canonical JSON, made once (1-3 s for a large audit, and a render asks for it
+        several times: the digest, the cache key, the PDF's attachment). A certificate's
+        ``data`` is not changed in place after the JSON is made: to change one, make a new
+        Certificate from a copy (as verify and the archive do)."""
+        if self._json is None:
+            self._json = canonical_json(self.data)
+        return self._json
 
     @property
     def digest(self) -> str:

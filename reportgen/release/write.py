@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from reportgen.certificate.document import Certificate
 from reportgen.certificate.schema import CertificateError
@@ -112,19 +113,27 @@ def render_outputs(cert: Certificate, formats: list[str],
         )
     check_verdict(cert)
     from reportgen.core.progress import current
+    from reportgen.views import rendercache
+    from reportgen.views.svgpool import SvgPool
 
     text = cert.to_json()
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     out: dict[str, bytes] = {}
-    with current().counter("rendering", len(dict.fromkeys(formats))) as advance:
-        for fmt in dict.fromkeys(formats):
-            out[fmt] = _render_one(cert, text, digest, fmt, signature, page_size)
+    wanted = list(dict.fromkeys(formats))
+    with SvgPool() as pool, current().counter("rendering", len(wanted)) as advance:
+        early = None  # the PDF's charts convert in a worker while the other views render
+        if "pdf" in wanted and not rendercache.has_view("pdf", digest, page_size):
+            from reportgen.views.pdf import prepare_pdf
+
+            early = prepare_pdf(cert, page_size, pool)
+        for fmt in sorted(wanted, key=lambda f: f == "pdf"):
+            out[fmt] = _render_one(cert, text, digest, fmt, signature, page_size, early)
             advance(1)
-    return out
+    return {fmt: out[fmt] for fmt in wanted}
 
 
 def _render_one(cert: Certificate, text: str, digest: str, fmt: str,
-                signature: bytes | None, page_size: str) -> bytes:
+                signature: bytes | None, page_size: str, early: Any = None) -> bytes:
     """One format's bytes; HTML and PDF kept per certificate digest (see views.rendercache)."""
     from reportgen.views import rendercache
 
@@ -134,7 +143,8 @@ def _render_one(cert: Certificate, text: str, digest: str, fmt: str,
         from reportgen.views.modelcard import render_model_card
 
         return render_model_card(cert).encode("utf-8")
-    view = rendercache.view(fmt, digest, page_size, lambda: _render(cert, fmt, page_size))
+    view = rendercache.view(fmt, digest, page_size,
+                            lambda: _render(cert, fmt, page_size, early))
     if fmt == "pdf" and signature is not None:
         from reportgen.release.pdfsign import append_signature
 
@@ -142,14 +152,14 @@ def _render_one(cert: Certificate, text: str, digest: str, fmt: str,
     return view
 
 
-def _render(cert: Certificate, fmt: str, page_size: str) -> bytes:
+def _render(cert: Certificate, fmt: str, page_size: str, early: Any = None) -> bytes:
     if fmt == "html":
         from reportgen.views.html import render_html
 
         return render_html(cert, page_size).encode("utf-8")
     from reportgen.views.pdf import render_pdf
 
-    return render_pdf(cert, page_size)
+    return render_pdf(cert, page_size, early)
 
 
 def check_verdict(cert: Certificate) -> None:

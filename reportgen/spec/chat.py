@@ -99,6 +99,28 @@ def choose(raw: dict, reads: list[Any], ctx: Ctx, out: list[Problem]) -> ChatTem
     return None
 
 
+def differences(chosen: ChatTemplate | None, reads: list[Any]) -> list[str]:
+    """A warning naming the models whose own chat template is not the one that renders the
+    prompts (one template renders for all; a model tuned on another format reads them as
+    text it was not tuned for, which the behaviour numbers then reflect)."""
+    if chosen is None:
+        return []
+    other = []
+    for m in reads:
+        found = read_template(m.folder)
+        if found is not None and hashlib.sha256(
+                found[0].encode("utf-8")).hexdigest() != chosen.sha256:
+            other.append(repr(m.name))
+    if not other:
+        return []
+    return [f"probes.chat_template: the risk prompts are rendered through the chat template "
+            f"of {chosen.model!r} for every model, but {', '.join(other)} "
+            f"{'has' if len(other) == 1 else 'have'} a different one of "
+            f"{'its' if len(other) == 1 else 'their'} own; "
+            f"{'it reads' if len(other) == 1 else 'they read'} the prompts in a format "
+            f"{'it was' if len(other) == 1 else 'they were'} not tuned for"]
+
+
 def render(template: ChatTemplate, prompts: list[str], where: str) -> list[str]:
     """Each prompt as one user turn plus the assistant-turn prefix, as text whose tokenization
     (special tokens added) is the template's own token ids. ``where`` prefixes a refusal."""

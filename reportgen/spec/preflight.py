@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportgen.core.errors import InputError, Problem
 from reportgen.core.names import lookup
-from reportgen.spec.chat import ChatTemplate, choose
+from reportgen.spec.chat import ChatTemplate, choose, differences
 from reportgen.spec.resolve import (
     check_adapter,
     check_remote_code,
@@ -89,8 +89,9 @@ def check_models(raw: dict, concepts: list | None, ctx: Ctx, out: list[Problem])
 
         for at, message in unreadable_terms(concepts, _template(raw), reads):
             out.append(ctx.problem(at, message))
-    return ModelFacts(n_layers, max_length, tuple(warnings), choose(raw, reads, ctx, out),
-                      tuple(reads))
+    chat = choose(raw, reads, ctx, out)
+    warnings = [*warnings, *differences(chat, reads)]
+    return ModelFacts(n_layers, max_length, tuple(warnings), chat, tuple(reads))
 
 
 def _check_comparable(base: ModelRead, reads: list[ModelRead], ctx: Ctx,

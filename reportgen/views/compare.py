@@ -96,11 +96,20 @@ def small_multiples(specs: list[dict[str, Any]], columns: int = 1) -> dict[str, 
     """The specs stacked top to bottom (``columns`` a row), one config, parameters renamed
     per panel (a name may appear once per page), shared scales where the panels' fields are
     not nominal."""
-    panels = []
+    panels, hoisted = [], []
     for i, spec in enumerate(specs):
         body = {k: v for k, v in spec.items() if k not in ("config", "$schema")}
-        panels.append(_rename_params(body, _param_names(body), f"_{i}"))
+        panel = _rename_params(body, _param_names(body), f"_{i}")
+        # a parameter naming its views belongs at the top level (Vega-Lite's schema allows
+        # ``views`` nowhere else); renamed per panel, each still selects in its own panel
+        own = panel.pop("params", [])
+        hoisted += [p for p in own if "views" in p]
+        if rest := [p for p in own if "views" not in p]:
+            panel["params"] = rest
+        panels.append(panel)
     out: dict[str, Any] = {"$schema": specs[0].get("$schema"), "spacing": 28}
+    if hoisted:
+        out["params"] = hoisted
     if columns > 1:
         out |= {"concat": panels, "columns": columns}
     else:

@@ -1,51 +1,61 @@
 """The certificate as PDF: the HTML template in 'pdf' mode, laid out by WeasyPrint.
 
 WeasyPrint runs no JavaScript, so each chart becomes a static SVG made by vl-convert from
-the same Vega-Lite spec the HTML embeds. vl-convert works outside the GIL, so the charts are
-drawn on a worker thread while WeasyPrint parses the page and computes its styles; the page
-refers to them by a private URL scheme that only our fetcher resolves. Nothing else is
-fetched: no network, no local files.
+the same Vega-Lite spec the HTML embeds, in a worker process (:func:`prepare_pdf`) while
+this one renders the HTML, parses the page and computes its styles; the page refers to the
+charts by a private URL scheme that only our fetcher resolves. Nothing else is fetched: no
+network, no local files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from reportgen.certificate.document import JSON_NAME, Certificate
-from reportgen.views import charts
-from reportgen.views.html import chart_svg, environment, page_context
+from reportgen.views.html import environment, page_context
+from reportgen.views.svgpool import SvgPool
 
 TEMPLATE = "certificate.html.j2"
 SCHEME = "reportgen-chart"
 PDF_VARIANT = "pdf/a-3b"
 
 
-def render_pdf(cert: Certificate, page_size: str = "A4") -> bytes:
+@dataclass
+class Prepared:
+    """A PDF begun: its page context built, its charts converting in a worker process (see
+    :mod:`reportgen.views.svgpool`) while the caller renders something else."""
+
+    ctx: dict[str, Any]
+    svgs: dict[str, Future[bytes]]
+
+
+def prepare_pdf(cert: Certificate, page_size: str, pool: SvgPool) -> Prepared:
+    ctx = page_context(cert, mode="pdf", page_size=page_size)
+    return Prepared(ctx, {f.id: pool.submit(f.spec()) for f in ctx["figures"]})
+
+
+def render_pdf(cert: Certificate, page_size: str = "A4",
+               prepared: Prepared | None = None) -> bytes:
     """PDF/A-3b bytes on A4 or Letter pages with a running header (audit, release), a footer
     (page X of Y, digest), bookmarks from the headings, and the certificate JSON attached
     (a signature is appended by :mod:`reportgen.release.write`)."""
+    if prepared is None:
+        with SvgPool() as pool:
+            return render_pdf(cert, page_size, prepare_pdf(cert, page_size, pool))
     import weasyprint
 
-    ctx = page_context(cert, mode="pdf", page_size=page_size)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reportgen-svg")
-    try:
-        svgs = {f.id: pool.submit(_svg, f) for f in ctx["figures"]}
-        ctx.update(charts={}, images={fid: f"{SCHEME}:{fid}" for fid in svgs})
-        html = environment().get_template(TEMPLATE).render(ctx)
-        doc = weasyprint.HTML(string=html, base_url=None, url_fetcher=chart_fetcher(svgs))
-        pdf = doc.write_pdf(pdf_identifier=ctx["digest"][:32].encode("ascii"),
-                            **pdf_options(cert))
-        for fut in svgs.values():  # WeasyPrint only warns on a failed image; we fail
-            fut.result()
-        return pdf
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _svg(figure: charts.Figure) -> bytes:
-    return chart_svg(figure.spec()).encode("utf-8")
+    ctx, svgs = dict(prepared.ctx), prepared.svgs
+    ctx.update(charts={}, images={fid: f"{SCHEME}:{fid}" for fid in svgs})
+    html = environment().get_template(TEMPLATE).render(ctx)
+    doc = weasyprint.HTML(string=html, base_url=None, url_fetcher=chart_fetcher(svgs))
+    pdf = doc.write_pdf(pdf_identifier=ctx["digest"][:32].encode("ascii"),
+                        **pdf_options(cert))
+    for fut in svgs.values():  # WeasyPrint only warns on a failed image; we fail
+        fut.result()
+    return pdf
 
 
 def chart_fetcher(svgs: dict[str, Future[bytes]]) -> Any:

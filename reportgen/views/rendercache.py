@@ -29,7 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from reportgen.core.blobs import load_blob, save_blob
+from reportgen.core.blobs import cache_root, load_blob, save_blob
 from reportgen.core.resources import templates_dir
 from reportgen.core.version import __version__
 
@@ -81,14 +81,37 @@ def cached(key: str, make: Callable[[], bytes]) -> bytes:
 
 def view(fmt: str, cert_digest: str, page_size: str, make: Callable[[], bytes]) -> bytes:
     """One format's bytes for the certificate with this digest."""
-    return cached(_key("view", fmt, cert_digest, page_size, fingerprint()), make)
+    return cached(_view_key(fmt, cert_digest, page_size), make)
+
+
+def has_view(fmt: str, cert_digest: str, page_size: str) -> bool:
+    key = _view_key(fmt, cert_digest, page_size)
+    return enabled() and (cache_root() / KIND / key / "manifest.json").is_file()
+
+
+def _view_key(fmt: str, cert_digest: str, page_size: str) -> str:
+    return _key("view", fmt, cert_digest, page_size, fingerprint())
 
 
 def svg(spec: dict[str, Any], versions: str, make: Callable[[], str]) -> str:
     """One chart's SVG; ``versions`` names the converter and Vega-Lite versions."""
+    return cached(svg_key(spec, versions), lambda: make().encode("utf-8")).decode("utf-8")
+
+
+def svg_key(spec: dict[str, Any], versions: str) -> str:
     text = json.dumps(spec, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    key = _key("svg", str(RENDER_VERSION), versions, text)
-    return cached(key, lambda: make().encode("utf-8")).decode("utf-8")
+    return _key("svg", str(RENDER_VERSION), versions, text)
+
+
+def lookup(key: str) -> bytes | None:
+    """What :func:`cached` would return without making it, if stored."""
+    return load_blob(KIND, key) if enabled() else None
+
+
+def store(key: str, data: bytes) -> None:
+    """Store what was made elsewhere (a worker process) under ``key``."""
+    if enabled():
+        save_blob(KIND, key, data)
 
 
 def bundle(versions: str, make: Callable[[], str]) -> str:

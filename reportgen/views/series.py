@@ -153,12 +153,14 @@ def series_figures(data: dict[str, Any], mode: str = "html") -> list[Any]:
     line in it. The PDF draws the families a check thresholds (else the first two); the
     HTML every family."""
     blocks = list(data.get("series") or [])
-    figs = trajectory_figures(blocks, headline) if blocks else []
+    if not blocks:
+        return []
     if mode != "pdf":
-        return figs
+        return trajectory_figures(blocks, headline)
     checked = {n.split(".", 1)[0] for b in blocks for n, m in (b.get("metrics") or {}).items()
                if m.get("thresholds")}
-    return [f for f in figs if f.heading in checked] or figs[:2]
+    return trajectory_figures(
+        blocks, headline, keep=lambda fams: [f for f in fams if f in checked] or fams[:2])
 
 
 def series_lines(data: dict[str, Any]) -> list[str]:

@@ -19,8 +19,11 @@ from reportgen.views.charts import (
     FLOOR_COLOUR,
     WIDTH,
     Figure,
+    Spec,
     category_range,
+    concat_spec,
     finish,
+    layer_spec,
     slug,
 )
 
@@ -101,7 +104,7 @@ def limits_of(thresholds: list[dict[str, Any]]) -> list[Limit]:
 def metric_chart(rows: list[dict[str, Any]], along: Along, models: tuple[list[str], list[str]],
                  *, title: str, floor: tuple[float, float] | None = None,
                  limits: list[Limit] | None = None, width: int = WIDTH,
-                 height: int = 200, x_title: bool = True) -> alt.LayerChart:
+                 height: int = 200, x_title: bool = True) -> Spec:
     """One metric against release or step: a line and points per model (``rows``: the
     along field, ``candidate``, ``value``), the noise floor as a band from 0 to ``floor``
     = (value, multiple) × value, and each limit as a dashed rule labelled with its
@@ -129,8 +132,8 @@ def metric_chart(rows: list[dict[str, Any]], along: Along, models: tuple[list[st
     if limits:
         values = [r["value"] for r in rows] + ([0.0, floor[0] * floor[1]] if floor else [])
         layers += _limit_layers(limits, values, width)
-    return alt.layer(*layers, data=alt.Data(values=rows)).properties(
-        width=width, height=height, title=alt.Title(title, fontSize=12))
+    return layer_spec(layers, data={"values": rows}, width=width, height=height,
+                      title={"text": title, "fontSize": 12})
 
 
 def _limit_layers(limits: list[Limit], values: list[float], width: int) -> list[alt.Chart]:
@@ -200,7 +203,7 @@ def chosen(blocks: list[dict[str, Any]], headline: Any) -> dict[str, list[str]]:
             for fam, names in out.items()}
 
 
-def _panel(blocks: list[dict[str, Any]], name: str, titled: bool) -> alt.LayerChart:
+def _panel(blocks: list[dict[str, Any]], name: str, titled: bool) -> Spec:
     """One metric: a line per series, the audit's noise-floor band, every series' thresholds
     (each labelled with its series where there are several)."""
     rows, steps, limits, floor = [], set(), [], None
@@ -230,19 +233,18 @@ def _label(blocks: list[dict[str, Any]]) -> str:
 
 
 def trajectory_chart(blocks: list[dict[str, Any]], family: str,
-                     names: list[str]) -> alt.ConcatChart:
+                     names: list[str]) -> Spec:
     """One panel per metric, :data:`COLUMNS` a row (wider than tall: it fits a printed
     page), each on its own y scale, the steps shared; the step axis titled on the last row;
     every series of the audit a line of its own colour."""
     last_row = (len(names) - 1) // COLUMNS * COLUMNS
     panels = [_panel(blocks, n, i >= last_row) for i, n in enumerate(names)]
-    chart = alt.concat(*panels, columns=COLUMNS, spacing=16).resolve_scale(
-        x="shared", color="shared").properties(title=alt.Title(
-            f"{_label(blocks)}: {family} metrics by training step",
-            subtitle="grey band: up to the floor multiple × the noise floor"
-                     + ("; dashed: the checks' thresholds" if _has_limits(blocks, names)
-                        else "")))
-    return finish(chart)
+    return concat_spec(
+        panels, COLUMNS, 16, resolve={"scale": {"x": "shared", "color": "shared"}},
+        title=alt.Title(f"{_label(blocks)}: {family} metrics by training step",
+                        subtitle="grey band: up to the floor multiple × the noise floor"
+                        + ("; dashed: the checks' thresholds" if _has_limits(blocks, names)
+                           else "")))
 
 
 def _has_limits(blocks: list[dict[str, Any]], names: list[str]) -> bool:
@@ -250,14 +252,18 @@ def _has_limits(blocks: list[dict[str, Any]], names: list[str]) -> bool:
                for b in blocks for n in names)
 
 
-def trajectory_figures(blocks: list[dict[str, Any]], headline: Any) -> list[Figure]:
+def trajectory_figures(blocks: list[dict[str, Any]], headline: Any,
+                       keep: Any = None) -> list[Figure]:
     """One figure per family with a headline metric in some series; every series of the
     audit drawn in it (a line each), so a planted run and its control compare in one
-    picture."""
+    picture. ``keep`` (the families in order) chooses which are drawn: a chart not drawn is
+    not built (a trajectory chart takes a tenth of a second to compose)."""
     out = []
     multiple = next((m for b in blocks if (m := (b.get("floor") or {}).get("multiple"))), None)
     ident = slug("-".join(str(b.get("name")) for b in blocks))
-    for family, names in chosen(blocks, headline).items():
+    families = chosen(blocks, headline)
+    for family in (keep(list(families)) if keep else list(families)):
+        names = families[family]
         info = [lookup(n) for n in names]
         worse = ", ".join(n for n, i in zip(names, info, strict=True)
                           if i is not None and not i.higher_is_worse)

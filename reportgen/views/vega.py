@@ -43,6 +43,18 @@ def chart_svg(spec: dict[str, Any]) -> str:
         spec, vl_version=vegalite_version(), allowed_base_urls=[]))
 
 
+def cached_svg(spec: dict[str, Any]) -> str | None:
+    """The chart's SVG if the render cache has it (:func:`chart_svg` without converting)."""
+    hit = rendercache.lookup(rendercache.svg_key(spec, _versions()))
+    return None if hit is None else hit.decode("utf-8")
+
+
+def store_svg(spec: dict[str, Any], svg: str) -> str:
+    """Keep a chart's SVG converted elsewhere (:mod:`reportgen.views.svgpool`); returns it."""
+    rendercache.store(rendercache.svg_key(spec, _versions()), svg.encode("utf-8"))
+    return svg
+
+
 @functools.lru_cache(maxsize=1)
 def _versions() -> str:
     """vl-convert's version and the Vega-Lite version it converts with (cache keys)."""
