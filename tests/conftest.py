@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -104,3 +106,31 @@ def tiny_series(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathF
     from seriesfactory import build_series
 
     return build_series(tiny_models["tiny-gpt2"], tmp_path_factory.mktemp("tiny-run"))
+
+
+@pytest.fixture(scope="session")
+def series_cert(tiny_models: dict[str, Path], tiny_series: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The series audit of ``tiny_series`` with its checks (tests/seriesfactory.py), once per
+    session: the series audit and view tests read it (copy it to change it; the teardown fails
+    when a test changed it)."""
+    from seriesfactory import CHECKS, audit_spec
+
+    import reportgen
+
+    tmp = tmp_path_factory.mktemp("series-audit")
+    spec = audit_spec(tmp, tiny_models["tiny-gpt2"],
+                      {"name": "run", "series": str(tiny_series / "checkpoint-*")}, CHECKS)
+    data = reportgen.audit(spec, progress=False).data
+    before = json.dumps(data, sort_keys=True)
+    yield data
+    assert json.dumps(data, sort_keys=True) == before, "a test changed the shared series_cert"
+
+
+@pytest.fixture(scope="session")
+def series_page(series_cert: dict[str, Any]) -> str:
+    """``series_cert``'s HTML page, rendered once (a render takes seconds)."""
+    from reportgen.api import Certificate
+    from reportgen.views.html import render_html
+
+    return render_html(Certificate(series_cert))

@@ -3,62 +3,17 @@ onsets follow from the per-step values, checks judge the steps, a new step runs 
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
+from seriesfactory import METRIC, audit_spec
 from test_forward_calls import forward_log  # noqa: F401  (a fixture)
 
 import reportgen
 from reportgen.analysis.series import first_crossing, floor_onset
 from reportgen.core import numfmt
-
-METRIC = "concepts.cosine_distance.mean"
-DOMAIN = ["The bank raised the price of every loan.", "A dog and a cat sat by the door.",
-          "He paid cash for the hammer and the rope."]
-
-
-def _spec(tmp: Path, base: Path, candidate: dict, checks: list | None = None) -> dict:
-    (tmp / "vocab.yaml").write_text(json.dumps(
-        {"animals": ["cat", "dog", "horse", "bird"], "money": ["bank", "loan", "cash", "price"]}))
-    (tmp / "domain.txt").write_text("\n".join(DOMAIN) + "\n")
-    return {
-        "audit": {"name": "run", "release": "r1", "created": "2026-01-02T03:04:05Z"},
-        "models": {"base": {"path": str(base)}, "candidates": [
-            candidate, {"name": "int8", "derive": {"from": "base", "quantize": "int8"},
-                        "role": "noise_floor"}]},
-        "probes": {"concepts": {"vocabulary": str(tmp / "vocab.yaml")},
-                   "domains": [{"name": "mixed", "texts": str(tmp / "domain.txt")}]},
-        "analysis": {"batch_size": 8, "bootstrap": 20, "umap": False,
-                     "sae": [{"layer": 1, "train": {"d_sae": 16, "k": 4, "epochs": 1}}],
-                     "series": {"concepts": 3, "features": 2}},
-        "checks": checks or [],
-    }
-
-
-CHECKS = [
-    {"id": "every", "metric": METRIC, "candidate": "run", "warn_if": "> 0.001",
-     "fail_if": "> 0.01"},
-    {"id": "final", "metric": METRIC, "candidate": "run", "step": "final", "fail_if": "> 0.5"},
-    {"id": "early", "metric": METRIC, "candidate": "run", "warn_if": "> 0.001",
-     "fail_if_onset_before": 300},
-    {"id": "late", "metric": METRIC, "candidate": "run", "warn_if": "> 0.001",
-     "fail_if_onset_before": 200},
-    {"id": "never", "metric": METRIC, "candidate": "run", "fail_if": "> 0.5",
-     "warn_if_onset_before": 300},
-    {"id": "calm", "metric": METRIC, "candidate": "run", "fail_if": "> 0.5"},
-]
-
-
-@pytest.fixture(scope="module")
-def series_cert(tiny_models, tiny_series, tmp_path_factory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("series-audit")
-    spec = _spec(tmp, tiny_models["tiny-gpt2"],
-                 {"name": "run", "series": str(tiny_series / "checkpoint-*")}, CHECKS)
-    return reportgen.audit(spec, progress=False).data
 
 
 def _comparison(data: dict, name: str) -> dict:
@@ -71,7 +26,7 @@ def test_each_step_equals_a_separate_audit(series_cert, tiny_models, tiny_series
     assert [s["step"] for s in series_cert["series"][0]["steps"]] == [100, 200, 300]
     for step in (100, 200, 300):
         folder = tiny_series / f"checkpoint-{step}"
-        alone = reportgen.audit(_spec(tmp_path, tiny_models["tiny-gpt2"],
+        alone = reportgen.audit(audit_spec(tmp_path, tiny_models["tiny-gpt2"],
                                       {"name": "ft", "path": str(folder)}), progress=False).data
         mine, theirs = _comparison(series_cert, f"run@{step}"), _comparison(alone, "ft")
         assert mine["metrics"] == theirs["metrics"]
@@ -175,7 +130,7 @@ def test_a_new_checkpoint_runs_one_capture(tiny_models, tiny_series, tmp_path, m
     run = tmp_path / "out"
     for step in (100, 200):
         shutil.copytree(tiny_series / f"checkpoint-{step}", run / f"checkpoint-{step}")
-    spec = _spec(tmp_path, tiny_models["tiny-gpt2"],
+    spec = audit_spec(tmp_path, tiny_models["tiny-gpt2"],
                  {"name": "run", "series": str(run / "checkpoint-*")})
     reportgen.audit(spec, progress=False)
     assert forward_log.loads == ["base", "run@100", "run@200"]
@@ -192,17 +147,16 @@ def test_a_new_checkpoint_runs_one_capture(tiny_models, tiny_series, tmp_path, m
     assert [s["step"] for s in cert.data["series"][0]["steps"]] == [100, 200, 300]
 
 
-def test_page_and_summary_show_the_series(series_cert) -> None:
+def test_page_and_summary_show_the_series(series_cert, series_page) -> None:
     from reportgen.api import Certificate
     from reportgen.certificate.schema import certificate_problems
-    from reportgen.views.html import render_html
 
     assert certificate_problems(series_cert) == []
     v200 = series_cert["series"][0]["metrics"][METRIC]["values"][1]
     summary = Certificate(series_cert).summary().splitlines()
     assert summary[1] == (f"Series run (3 steps, 100–300): {METRIC} first crosses warn > 0.001 "
                           f"at step 200 ({numfmt.num(v200, 3)}).")
-    page = render_html(Certificate(series_cert))
+    page = series_page
     assert '<h2 id="series-title">Checkpoint series</h2>' in page
     assert "run: headline metrics at each step" in page
     section = page[page.index('id="series"'):page.index('id="family-')]
@@ -262,15 +216,15 @@ def test_pdf_has_the_series_section(series_cert, tmp_path) -> None:
     assert start < trajectory < text.index("Concept drift", trajectory)
 
 
-def test_every_trajectory_chart_reaches_the_page(series_cert) -> None:
+def test_every_trajectory_chart_reaches_the_page(series_cert, series_page) -> None:
     """The series' charts are among the figures the HTML embeds and the PDF draws (a merge once
     dropped them: the page said "the chart could not be drawn")."""
-    from reportgen.views.html import page_context, render_html
+    from reportgen.views.html import page_context
 
     for mode in ("html", "pdf"):
         ids = [f.id for f in page_context(series_cert, mode=mode)["figures"]]
         assert "series-run-concepts" in ids, mode
-    section = render_html(series_cert).split('id="series"')[1].split('id="family-')[0]
+    section = series_page.split('id="series"')[1].split('id="family-')[0]
     script = section.split('data-chart="chart-series-run-concepts">')[1].split("</script>")[0]
     assert script.strip() not in ("", "None") and '"$schema"' in script
 

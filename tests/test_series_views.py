@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from cdp import Browser, chromium
-from test_series_audit import series_cert  # noqa: F401  (a fixture)
 
 from reportgen.api import Certificate
 from reportgen.views.html import page_context, render_html
@@ -30,14 +29,9 @@ def _four(v: float | None) -> float | None:
     return None if v is None else float(f"{v:.4g}")
 
 
-@pytest.fixture(scope="module")
-def page(series_cert) -> str:  # noqa: F811
-    return render_html(Certificate(series_cert))
-
-
-def test_explorer_holds_each_concepts_drift_by_step(series_cert, page) -> None:  # noqa: F811
+def test_explorer_holds_each_concepts_drift_by_step(series_cert, series_page) -> None:
     block = series_cert["series"][0]
-    payload = _payload(page)
+    payload = _payload(series_page)
     assert [(s["name"], s["steps"]) for s in payload["series"]] == [("run", [100, 200, 300])]
     by_term = {c["term"]: c for c in payload["concepts"]}
     listed = {c["term"] for c in block["concepts"]}
@@ -52,7 +46,7 @@ def test_explorer_holds_each_concepts_drift_by_step(series_cert, page) -> None: 
     assert set(by_term) - listed  # the explorer reaches beyond the block's most moved
 
 
-def test_explorer_without_a_series_is_unchanged(series_cert) -> None:  # noqa: F811
+def test_explorer_without_a_series_is_unchanged(series_cert) -> None:
     old = {k: v for k, v in series_cert.items() if k != "series"}
     payload = _payload(render_html(Certificate(old)))
     assert "series" not in payload
@@ -60,13 +54,13 @@ def test_explorer_without_a_series_is_unchanged(series_cert) -> None:  # noqa: F
 
 
 @pytest.mark.browser
-def test_series_page_in_chromium(series_cert, page, tmp_path) -> None:  # noqa: F811
+def test_series_page_in_chromium(series_cert, series_page, tmp_path) -> None:
     """Every series chart draws (no console warning: no empty layer), and the explorer
     draws a concept's drift at each step next to a table of the same numbers."""
     if chromium() is None:
         pytest.skip("chromium is not installed")
     path = tmp_path / "certificate.html"
-    path.write_text(page, encoding="utf-8")
+    path.write_text(series_page, encoding="utf-8")
     term = series_cert["series"][0]["concepts"][0]["term"]
     values = series_cert["series"][0]["concepts"][0]["values"]
     result = "document.getElementById('explorer-result').innerText"
@@ -93,7 +87,7 @@ def test_series_page_in_chromium(series_cert, page, tmp_path) -> None:  # noqa: 
         assert b.problems() == [] and b.requests() == []
 
 
-def test_small_multiples_are_the_blocks_concepts(series_cert) -> None:  # noqa: F811
+def test_small_multiples_are_the_blocks_concepts(series_cert) -> None:
     block = series_cert["series"][0]
     fig = concept_figure(block, ["animals", "money"])
     spec = fig.spec()
@@ -108,10 +102,10 @@ def test_small_multiples_are_the_blocks_concepts(series_cert) -> None:  # noqa: 
     assert concept_figure({**block, "concepts": []}, []) is None
 
 
-def test_every_series_chart_is_embedded(series_cert, page) -> None:  # noqa: F811
+def test_every_series_chart_is_embedded(series_cert, series_page) -> None:
     """Each series figure's spec is in the page (a figure the page's chart list missed was
     once written as the text 'None' and drawn as an error)."""
-    embedded = {fid: text for fid, text in _CHART.findall(page)}
+    embedded = {fid: text for fid, text in _CHART.findall(series_page)}
     series = [f for sv in page_context(series_cert, mode="html")["series"]
               for f in sv.figures]
     assert "series-run-concept-steps" in {f.id for f in series}
@@ -119,7 +113,7 @@ def test_every_series_chart_is_embedded(series_cert, page) -> None:  # noqa: F81
         assert json.loads(embedded[f.id]) == json.loads(json.dumps(f.spec())), f.id
 
 
-def test_archive_trends_and_series_share_one_chart(series_cert, monkeypatch) -> None:  # noqa: F811
+def test_archive_trends_and_series_share_one_chart(series_cert, monkeypatch) -> None:
     """Both callers draw through trajectory.metric_chart: x is the release (ordinal, in filing
     order) or the step (a number), y the value, colour the model; thresholds as rules."""
     from certfactory import make_certificate
@@ -181,7 +175,7 @@ def test_a_far_threshold_is_named_not_drawn() -> None:
     assert rule["transform"] == texts[0]["transform"]  # only the near one is drawn
 
 
-def test_every_series_is_a_line_in_one_chart_per_family(series_cert) -> None:  # noqa: F811
+def test_every_series_is_a_line_in_one_chart_per_family(series_cert) -> None:
     """Two runs compare in one picture: a chart per family, a line per series (its own
     numbers), both series' thresholds labelled with their series."""
     import copy
