@@ -50,10 +50,15 @@ def save_blob(kind: str, key: str, payload: bytes) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def has_blob(kind: str, key: str) -> bool:
+    """Whether entry ``kind/key`` is stored (its checksum is checked when it is loaded)."""
+    return (cache_root() / kind / key / "manifest.json").is_file()
+
+
 def load_blob(kind: str, key: str) -> bytes | None:
     """Entry ``kind/key``'s payload, or None; an entry failing its checksum is dropped."""
     folder = cache_root() / kind / key
-    if not (folder / "manifest.json").is_file():
+    if not has_blob(kind, key):
         return None
     try:
         meta = json.loads((folder / "manifest.json").read_text())

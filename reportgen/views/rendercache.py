@@ -29,7 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from reportgen.core.blobs import cache_root, load_blob, save_blob
+from reportgen.core.blobs import has_blob, load_blob, save_blob
 from reportgen.core.resources import templates_dir
 from reportgen.core.version import __version__
 
@@ -85,8 +85,7 @@ def view(fmt: str, cert_digest: str, page_size: str, make: Callable[[], bytes]) 
 
 
 def has_view(fmt: str, cert_digest: str, page_size: str) -> bool:
-    key = _view_key(fmt, cert_digest, page_size)
-    return enabled() and (cache_root() / KIND / key / "manifest.json").is_file()
+    return enabled() and has_blob(KIND, _view_key(fmt, cert_digest, page_size))
 
 
 def _view_key(fmt: str, cert_digest: str, page_size: str) -> str:
