@@ -147,7 +147,7 @@ def build(root: Path, shape: dict[str, int], device: str, dtype: str) -> tuple[P
 def spec(work: Path, base: Path, ft: Path, device: str, dtype: str, sae_layer: int,
          d_sae: int, html: bool = False) -> dict[str, Any]:
     """The audit: every family but the UMAP projection (umap-learn does not travel); JSON,
-    and HTML when asked and altair and vl-convert are there (no PDF: no WeasyPrint)."""
+    and HTML when asked and altair and vl-convert are there (no PDF: no Typst)."""
     fmts = ["json", "html"] if html and _have("altair") and _have("vl_convert") else ["json"]
     model = {"device": device, "dtype": dtype}
     return {

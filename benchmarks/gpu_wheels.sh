@@ -3,7 +3,7 @@
 # machine without one: what reportgen needs for a JSON + HTML audit beyond the machine's own
 # packages (torch with CUDA, transformers, accelerate, numpy, scipy, jinja2, pyyaml, pytest,
 # narwhals, attrs, ...), pinned to the versions the tests run with here, for CPython 3.12 on
-# x86-64 Linux. Not included: weasyprint (the PDF; it needs Pango, a system library),
+# x86-64 Linux. Not included: typst (the PDF; 34 MB, and the check writes none),
 # umap-learn (the projection; the check's specs turn it off) and cryptography (signing).
 # Usage, from the repository root:  benchmarks/gpu_wheels.sh   (writes .whl/, git-ignored)
 set -eu

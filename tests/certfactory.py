@@ -188,7 +188,7 @@ def make_builder(
         tool={"name": "reportgen", "version": "0.1.0",
               "libraries": {"python": "3.11.9", "torch": "2.13.0", "transformers": "4.46.3",
                             "numpy": "2.1.3", "altair": "6.3.0", "vl-convert-python": "1.9.0",
-                            "weasyprint": "70.0"}},
+                            "typst": "0.15.2"}},
         spec={"digest": _hex("spec"), "content": {
             "audit": {"name": "support-bot fine-tune", "release": "v1.3"},
             "models": {"base": {"path": "./checkpoints/base"}},
@@ -215,3 +215,21 @@ def make_builder(
 def make_certificate(**kwargs: Any) -> dict[str, Any]:
     """A certificate dict: base + finetuned + lora + int8 noise floor, PASS/WARN/FAIL checks."""
     return make_builder(**kwargs).build()
+
+
+def small_pdf(heading: str, cert: Any = None) -> bytes:
+    """A one-page PDF saying ``heading``, with ``cert``'s JSON attached as the certificate
+    PDF attaches it (nothing attached without one): fast stand-ins for verify's tests."""
+    from reportgen.certificate.document import JSON_NAME
+    from reportgen.views.pdf import created_time, typeset
+
+    source = f"= {heading}\n"
+    files: dict[str, bytes] = {}
+    if cert is not None:
+        source += (f'#pdf.attach("{JSON_NAME}", relationship: "source", '
+                   'mime-type: "application/json", description: "certificate")\n')
+        files[JSON_NAME] = cert.to_json().encode("utf-8")
+    when = created_time(cert) if cert is not None else None
+    import datetime as dt
+
+    return typeset(source.encode(), files, when or dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))

@@ -220,7 +220,7 @@ def test_ordinary_fine_tunes_are_not_taken_for_a_collapse(demo_cert, demo_root: 
 
 
 def _pdf_text(pdf: Path) -> str:
-    """The PDF's text without whitespace or the hyphens WeasyPrint adds where a word wraps,
+    """The PDF's text without whitespace or the hyphens added where a word wraps,
     so a digest or check id broken over two lines still reads whole."""
     import subprocess
 

@@ -160,9 +160,7 @@ def test_explorer_is_absent_without_concepts_and_from_the_pdf(data):
 
 
 def test_page_size_letter_and_unknown_sizes(data):
-    ctx = page_context(data, mode="pdf", page_size="Letter")
-    ctx.update(charts={}, images={f.id: "data:," for f in ctx["figures"]})
-    html = environment().get_template("certificate.html.j2").render(ctx)
+    html = render_html(Certificate(data), "Letter")  # the PDF's: test_render.py
     assert "size: Letter;" in html and "size: A4" not in html
     with pytest.raises(ValueError, match="unknown page size 'A5'; expected one of: A4, Letter"):
         page_context(data, mode="pdf", page_size="A5")

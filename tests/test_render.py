@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from certfactory import make_builder
-from markupsafe import escape
 
 import reportgen.release.write as render
 import reportgen.views.pdf as pdf_module
@@ -219,15 +218,20 @@ def _bare(d: dict) -> None:
 
 @pytest.mark.parametrize("change", [_only_embeddings, _new_family, _bare])
 def test_partial_certificates_render(change):
-    from reportgen.views.html import environment, page_context
+    from reportgen.views.html import page_context
 
     d = make_builder().build()
     change(d)
     page = render_html(Certificate(d))
     assert "</html>" in page
     ctx = page_context(d, mode="pdf")
-    ctx.update(charts={}, images={f.id: "data:," for f in ctx["figures"]})
-    assert "</html>" in environment().get_template("certificate.html.j2").render(ctx)
+    import datetime as dt
+
+    files = pdf_module.pdf_files(Certificate(d), ctx, "Letter",
+                                 {f.id: TINY_SVG for f in ctx["figures"]})
+    assert pdf_module.typeset(pdf_module.template_source(), files,
+                              dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)).startswith(
+        b"%PDF-")
     if change is _new_family:
         assert 'id="family-behavior"' in page and "no risk probes in the spec" in page
     if change is _bare:
@@ -257,43 +261,64 @@ def test_pdf_text_has_verdict_checks_and_digests(pdf, pdf_text, data, cert, tmp_
     assert re.search(r"Page 1 of \d+", pdf_text)
 
 
-def _pdf_page(d: dict) -> str:
-    """The PDF's HTML (the template in pdf mode), without converting it: fast."""
-    from reportgen.views.html import environment, page_context
+def _pdf_blocks(d: dict) -> list[dict]:
+    """The PDF's content as the Typst template reads it, without laying it out: fast."""
+    from reportgen.views.html import page_context
+    from reportgen.views.pdfparts import blocks
 
-    ctx = page_context(d, mode="pdf")
-    ctx.update(charts={}, images={f.id: "data:," for f in ctx["figures"]})
-    return environment().get_template("certificate.html.j2").render(ctx)
+    return blocks(page_context(d, mode="pdf"))
+
+
+def _section(blocks: list[dict], title: str) -> list[dict]:
+    """The blocks under the level-1 heading ``title``, up to the next one."""
+    start = next(i for i, b in enumerate(blocks)
+                 if b["t"] == "heading" and b["level"] == 1 and b["text"] == title)
+    end = next((i for i in range(start + 1, len(blocks))
+                if blocks[i]["t"] == "heading" and blocks[i]["level"] == 1), len(blocks))
+    return blocks[start + 1:end]
+
+
+def _text(runs: list) -> str:
+    """A cell's text as read (the template draws the break marks as nothing)."""
+    return "".join(r[1] for r in runs).replace("\u200b", "")
 
 
 def test_pdf_groups_the_checks_by_check(data):
     """One heading row per check (its id, metric and condition once), then a row per
     candidate with its value, status and message; no check and no message is lost."""
-    page = _pdf_page(data).split('id="checks"')[1].split('id="models"')[0]
-    groups = page.split('<tbody class="check-group">')[1:]
+    [table] = [b for b in _section(_pdf_blocks(data), "Checks") if b["t"] == "table"]
+    groups: list[tuple[str, list[dict]]] = []
+    for row in table["rows"]:
+        if row.get("head"):
+            groups.append((_text(row["cells"][0]), []))
+        else:
+            groups[-1][1].append(row)
     ids = list(dict.fromkeys(c["id"] for c in data["checks"]))
-    assert [g.split("<code>")[1].split("</code>")[0] for g in groups] == ids
-    for check_id, group in zip(ids, groups, strict=True):
-        rows = [c for c in data["checks"] if c["id"] == check_id]
-        assert group.count('<tr class="row-') == len(rows)
-        for c in rows:
-            assert f'<tr class="row-{c["status"].lower()}">\n<td>{escape(c["candidate"])}</td>' \
-                in group
-            assert f'<td class="message">{escape(c["message"])}</td>' in group
+    assert [head.split()[0] for head, _ in groups] == ids
+    for check_id, (head, rows) in zip(ids, groups, strict=True):
+        checks = [c for c in data["checks"] if c["id"] == check_id]
+        assert checks[0]["metric"] in head
+        assert [[_text(cell) for cell in r["cells"]] for r in rows] == [
+            [c["candidate"], _num(c["value"]), c["status"], c["message"]] for c in checks]
+
+
+def _num(v) -> str:
+    from reportgen.core.numfmt import num
+
+    return num(v)
 
 
 def test_pdf_models_table_holds_every_root_digest_in_full(data):
     """The PDF's one models table (the HTML has two): each model's row has its role and
     its checkpoint's root digest in full with the number of files behind it."""
-    page = _pdf_page(data).split('id="models"')[1].split('id="probes"')[0]
-    rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    [table] = [b for b in _section(_pdf_blocks(data), "Models") if b["t"] == "table"]
+    rows = [[_text(c) for c in r["cells"]] for r in table["rows"]]
     assert len(rows) == len(data["models"]) + sum(1 for m in data["models"] if m.get("adapter"))
     for m in data["models"]:
-        row = next(r for r in rows if r.startswith(f'<td class="nowrap">{escape(m["name"])}<'))
-        assert f'<td class="nowrap">{m["role"].replace("_", " ")}</td>' in row
-        assert (f'<td class="k-digest">{m["digest"]["root"]}</td><td class="k-int">'
-                f'{len(m["digest"]["files"])}</td>') in row
-    assert "root digest (sha256)" in page
+        row = next(r for r in rows if r[0].startswith(m["name"]))
+        assert row[1] == m["role"].replace("_", " ")
+        assert row[5:] == [m["digest"]["root"], str(len(m["digest"]["files"]))]
+    assert table["columns"][5]["label"] == "root digest (sha256)"
 
 
 def test_distinct_files_lists_each_file_once_with_its_holders():
@@ -319,15 +344,15 @@ def test_distinct_files_lists_each_file_once_with_its_holders():
 
 
 def test_pdf_lists_each_checkpoint_file_once_and_says_where_the_lists_are(data):
-    page = _pdf_page(data).split('id="file-digests"')[1].split('id="spec"')[0]
+    part = _section(_pdf_blocks(data), "Appendix")
+    [table] = [b for b in part if b["t"] == "table"]
     pairs = {(f["name"], f["digest"]) for m in data["models"]
-             for part in (m["digest"], m.get("adapter")) if part
-             for f in part.get("files", [])}
-    assert page.count("<tr><td><code>") == len(pairs)
-    for name, digest in pairs:
-        assert page.count(f":{digest}</td>") == 1, name
-    assert "the certificate JSON holds them under <code>models[].digest.files</code>" in \
-        " ".join(page.split())
+             for part_ in (m["digest"], m.get("adapter")) if part_
+             for f in part_.get("files", [])}
+    rows = [[_text(c) for c in r["cells"]] for r in table["rows"]]
+    assert sorted((r[0], r[1].split(":")[1]) for r in rows) == sorted(pairs)
+    notes = " ".join(_text(b["runs"]) for b in part if b["t"] == "note")
+    assert "the certificate JSON holds them under models[].digest.files" in notes
 
 
 def test_pdf_charts_are_vector_images(pdf_text):
@@ -336,12 +361,44 @@ def test_pdf_charts_are_vector_images(pdf_text):
     assert "Concept drift by layer" in pdf_text
 
 
-def test_pdf_fetches_nothing_but_its_charts():
-    fetch = pdf_module.chart_fetcher({})
-    with pytest.raises(ValueError, match="may not load"):
-        fetch("https://example.com/x.png")
-    with pytest.raises(ValueError, match="may not load"):
-        fetch("file:///etc/passwd")
+def test_pdf_reads_nothing_outside_its_own_folder(tmp_path):
+    """Typst compiles in a private folder: a file beside it, an absolute path and the
+    network are out of its reach (the template reads only doc.json and the charts)."""
+    import datetime as dt
+
+    (tmp_path / "secret.txt").write_text("secret")
+    when = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    for source in ('#read("/etc/passwd")', f'#read("{tmp_path / "secret.txt"}")',
+                   '#read("../secret.txt")', '#image("https://example.com/x.png")'):
+        with pytest.raises(RuntimeError, match="Typst could not lay out the PDF"):
+            pdf_module.typeset(source.encode(), {}, when)
+    assert pdf_module.typeset(b'#read("doc.json")', {"doc.json": b"{}"}, when).startswith(
+        b"%PDF-")
+
+
+def test_pdf_places_certificate_strings_as_text_never_as_markup(data):
+    """A model name or concept term full of Typst syntax is drawn as it is written."""
+    import datetime as dt
+    import io
+
+    import pypdf
+
+    hostile = '#read("/etc/passwd") *bold* $x$ = heading \\ ]'
+    d = json.loads(json.dumps(data))
+    d["audit"]["name"] = hostile
+    d["audit"]["description"] = hostile
+    from reportgen.views.html import page_context
+
+    ctx = page_context(d, mode="pdf")
+    files = pdf_module.pdf_files(Certificate(d), ctx, "A4",
+                                 {f.id: TINY_SVG for f in ctx["figures"]})
+    pdf = pdf_module.typeset(pdf_module.template_source(), files,
+                             dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+    text = " ".join(pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+    assert hostile in text
+
+
+TINY_SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
 
 
 # --------------------------------------------------------------------------- write_outputs
@@ -611,6 +668,22 @@ def test_pdf_leaves_the_noise_floor_figures_out(pdf_pages, html, data):
         " ".join(text.split())
 
 
+def test_pdf_bytes_depend_on_the_certificate_alone(cert, pdf, monkeypatch):
+    """Laid out again from scratch (no cache), the same certificate gives the same bytes:
+    the render cache, a signature over the PDF and ``verify`` rely on it."""
+    monkeypatch.setenv("REPORTGEN_RENDER_CACHE", "off")
+    assert render_pdf(cert) == pdf
+
+
+def test_pdf_on_letter_pages(cert):
+    import io
+
+    import pypdf
+
+    box = pypdf.PdfReader(io.BytesIO(render_pdf(cert, "Letter"))).pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (612, 792)
+
+
 def test_pdf_is_a4_with_bookmarks_for_every_section(pdf, html):
     import io
 
@@ -628,7 +701,8 @@ def test_pdf_is_a4_with_bookmarks_for_every_section(pdf, html):
 
     marks = titles(reader.outline)
     h2 = [re.sub(r"<[^>]+>", "", t) for t in re.findall(r"<h2 id=[^>]*>(.*?)</h2>", html)]
-    h2 = [t.replace("&#39;", "'").replace("&amp;", "&") for t in h2 if t != "Concept explorer"]
+    h2 = [t.replace("&#39;", "'").replace("&amp;", "&") for t in h2
+          if t not in ("Concept explorer", "Contents")]  # HTML only; the PDF's box of contents
     assert [t for t in marks if t in h2] == h2
     assert "Glossary" in marks and "Checks" in marks
 

@@ -68,3 +68,34 @@ def test_a_worker_that_dies_leaves_the_chart_to_this_process(cache, monkeypatch)
         (pid,) = pool._pool._processes  # type: ignore[union-attr]
         os.kill(pid, signal.SIGKILL)
         assert pool.submit(_spec(6)).result(timeout=120).decode() == vega.cached_svg(_spec(6))
+
+
+def test_the_vega_bundle_builds_in_a_worker_and_is_the_one_built_here(cache, monkeypatch):
+    """An HTML render starts the bundle in a worker (write.render_outputs); js_bundle takes
+    the worker's, the same text this process builds, and keeps it in the render cache."""
+    vega.js_bundle.cache_clear()
+    try:
+        with SvgPool() as pool:
+            vega.start_bundle(pool)
+            job = vega._PENDING[vega._versions()]
+            assert job.result(timeout=300) == vega.make_bundle(vega.vegalite_version())
+            monkeypatch.setattr(vega, "make_bundle", lambda _v: pytest.fail("rebuilt"))
+            page_script = vega.js_bundle()
+        assert not vega._PENDING and len(page_script) > 100_000
+        vega.js_bundle.cache_clear()
+        assert vega.js_bundle() == page_script  # from the render cache, not rebuilt
+    finally:
+        vega.js_bundle.cache_clear()
+
+
+def test_a_bundle_whose_worker_went_away_is_built_here(cache):
+    vega.js_bundle.cache_clear()
+    try:
+        with SvgPool() as pool:
+            vega.start_bundle(pool)
+            pool._pool.shutdown(wait=False, cancel_futures=True)
+            next(iter(vega._PENDING.values())).cancel()
+        assert "vega" in vega.js_bundle()
+    finally:
+        vega._PENDING.clear()
+        vega.js_bundle.cache_clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certfactory import make_certificate
+from certfactory import make_certificate, small_pdf
 
 from reportgen.api import Certificate
 from reportgen.cli import commands as cli
@@ -19,7 +19,6 @@ from reportgen.release.pdfattach import embedded_files
 from reportgen.release.pdfsign import append_signature
 from reportgen.release.signing import generate_keypair, sign_certificate
 from reportgen.spec.digest import digest_folder
-from reportgen.views.pdf import pdf_options
 
 
 def run_cli(argv: list[str]) -> int:
@@ -220,12 +219,9 @@ def test_a_derived_variant_cannot_be_rehashed(tmp_path: Path, capsys) -> None:
 
 def _pdf(cert_json: bytes, signature: bytes | None = None) -> bytes:
     """A small PDF carrying ``cert_json``, with ``signature`` appended as reportgen does."""
-    import weasyprint
-
     cert = Certificate(json.loads(cert_json))
     assert cert.to_json().encode() == cert_json
-    doc = weasyprint.HTML(string="<h1>Alignment certificate</h1>")
-    pdf = doc.write_pdf(**pdf_options(cert))
+    pdf = small_pdf("Alignment certificate", cert)
     return pdf if signature is None else append_signature(pdf, signature)
 
 
@@ -300,10 +296,8 @@ def test_pdf_with_edited_json_fails(signed, tmp_path: Path, capsys) -> None:
 
 
 def test_pdf_without_attachment_is_an_input_error(tmp_path: Path, capsys) -> None:
-    import weasyprint
-
     pdf = tmp_path / "plain.pdf"
-    pdf.write_bytes(weasyprint.HTML(string="<p>no attachment</p>").write_pdf())
+    pdf.write_bytes(small_pdf("no attachment"))
     assert run_cli(["verify", str(pdf)]) == 2
     assert capsys.readouterr().err == (
         f"error: {pdf}: no certificate.json is attached to this PDF, so it cannot be verified "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certfactory import CHECK_PLAN, make_certificate
+from certfactory import CHECK_PLAN, make_certificate, small_pdf
 
 from reportgen.api import Certificate
 from reportgen.cli import commands as cli
@@ -28,7 +28,6 @@ from reportgen.release.signing import generate_keypair, sign_certificate
 from reportgen.release.write import write_outputs
 from reportgen.views.html import render_html
 from reportgen.views.modelcard import render_model_card
-from reportgen.views.pdf import pdf_options
 
 VIEWS = ["json", "html", "pdf", "model-card"]
 
@@ -51,9 +50,7 @@ def audits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     write_outputs(passing, root / "pass", VIEWS, sign=keys.private)
     # The FAIL audit signed as write_outputs signs (a one-page PDF keeps the test fast).
     html, card = render_html(failing).encode(), render_model_card(failing).encode()
-    import weasyprint
-
-    pages = weasyprint.HTML(string="<h1>FAIL</h1>").write_pdf(**pdf_options(failing))
+    pages = small_pdf("FAIL", failing)
     sig = sign_certificate(failing, keys.private, {"certificate.html": html,
                                                     "model-card.md": card,
                                                     "certificate.pdf": pages})

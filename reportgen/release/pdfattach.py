@@ -5,9 +5,10 @@ embedded files, so the PDF can carry ``certificate.json`` (relationship ``Source
 rendered from it) and, when signed, ``certificate.sig.json``; ``reportgen verify cert.pdf``
 then checks the PDF alone.
 
-Writing is WeasyPrint's job (:func:`reportgen.views.pdf.pdf_options`). Reading
+Writing is Typst's job (``templates/certificate.typ``, :mod:`reportgen.views.pdf`). Reading
 uses a small extractor instead of a PDF library: it only has to find embedded-file streams,
-including the file specifications WeasyPrint puts inside compressed object streams. It reads
+including file specifications inside compressed object streams (as WeasyPrint, which wrote
+the PDFs of reportgen before Typst, puts them). It reads
 the objects in file order (a later definition wins, as in an incrementally updated PDF).
 
 Why it is bounded: the PDF may be a vendor's. Every pattern has bounded repetition and every
@@ -185,7 +186,7 @@ def _object_stream(text: bytes, body: bytes) -> Iterator[tuple[int, bytes]]:
 
 
 def _decode_stream(body: bytes, data: bytes, stats: ReadStats) -> bytes:
-    """Stream data with FlateDecode undone (the only filter WeasyPrint uses for these),
+    """Stream data with FlateDecode undone (the only filter Typst and WeasyPrint use for these),
     within what is left of the :data:`MAX_INFLATED` budget."""
     filters = re.findall(rb"/(\w{1,32}Decode)\b", body)
     if not filters:

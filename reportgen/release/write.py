@@ -122,6 +122,10 @@ def render_outputs(cert: Certificate, formats: list[str],
     wanted = list(dict.fromkeys(formats))
     with SvgPool() as pool, current().counter("rendering", len(wanted)) as advance:
         early = None  # the PDF's charts convert in a worker while the other views render
+        if "html" in wanted and not rendercache.has_view("html", digest, page_size):
+            from reportgen.views.vega import start_bundle
+
+            start_bundle(pool)
         if "pdf" in wanted and not rendercache.has_view("pdf", digest, page_size):
             from reportgen.views.pdf import prepare_pdf
 

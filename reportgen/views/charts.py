@@ -1,7 +1,7 @@
 """Altair charts built from the certificate dict alone (no model, no arrays).
 
 The same Vega-Lite specs are embedded live in the HTML and turned into static SVG for the
-PDF, so every chart uses fixed widths (``width="container"`` has no meaning in WeasyPrint)
+PDF, so every chart uses fixed widths (``width="container"`` has no meaning in a static SVG)
 and explicitly named parameters (Altair's automatic names change between calls, which
 would make two renders of one certificate differ).
 """

@@ -8,7 +8,6 @@ from markupsafe import Markup
 
 from reportgen.core import numfmt
 from reportgen.core.tokentext import token_label
-from reportgen.views.annex import distinct_files
 from reportgen.views.charts import slug
 
 fmt_num = numfmt.num
@@ -43,19 +42,7 @@ def dotted(name: Any) -> Markup:
     return Markup(".<wbr>").join(str(name).split("."))
 
 
-def css_string(text: Any) -> Markup:
-    """A quoted CSS string (for @page margin boxes) that nothing can break out of."""
-    out = []
-    for ch in str(text):
-        if ch in '"\\<>&' or ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\{ord(ch):x} ")
-        else:
-            out.append(ch)
-    return Markup('"' + "".join(out) + '"')
-
-
 FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
-           "params": fmt_params, "short": short_digest, "css_string": css_string,
+           "params": fmt_params, "short": short_digest,
            "dotted": dotted, "plural": numfmt.plural,
-           "token": token_label, "with_unit": numfmt.with_unit, "slug": slug,
-           "distinct_files": distinct_files}
+           "token": token_label, "with_unit": numfmt.with_unit, "slug": slug}

@@ -186,6 +186,16 @@ def page_context(cert: Certificate | dict[str, Any], mode: str,
 
     ``page_size`` (A4 or Letter) sets the printed page in both the PDF and browser print.
     """
+    from altair.utils.schemapi import debug_mode
+
+    # Altair validates every object as it is built (2.4 s of the demo's charts); every
+    # chart's spec is validated against the Vega-Lite schema by tests/test_chart_specs.py
+    with debug_mode(False):
+        return _page_context(cert, mode, page_size)
+
+
+def _page_context(cert: Certificate | dict[str, Any], mode: str,
+                  page_size: str) -> dict[str, Any]:
     if page_size not in PAGE_SIZES:
         raise ValueError(f"unknown page size {page_size!r}; expected one of: "
                          f"{', '.join(PAGE_SIZES)}")

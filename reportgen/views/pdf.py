@@ -1,26 +1,42 @@
-"""The certificate as PDF: the HTML template in 'pdf' mode, laid out by WeasyPrint.
+"""The certificate as PDF: the page's content in 'pdf' mode, laid out by Typst.
 
-WeasyPrint runs no JavaScript, so each chart becomes a static SVG made by vl-convert from
-the same Vega-Lite spec the HTML embeds, in a worker process (:func:`prepare_pdf`) while
-this one renders the HTML, parses the page and computes its styles; the page refers to the
-charts by a private URL scheme that only our fetcher resolves. Nothing else is fetched: no
-network, no local files.
+Why Typst: WeasyPrint took about 16 s of single-threaded layout and drawing for the demo's
+29 pages (benchmarks/RESULTS.md); Typst lays out the same pages in about a second. The
+content is the HTML page's (:func:`reportgen.views.html.page_context`), turned into plain
+data by :mod:`reportgen.views.pdfparts`; ``templates/certificate.typ`` reads that data with
+``json()``, so no string from the certificate is ever parsed as markup.
+
+Each chart is a static SVG made by vl-convert from the same Vega-Lite spec the HTML embeds,
+in a worker process (:func:`prepare_pdf`) while this one renders the HTML. Typst compiles in
+a private temporary folder holding only the template, the document, the charts and the
+certificate JSON it attaches: it reads nothing else (no network, no other files).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import tempfile
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reportgen.certificate.document import JSON_NAME, Certificate
-from reportgen.views.html import environment, page_context
+from reportgen.core.resources import templates_dir
+from reportgen.views.html import page_context
+from reportgen.views.pdfparts import blocks, masthead
 from reportgen.views.svgpool import SvgPool
 
-TEMPLATE = "certificate.html.j2"
-SCHEME = "reportgen-chart"
-PDF_VARIANT = "pdf/a-3b"
+TEMPLATE = "certificate.typ"
+PDF_STANDARD = "a-3b"
+PAPER = {"A4": "a4", "Letter": "us-letter"}
+#: the widest a chart is drawn (the A4 text width) and the tallest, with its caption on
+#: the same page; a chart smaller than that keeps its size (CSS pixels of 0.2646 mm)
+CHART_MAX_MM = (180.0, 80.0)
+PX_MM = 25.4 / 96
+_SIZE = re.compile(rb'<svg\b[^>]*?\bwidth="([0-9.]+)"[^>]*?\bheight="([0-9.]+)"')
 
 
 @dataclass
@@ -41,73 +57,84 @@ def render_pdf(cert: Certificate, page_size: str = "A4",
                prepared: Prepared | None = None) -> bytes:
     """PDF/A-3b bytes on A4 or Letter pages with a running header (audit, release), a footer
     (page X of Y, digest), bookmarks from the headings, and the certificate JSON attached
-    (a signature is appended by :mod:`reportgen.release.write`)."""
+    (a signature is appended by :mod:`reportgen.release.write`). The same certificate gives
+    the same bytes: the PDF's dates are the certificate's ``created`` time."""
     if prepared is None:
         with SvgPool() as pool:
             return render_pdf(cert, page_size, prepare_pdf(cert, page_size, pool))
-    import weasyprint
-
-    ctx, svgs = dict(prepared.ctx), prepared.svgs
-    ctx.update(charts={}, images={fid: f"{SCHEME}:{fid}" for fid in svgs})
-    html = environment().get_template(TEMPLATE).render(ctx)
-    doc = weasyprint.HTML(string=html, base_url=None, url_fetcher=chart_fetcher(svgs))
-    pdf = doc.write_pdf(pdf_identifier=ctx["digest"][:32].encode("ascii"),
-                        **pdf_options(cert))
-    for fut in svgs.values():  # WeasyPrint only warns on a failed image; we fail
-        fut.result()
-    return pdf
+    charts = {fid: fut.result() for fid, fut in prepared.svgs.items()}
+    return typeset(template_source(), pdf_files(cert, prepared.ctx, page_size, charts),
+                   created_time(cert))
 
 
-def chart_fetcher(svgs: dict[str, Future[bytes]]) -> Any:
-    """A URL fetcher that knows our chart URLs and data: URIs, and refuses everything else."""
-    import weasyprint
-
-    def resolve(url: str) -> bytes:
-        scheme, _, name = url.partition(":")
-        if scheme != SCHEME or name not in svgs:
-            raise ValueError(f"the certificate PDF may not load {url[:80]!r}")
-        return svgs[name].result()
-
-    if not hasattr(weasyprint, "URLFetcher"):  # WeasyPrint < 66: a plain function
-
-        def fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            if url.startswith("data:"):
-                return weasyprint.default_url_fetcher(url, *args, **kwargs)
-            return {"string": resolve(url), "mime_type": "image/svg+xml"}
-
-        return fetch
-
-    from weasyprint.urls import URLFetcherResponse
-
-    class ChartFetcher(weasyprint.URLFetcher):
-        def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-            if url.startswith("data:"):
-                return super().fetch(url, headers)
-            return URLFetcherResponse(url, resolve(url), {"Content-Type": "image/svg+xml"})
-
-    return ChartFetcher(allowed_protocols=("data",))
+def template_source() -> bytes:
+    return (templates_dir() / TEMPLATE).read_bytes()
 
 
-def pdf_options(cert: Certificate) -> dict[str, Any]:
-    """Keyword arguments for ``weasyprint.Document.write_pdf``: PDF/A-3b with the JSON attached.
+def pdf_files(cert: Certificate, ctx: dict[str, Any], page_size: str,
+              charts: dict[str, bytes]) -> dict[str, bytes]:
+    """The folder Typst compiles in: the document, each chart's SVG (by figure id) and the
+    certificate JSON the PDF attaches."""
+    files = {f"charts/{i}.svg": svg for i, svg in enumerate(charts.values())}
+    sizes = {fid: (f"charts/{i}.svg", chart_width(svg))
+             for i, (fid, svg) in enumerate(charts.items())}
+    doc = document(cert, ctx, page_size, sizes)
+    files["doc.json"] = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    files[JSON_NAME] = cert.to_json().encode("utf-8")
+    return files
 
-    The attachments' dates are the certificate's ``created`` time (not now), so the same
-    certificate gives the same PDF bytes.
-    """
-    return {"pdf_variant": PDF_VARIANT, "attachments": attachments(cert)}
+
+def document(cert: Certificate, ctx: dict[str, Any], page_size: str,
+             charts: dict[str, tuple[str, float]]) -> dict[str, Any]:
+    """What ``templates/certificate.typ`` lays out, as JSON-able data."""
+    audit = ctx["audit"]
+    release = str(audit.get("release") or "")
+    body = blocks(ctx)
+    for b in body:
+        if b["t"] == "figure":
+            b["file"], b["width"] = charts[b.pop("id")]
+    return {
+        "title": f"{ctx['verdict']} · Alignment certificate · {audit.get('name', '')} "
+                 f"{release}".strip(),
+        "author": str(ctx["tool"].get("name") or "reportgen"),
+        "running": str(audit.get("name") or "") + (f" · {release}" if release else ""),
+        "verdict": ctx["verdict"], "digest": ctx["digest"], "paper": PAPER[page_size],
+        "masthead": masthead(ctx), "blocks": body,
+        "attachments": [{"file": JSON_NAME, "relationship": "source",
+                         "mime": "application/json",
+                         "description": "The alignment certificate (JSON) this PDF was "
+                                        "rendered from"}],
+    }
 
 
-def attachments(cert: Certificate) -> list[Any]:
-    """``weasyprint.Attachment`` for the JSON (a signature is appended later, as an
-    incremental update: see :mod:`reportgen.release.pdfsign`)."""
-    import weasyprint
+def chart_width(svg: bytes) -> float:
+    """The width in mm a chart is drawn at: its own size, shrunk to fit CHART_MAX_MM."""
+    m = _SIZE.search(svg[:2000])
+    if m is None:
+        return CHART_MAX_MM[0]
+    w, h = float(m.group(1)) * PX_MM, float(m.group(2)) * PX_MM
+    scale = min(1.0, CHART_MAX_MM[0] / w, CHART_MAX_MM[1] / h) if w and h else 1.0
+    return round(w * scale, 2)
 
-    when = created_time(cert)
-    files = [(JSON_NAME, cert.to_json().encode("utf-8"),
-              "The alignment certificate (JSON) this PDF was rendered from", "Source")]
-    return [weasyprint.Attachment(string=data, name=name, description=desc, created=when,
-                                  modified=when, relationship=rel)
-            for name, data, desc, rel in files]
+
+def typeset(source: bytes, files: dict[str, bytes], created: dt.datetime) -> bytes:
+    """Compile Typst ``source`` in a fresh folder holding only ``files`` (relative paths)."""
+    import typst
+
+    with tempfile.TemporaryDirectory(prefix="reportgen-pdf-") as tmp:
+        root = Path(tmp)
+        for name, data in files.items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        (root / "main.typ").write_bytes(source)
+        try:
+            pdf = typst.compile(str(root / "main.typ"), root=str(root), timestamp=created,
+                                pdf_standards=[PDF_STANDARD])
+        except Exception as exc:  # typst.TypstError: our template or data is wrong
+            raise RuntimeError(f"Typst could not lay out the PDF: {exc}") from exc
+    # the end-of-line after %%EOF that an incremental update (the signature) starts after
+    return pdf if pdf.endswith(b"\n") else pdf + b"\n"
 
 
 def created_time(cert: Certificate) -> dt.datetime:

@@ -1,7 +1,7 @@
 """Rendered views, chart SVGs and the Vega bundle cached on disk, like captures and analyses.
 
-Rendering the demo's certificate spends most of its time in WeasyPrint (page layout and
-drawing the charts' SVG), in vl-convert (each chart's SVG) and in building the Vega bundle;
+Rendering the demo's certificate spends most of its time in vl-convert (each chart's SVG),
+in building the Vega bundle and in laying out the pages (Typst);
 none of it depends on anything but its inputs, so each result is kept under a key of exactly
 those inputs and re-rendering the same certificate returns the same bytes without the work:
 
@@ -36,8 +36,7 @@ from reportgen.core.version import __version__
 #: Bump when rendering changes in a way the fingerprint cannot see.
 RENDER_VERSION = 1
 KIND = "views"
-_LIBS = ("altair", "vl-convert-python", "weasyprint", "pydyf", "tinycss2", "tinyhtml5",
-         "cssselect2", "fonttools", "jinja2", "markupsafe", "pillow")
+_LIBS = ("altair", "vl-convert-python", "typst", "jinja2", "markupsafe")
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -115,5 +114,12 @@ def store(key: str, data: bytes) -> None:
 
 def bundle(versions: str, make: Callable[[], str]) -> str:
     """The Vega JavaScript bundle for these versions (about 0.9 MB, seconds to build)."""
-    key = _key("js", str(RENDER_VERSION), versions)
-    return cached(key, lambda: make().encode("utf-8")).decode("utf-8")
+    return cached(_bundle_key(versions), lambda: make().encode("utf-8")).decode("utf-8")
+
+
+def has_bundle(versions: str) -> bool:
+    return enabled() and has_blob(KIND, _bundle_key(versions))
+
+
+def _bundle_key(versions: str) -> str:
+    return _key("js", str(RENDER_VERSION), versions)

@@ -1,15 +1,17 @@
-"""Chart SVGs converted in a separate process, while this one renders the rest of the views.
+"""Chart SVGs (and the Vega bundle) made in worker processes while this one renders the rest.
 
 vl-convert holds the GIL for most of a conversion: a Python loop beside a thread converting
 charts ran 12 times slower (benchmarks/RESULTS.md), so a worker thread only took turns with
-WeasyPrint. A worker process converts truly in parallel on a second core. It imports only
-this module and vl-convert (no Altair, no torch); the charts already in the render cache are
-read here and never sent. Where no process can be started, the charts are converted here.
-"""
+the rest of the rendering. Worker processes convert truly in parallel on the other core. They
+import only this module and vl-convert (no Altair, no torch); the charts already in the
+render cache are read here and never sent. Where no process can be started, the charts are
+converted here."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -45,11 +47,7 @@ class SvgPool:
             done.set_result(hit.encode("utf-8"))
             return done
         version = vega.vegalite_version()
-        try:
-            job = self._worker().submit(convert, spec, version)
-        except (OSError, RuntimeError):  # no process to be had here: convert in this one
-            job = Future()
-            job.set_result(convert(spec, version))
+        job = self.run(convert, spec, version)
 
         def store(f: Future[str]) -> None:
             try:
@@ -64,8 +62,19 @@ class SvgPool:
         job.add_done_callback(store)
         return done
 
+    def run(self, fn: Callable[..., str], *args: Any) -> Future[str]:
+        """``fn(*args)`` in a worker process (a module-level function: it is pickled by
+        name), or here where no process can be started."""
+        try:
+            return self._worker().submit(fn, *args)
+        except (OSError, RuntimeError):
+            job: Future[str] = Future()
+            job.set_result(fn(*args))
+            return job
+
     def _worker(self) -> Executor:
-        if self._pool is None:
+        if self._pool is None:  # two: the Vega bundle builds beside the charts
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=min(2, os.cpu_count() or 1),
+                mp_context=multiprocessing.get_context("spawn"))
         return self._pool

@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from typing import Any
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
 
 import altair as alt
 import vl_convert
 
 from reportgen.views import rendercache
+
+if TYPE_CHECKING:
+    from reportgen.views.svgpool import SvgPool
 
 
 @functools.lru_cache(maxsize=1)
@@ -24,12 +28,37 @@ def vegalite_version() -> str | None:
     return wanted if wanted in vl_convert.get_vegalite_versions() else None
 
 
+#: bundles being built in a worker process (:func:`start_bundle`), by versions
+_PENDING: dict[str, Future[str]] = {}
+
+
+def start_bundle(pool: SvgPool) -> None:
+    """Build the bundle in ``pool``'s worker while this process renders something else,
+    unless the render cache has it (the first HTML an installation renders: 2.5 s)."""
+    versions = _versions()
+    if versions not in _PENDING and not rendercache.has_bundle(versions):
+        _PENDING[versions] = pool.run(make_bundle, vegalite_version())
+
+
+def make_bundle(vl_version: str | None) -> str:
+    return vl_convert.javascript_bundle(vl_version=vl_version)
+
+
+def _result(job: Future[str] | None) -> str | None:
+    """The worker's bundle; None when there was none or it did not finish (its pool was
+    shut down, or its process died), so the caller builds it here."""
+    try:
+        return job.result() if job is not None else None
+    except Exception:  # noqa: BLE001  (CancelledError, BrokenProcessPool: build it here)
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def js_bundle() -> str:
     """Vega, Vega-Lite and Vega-Embed in one script (about 0.9 MB), built once per process."""
-    version = vegalite_version()
-    bundle = rendercache.bundle(_versions(), lambda: vl_convert.javascript_bundle(
-        vl_version=version))
+    versions, version = _versions(), vegalite_version()
+    pending = _PENDING.pop(versions, None)
+    bundle = rendercache.bundle(versions, lambda: _result(pending) or make_bundle(version))
     # "</script" would end the inline element early and "<!--" changes how it is parsed;
     # both can only sit in string or regex literals, where "<\/" and "<\!" mean the same.
     bundle = re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
