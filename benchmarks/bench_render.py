@@ -36,14 +36,26 @@ def before_cache() -> str:
     return first + "^"
 
 
-def timed(cmd: list[str], env: dict[str, str], label: str) -> float:
+def timed(cmd: list[str], env: dict[str, str], label: str, cwd: Path) -> float:
     t = time.perf_counter()
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=cwd)
     wall = time.perf_counter() - t
     if run.returncode not in (0, 1):
         sys.exit(f"{label} failed ({run.returncode}):\n{run.stderr[-2000:]}")
     print(f"{label}: {wall:.2f} s", flush=True)
     return wall
+
+
+def imported_from(env: dict[str, str], cwd: Path) -> Path:
+    """Where ``python -m reportgen`` run with ``env`` in ``cwd`` imports reportgen from.
+
+    ``-m`` puts the working directory first on the path, before PYTHONPATH: run from this
+    checkout, the "old" code was this checkout's (the figures measured before session 8
+    compared the new code with itself). Every run starts in the temporary folder instead.
+    """
+    out = subprocess.run([sys.executable, "-c", "import reportgen; print(reportgen.__file__)"],
+                         env=env, cwd=cwd, check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip()).resolve().parents[1]
 
 
 def render_cmd(cert: Path, out: Path) -> list[str]:
@@ -61,9 +73,14 @@ def bench_render(cert: Path, old: str, tmp: Path) -> None:
         rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
                              check=True, capture_output=True, text=True).stdout.strip()
         print(f"old = {old} ({rev}); certificate {cert} ({cert.stat().st_size / 1e6:.1f} MB)")
-        t_old = timed(render_cmd(cert, tmp / "o-old"), env_old, "old render (html+pdf)")
-        t_cold = timed(render_cmd(cert, tmp / "o-cold"), env_new, "new render, empty cache")
-        t_warm = timed(render_cmd(cert, tmp / "o-warm"), env_new, "new render, cached")
+        for env, code in ((env_old, tree), (env_new, REPO)):
+            assert imported_from(env, tmp) == code.resolve(), "ran the wrong reportgen"
+        t_old = timed(render_cmd(cert, tmp / "o-old"), env_old, "old render (html+pdf)", tmp)
+        t_cold = timed(render_cmd(cert, tmp / "o-cold"), env_new, "new render, empty cache",
+                       tmp)
+        t_warm = timed(render_cmd(cert, tmp / "o-warm"), env_new, "new render, cached", tmp)
+        pages = {d: _pages(tmp / d / "certificate.pdf") for d in ("o-old", "o-cold")}
+        print(f"PDF pages: old {pages['o-old']}, new {pages['o-cold']}")
         for name in ("certificate.html", "certificate.pdf"):
             same = all((tmp / d / name).read_bytes() == (tmp / "o-cold" / name).read_bytes()
                        for d in ("o-warm",))
@@ -75,6 +92,12 @@ def bench_render(cert: Path, old: str, tmp: Path) -> None:
                        check=False)
 
 
+def _pages(pdf: Path) -> int:
+    import pypdf
+
+    return len(pypdf.PdfReader(pdf).pages)
+
+
 def bench_audit(tmp: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "REPORTGEN_CACHE": str(tmp / "c-audit")}
     spec = DEMO_SPEC.read_text()
@@ -84,10 +107,12 @@ def bench_audit(tmp: Path) -> None:
     changed.write_text(spec.replace(marker, 'fail_if: "> 0.16"\n    warn_if: "> 0.075"'))
     models = Path(os.environ.get("REPORTGEN_DEMO_DIR", "~/.cache/reportgen/demo")).expanduser()
     env["REPORTGEN_DEMO_DIR"] = str(models)
+    assert imported_from(env, tmp) == REPO.resolve(), "ran the wrong reportgen"
     first = timed([sys.executable, "-m", "reportgen", "audit", str(DEMO_SPEC), "-q", "--out",
-                   str(tmp / "a1")], env, "demo audit, first run (models built, empty cache)")
+                   str(tmp / "a1")], env, "demo audit, first run (models built, empty cache)",
+                  tmp)
     again = timed([sys.executable, "-m", "reportgen", "audit", str(changed), "-q", "--out",
-                   str(tmp / "a2")], env, "demo audit, re-run with a changed threshold")
+                   str(tmp / "a2")], env, "demo audit, re-run with a changed threshold", tmp)
     print(f"cached re-run / first run: {again / first:.3f} (target <= 0.15)")
 
 

@@ -90,7 +90,7 @@ class Figure:
     @property
     def hint(self) -> str:
         """How to interact with the live chart (HTML only; the PDF's charts are static)."""
-        spec = self.chart.to_dict(validate=False)
+        spec = self.spec()
         params = spec.get("params", []) + [
             p for layer in spec.get("layer", []) for p in layer.get("params", [])]
         legend = any(p.get("bind") == "legend" for p in params)

@@ -24,6 +24,14 @@ def convert(spec: dict[str, Any], vl_version: str | None) -> str:
     return vl_convert.vegalite_to_svg(spec, vl_version=vl_version, allowed_base_urls=[])
 
 
+def make_bundle(vl_version: str | None) -> str:
+    """The Vega JavaScript bundle (runs in a worker process; here, not in vega.py, so that
+    the worker imports no Altair)."""
+    import vl_convert
+
+    return vl_convert.javascript_bundle(vl_version=vl_version)
+
+
 class SvgPool:
     """``submit(spec)`` gives a future of the chart's SVG bytes, from the render cache or
     from one worker process; used as a context manager, which stops the worker."""

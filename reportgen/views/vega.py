@@ -16,9 +16,12 @@ import altair as alt
 import vl_convert
 
 from reportgen.views import rendercache
+from reportgen.views.svgpool import make_bundle
 
 if TYPE_CHECKING:
     from reportgen.views.svgpool import SvgPool
+
+__all__ = ["chart_svg", "js_bundle", "make_bundle", "start_bundle", "svg_data_uri"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,10 +41,6 @@ def start_bundle(pool: SvgPool) -> None:
     versions = _versions()
     if versions not in _PENDING and not rendercache.has_bundle(versions):
         _PENDING[versions] = pool.run(make_bundle, vegalite_version())
-
-
-def make_bundle(vl_version: str | None) -> str:
-    return vl_convert.javascript_bundle(vl_version=vl_version)
 
 
 def _result(job: Future[str] | None) -> str | None:
