@@ -157,7 +157,8 @@ def models(ctx: dict[str, Any]) -> list[Block]:
         "digest of its checkpoint files (SHA-256 per file, then SHA-256 over the per-file "
         "digests in path order, as in OpenSSF model signing). A model with an adapter is its "
         "base checkpoint with the adapter merged, and is named by both digests.")),
-        {"t": "table", "size": 6.5, "widths": [17, 8, 8, 14, 6, 42, 5],
+        # the digest's column holds 64 hex digits on one line (77.8 mm at this size)
+        {"t": "table", "size": 6.5, "widths": [16, 8, 8, 13, 6, 45, 4],
          "caption": f"{numfmt.plural(len(ms), 'model')}, each with the root digest of its "
                     "checkpoint in full",
          "columns": [{"label": x, "align": a} for x, a in (
