@@ -263,3 +263,18 @@ def test_an_onset_the_tool_could_not_see_is_unknown(series_cert) -> None:
             in series_lines(data)[0])
     row = next(r for r in metric_table(data["series"][0]).rows if r["metric"] == METRIC)
     assert row["threshold_onset"] == "unknown (no value at step 100)"
+
+
+def test_no_floor_multiple_for_a_metric_that_is_not_zero_when_nothing_changed(series_cert):
+    """The candidate's pairwise cosine is the base's (about 0.5 here) when nothing changed: 3
+    times the floor's value is no measure of change, so neither floor nor floor onset."""
+    from reportgen.core.names import lookup
+
+    metrics = series_cert["series"][0]["metrics"]
+    name = "concepts.pairwise_cosine.candidate"
+    assert not lookup(name).zero_when_unchanged
+    assert metrics[name]["floor"] is None and metrics[name]["onset"]["floor"] is None
+    assert metrics[name]["values"] and all(v > 0.1 for v in metrics[name]["values"])
+    assert metrics[METRIC]["floor"] is not None  # a distance from 0 keeps its floor
+    assert [i.name for i in (lookup("sae.layer.1.fvu.ratio"), lookup("sae.layer.1.fvu.base"),
+                             lookup("sae.layer.1.fvu.candidate")) if i.zero_when_unchanged] == []

@@ -10,7 +10,8 @@ trajectory chart or table is a pure function of it:
 - ``metrics[name].onset.threshold``: the first step at which one of them holds;
 - ``metrics[name].floor`` and ``onset.floor``: the noise floor's value of the metric and the
   first step at which the metric reaches ``floor_multiple`` times it (metrics that grow with
-  drift only; a floor of zero has no multiple);
+  drift from 0 only, ``MetricInfo.zero_when_unchanged``: a multiple of an FVU ratio's floor
+  of about 1 says nothing; a floor of zero has no multiple);
 - ``concepts``: the concepts that moved most at the final step, their drift at each step;
 - ``features``: per SAE layer, the features that moved most at the final step, their change
   at each step they were among the step's most moved, and the first such step.
@@ -107,7 +108,7 @@ def _metrics(loaded: Any, series: str, steps: list[int], comps: list[Comparison 
         values = [_value(c, name) for c in comps]
         limits = thresholds(loaded, series, name)
         info = lookup(name)
-        grows = info is None or info.higher_is_worse
+        grows = info is None or (info.higher_is_worse and info.zero_when_unchanged)
         fv = _value(floor, name) if grows and "noise_floor" not in name else None
         out[name] = {
             "values": values,

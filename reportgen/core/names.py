@@ -23,6 +23,10 @@ class MetricInfo:
     definition: str
     unit: str = ""
     higher_is_worse: bool = True
+    #: 0 for a model that did not change (a distance, a divergence, a share): only then is
+    #: "k times the noise floor's value" a measure of change (analysis.series); a ratio is
+    #: 1 and a candidate's own statistic is the base's when nothing changed
+    zero_when_unchanged: bool = True
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -61,11 +65,13 @@ def registry() -> dict[str, MetricInfo]:
     return REGISTRY
 
 
-def register(name: str, definition: str, unit: str = "", higher_is_worse: bool = True) -> None:
+def register(name: str, definition: str, unit: str = "", higher_is_worse: bool = True,
+             zero_when_unchanged: bool = True) -> None:
     if name in REGISTRY:
         raise ValueError(f"metric {name!r} registered twice")
     family = name.split(".", 1)[0]
-    REGISTRY[name] = MetricInfo(name, family, definition, unit, higher_is_worse)
+    REGISTRY[name] = MetricInfo(name, family, definition, unit, higher_is_worse,
+                                zero_when_unchanged)
 
 
 def lookup(name: str) -> MetricInfo | None:

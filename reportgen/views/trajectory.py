@@ -267,12 +267,17 @@ def trajectory_figures(blocks: list[dict[str, Any]], headline: Any,
         info = [lookup(n) for n in names]
         worse = ", ".join(n for n, i in zip(names, info, strict=True)
                           if i is not None and not i.higher_is_worse)
+        unbanded = [n for n, i in zip(names, info, strict=True) if i is not None
+                    and i.higher_is_worse and not i.zero_when_unchanged]
         lines = ("Each panel is one metric at each checkpoint, on its own scale"
                  + (", a line per series. " if len(blocks) > 1 else ". "))
         caption = (lines
                    + (f"The grey band runs from 0 to {multiple:g}× the noise floor's value; "
                       "a line above it has left the noise. " if multiple else
                       "The audit has no noise floor, so there is no band. ")
+                   + (f"{', '.join(unbanded)}: no band, as "
+                      f"{'its value is' if len(unbanded) == 1 else 'their values are'} not 0 "
+                      "for an unchanged model. " if multiple and unbanded else "")
                    + ("Dashed rules are the thresholds of the checks on the series (one far "
                       "off the chart is named above it, with an arrow)"
                       if _has_limits(blocks, names) else

@@ -28,7 +28,8 @@ register("concepts.pairwise_cosine.base",
          higher_is_worse=False)
 register("concepts.pairwise_cosine.candidate",
          f"Mean over pairs of distinct concepts of cos(h_i, h_j) in the candidate, {STATE}; "
-         "near 1, every concept reads alike (a collapsed representation).")
+         "near 1, every concept reads alike (a collapsed representation).",
+         zero_when_unchanged=False)
 register("concepts.spread_ratio",
          "(1 − concepts.pairwise_cosine.candidate) / (1 − concepts.pairwise_cosine.base): how "
          f"spread out the candidate's concept states are against the base's; below "

@@ -20,14 +20,15 @@ MIN_SET_ROWS = 16
 
 register("sae.layer.{layer}.fvu.base",
          "Fraction of variance unexplained by the dictionary on the base's activations at "
-         "layer {layer}: sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over probe tokens.")
+         "layer {layer}: sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over probe tokens.",
+         zero_when_unchanged=False)
 register("sae.layer.{layer}.fvu.candidate",
          "Fraction of variance unexplained by the base dictionary on the candidate's "
-         "activations at layer {layer} (same tokens).")
+         "activations at layer {layer} (same tokens).", zero_when_unchanged=False)
 register("sae.layer.{layer}.fvu.ratio",
          "Candidate FVU over base FVU at layer {layer}: how much worse the fixed dictionary "
          f"fits after fine-tuning (above {LOW_CONFIDENCE_FVU_RATIO} the SAE findings are "
-         "low-confidence).")
+         "low-confidence).", zero_when_unchanged=False)
 register("sae.layer.{layer}.l0.base",
          "Mean number of active features per token at layer {layer}, base.",
          higher_is_worse=False)
