@@ -227,7 +227,7 @@ def family(s: Any) -> list[Block]:
     if s.limitations:
         out.append({"t": "limits", "items": [[run(w)] for w in s.limitations]})
     if s.metrics.rows:
-        out += [heading(2, "Headline metrics"), {**table(s.metrics), "first": 22}]
+        out += [heading(2, "Headline metrics"), {**table(s.metrics), "first": 32}]
     out += [par(run(n), note=True) for n in s.notes]
     if s.definitions:
         out.append(par(run("The definitions of this section's metrics are in the annex "
