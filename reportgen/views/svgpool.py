@@ -16,20 +16,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-
-def convert(spec: dict[str, Any], vl_version: str | None) -> str:
-    """One chart as SVG text (runs in the worker process); never fetches."""
-    import vl_convert
-
-    return vl_convert.vegalite_to_svg(spec, vl_version=vl_version, allowed_base_urls=[])
-
-
-def make_bundle(vl_version: str | None) -> str:
-    """The Vega JavaScript bundle (runs in a worker process; here, not in vega.py, so that
-    the worker imports no Altair)."""
-    import vl_convert
-
-    return vl_convert.javascript_bundle(vl_version=vl_version)
+from reportgen.views.vlworker import convert
 
 
 class SvgPool:

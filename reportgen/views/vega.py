@@ -16,7 +16,7 @@ import altair as alt
 import vl_convert
 
 from reportgen.views import rendercache
-from reportgen.views.svgpool import make_bundle
+from reportgen.views.vlworker import make_bundle
 
 if TYPE_CHECKING:
     from reportgen.views.svgpool import SvgPool
