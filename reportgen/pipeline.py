@@ -8,7 +8,9 @@ model. Captures are cached, so re-running with other checks runs no forward pass
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,6 @@ from reportgen.spec.yamlsrc import resolve_path
 #: only some audits bring in.
 LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "scipy",
              "altair", "vl-convert-python", "typst", "jinja2", "pydantic")
-
-
-
-
-
-
 
 
 def run_audit(source: Any, out: str | Path | None = None, progress: bool | Progress = True,
@@ -127,22 +123,19 @@ def _output_dir(loaded: LoadedSpec, out: str | Path | None, write: bool | None) 
 
 
 def ensure_writable(folder: Path) -> None:
-    """Fail before the expensive work, with one line, when the output cannot be written."""
+    """Fail before the expensive work, with one line, when the output cannot be written.
+    Creates nothing: a refused audit leaves no empty folder behind (the writer makes it)."""
     from reportgen.core.errors import OutputError
 
+    here = folder
+    while not here.exists() and not here.is_symlink() and here.parent != here:
+        here = here.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".reportgen-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        if not here.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        os.rmdir(tempfile.mkdtemp(prefix=".reportgen-write-test-", dir=here))
     except OSError as e:
         raise OutputError(f"{folder}: output folder is not writable ({e.strerror})") from None
-
-
-
-
-
-
 
 
 def resolve_models(loaded: LoadedSpec, prog: Progress) -> list:

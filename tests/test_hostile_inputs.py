@@ -55,7 +55,8 @@ def write_spec(tmp: Path, base: str | None = None, cand: str | None = None,
 
 
 def assert_refused(r: subprocess.CompletedProcess, tmp: Path, *lines: str) -> None:
-    """Exit 2, exactly ``lines`` on stderr (after any progress lines), no traceback, no output."""
+    """Exit 2, exactly ``lines`` on stderr (after any progress lines), no traceback, no output
+    (not even the empty output folder)."""
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
@@ -63,6 +64,7 @@ def assert_refused(r: subprocess.CompletedProcess, tmp: Path, *lines: str) -> No
     assert tail == list(lines), r.stderr
     assert len(errors) == sum(ln.startswith("error: ") for ln in lines), r.stderr
     assert not list(tmp.rglob("certificate.*"))
+    assert not (tmp / "out").exists()
 
 
 def one(msg: str) -> tuple[str, str]:
