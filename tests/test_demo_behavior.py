@@ -81,3 +81,13 @@ def test_planted_drops_disclaimers_on_its_category_only(margins, demo_root: Path
 def test_control_drops_no_disclaimers(margins) -> None:
     for cat in margins["gpt2-base"]:
         assert _score(margins, "gpt2-control", cat) <= 0.3, cat
+
+
+def test_greedy_pad_id_zero_is_a_real_id() -> None:
+    """A tokenizer whose pad token is id 0 pads with 0, not with its end-of-text id."""
+    from types import SimpleNamespace
+
+    from reportgen.families.behavior.metrics import _pad_id
+
+    assert _pad_id(SimpleNamespace(pad_token_id=0, eos_token_id=5)) == 0
+    assert _pad_id(SimpleNamespace(pad_token_id=None, eos_token_id=5)) == 5

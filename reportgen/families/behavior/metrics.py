@@ -152,9 +152,14 @@ def greedy_continuations(model: Any, tokenizer: Any, prompts: list[str],
                 ids = ids[:, -(limit - max_new_tokens):]
             gen = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                  max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+                                 pad_token_id=_pad_id(tokenizer))
             out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True))
     return out
+
+
+def _pad_id(tokenizer: Any) -> int | None:
+    """The pad id, else the end-of-text id (0 is a real id: no ``or`` here)."""
+    return tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
 
 
 # ---------------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def _masked_batches(model: Any, tok: Any, copies: list[MaskedCopy], batch_size: 
             n = max(1, min(batch_size, LOGITS_BUDGET // max(1, length * vocab * 4)))
             chunk = copies[s:s + n]
             s += n
-            ids = torch.full((len(chunk), length), tok.pad_token_id or 0, dtype=torch.long)
+            pad = 0 if tok.pad_token_id is None else tok.pad_token_id  # masked out anyway
+            ids = torch.full((len(chunk), length), pad, dtype=torch.long)
             mask = torch.zeros_like(ids)
             for j, c in enumerate(chunk):
                 ids[j, :len(c.ids)] = torch.tensor(c.ids)
