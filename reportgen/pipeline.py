@@ -27,7 +27,7 @@ from reportgen.spec.yamlsrc import resolve_path
 #: Libraries every audit uses (models, numbers, views); :func:`libraries_used` adds the ones
 #: only some audits bring in.
 LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "scipy",
-             "altair", "vl-convert-python", "typst", "jinja2", "pydantic")
+             "altair", "vl-convert-python", "typst", "jinja2", "pyphen", "pydantic")
 
 
 def run_audit(source: Any, out: str | Path | None = None, progress: bool | Progress = True,

@@ -95,3 +95,52 @@ def test_a_zero_floor_gives_no_ratio() -> None:
     floor = next(c for c in data["comparisons"] if c.get("role") == "noise_floor")
     floor["metrics"]["weights.relative_drift.global"]["value"] = 0.0
     assert findings(data).rows[0].cells["weights"].ratio is None
+
+
+class Headers(HTMLParser):
+    """The text of each column header of the findings table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.titles: list[str] = []
+        self._table = self._th = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._table |= tag == "table" and ("class", "findings") in attrs
+        if self._table and tag == "th" and ("scope", "col") in attrs:
+            self._th = True
+            self.titles.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._th &= tag != "th"
+        self._table &= tag != "table"
+
+    def handle_data(self, data: str) -> None:
+        if self._th:
+            self.titles[-1] += data
+
+
+def test_headers_break_long_words_at_syllables_only() -> None:
+    """Chromium on Linux has no hyphenation dictionary ("Neighbourh-oods" broke anywhere):
+    the long words of a column's title carry soft hyphens between syllables, and the title
+    is the family's once they are taken out."""
+    from reportgen.views.filters import soft_hyphens
+
+    data = json.loads(gzip.decompress(GOLDEN.read_bytes()))
+    parser = Headers()
+    parser.feed(render_html(Certificate(data)))
+    titles = [t for _, t in findings(data).columns]
+    assert [t.replace("\u00ad", "") for t in parser.titles[1:]] == titles
+    assert "Neigh\u00adbour\u00adhoods" in parser.titles
+    assert soft_hyphens("Token-embedding drift (SAE) 2nd") == (
+        "Token-em\u00adbed\u00adding drift (SAE) 2nd")
+    assert soft_hyphens("drift") == "drift"
+
+
+def test_a_value_wraps_between_number_and_unit_only() -> None:
+    """'5.216e-05 nats' in a narrow cell: the number stays on one line, the unit may not."""
+    from reportgen.views.filters import unbroken_number
+
+    assert unbroken_number(5.216e-05, "nats") == '<span class="n">5.216e-05</span> nats'
+    assert unbroken_number(0.875, "share") == '<span class="n">87.5 %</span>'
+    assert unbroken_number(0.5, "<b>") == '<span class="n">0.5 &lt;b&gt;</span>'

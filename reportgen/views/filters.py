@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from markupsafe import Markup
@@ -42,7 +44,32 @@ def dotted(name: Any) -> Markup:
     return Markup(".<wbr>").join(str(name).split("."))
 
 
+def unbroken_number(v: float, unit: str) -> Markup:
+    """A value in its unit whose number never wraps ('5.216e-' / '05' in a narrow cell)
+    while a word unit may go to the next line."""
+    text = numfmt.with_unit(v, unit)
+    number, sep, rest = text.partition(" ")
+    if not rest.isalpha():  # '87.5 %' stays whole
+        number, sep, rest = text, "", ""
+    return Markup('<span class="n">{}</span>{}{}').format(number, sep, rest)
+
+
+@functools.cache
+def _hyphenator() -> Any:
+    import pyphen
+
+    return pyphen.Pyphen(lang="en_GB")
+
+
+def soft_hyphens(text: Any) -> str:
+    """``text`` with soft hyphens where its long words may break (narrow column headers):
+    browsers without a hyphenation dictionary (Chromium on Linux) break them anywhere else."""
+    return re.sub(r"[^\W\d_]{8,}", lambda m: _hyphenator().inserted(m.group(), "\u00ad"),
+                  str(text))
+
+
 FILTERS = {"num": fmt_num, "ratio": fmt_ratio, "pct": fmt_pct, "metric": fmt_metric,
            "params": fmt_params, "short": short_digest,
            "dotted": dotted, "plural": numfmt.plural,
-           "token": token_label, "with_unit": numfmt.with_unit, "slug": slug}
+           "token": token_label, "with_unit": numfmt.with_unit, "slug": slug,
+           "soft_hyphens": soft_hyphens, "unbroken_number": unbroken_number}

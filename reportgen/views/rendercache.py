@@ -36,7 +36,7 @@ from reportgen.core.version import __version__
 #: Bump when rendering changes in a way the fingerprint cannot see.
 RENDER_VERSION = 1
 KIND = "views"
-_LIBS = ("altair", "vl-convert-python", "typst", "jinja2", "markupsafe")
+_LIBS = ("altair", "vl-convert-python", "typst", "jinja2", "markupsafe", "pyphen")
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
