@@ -179,6 +179,22 @@ def test_notebook_fragment(cert, data):
     assert set(bundle) == {"text/html", "text/plain"}
 
 
+def test_notebook_findings_are_the_page_findings(cert, data):
+    """The notebook opens with the findings table: a cell per candidate and family that has
+    a headline, each the JSON's headline number in its unit."""
+    from reportgen.core.numfmt import with_unit
+    from reportgen.views.findings import findings
+
+    frag = notebook_html(cert)
+    cells = re.findall(r'data-candidate="([^"]+)" data-metric="([^"]+)"[^>]*>'
+                       r'(?:<strong[^>]*>([^<]*)</strong>|n/a)', frag)
+    table = findings(data)
+    want = [(r.candidate, c.headline.metric, "" if c.value is None else with_unit(c.value, c.unit))
+            for r in table.rows for name, _ in table.columns if (c := r.cells.get(name))]
+    assert cells and cells == want
+    assert frag.index("Findings:") < frag.index("<ul") < frag.index("<table", frag.index("<ul"))
+
+
 @pytest.mark.browser
 def test_charts_draw_in_a_browser_under_the_csp(html, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

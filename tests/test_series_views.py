@@ -203,3 +203,16 @@ def test_every_series_is_a_line_in_one_chart_per_family(series_cert) -> None:
     labels = json.dumps(spec)
     if one["metrics"][metric]["thresholds"]:
         assert "(run, run2)" in labels
+
+
+def test_notebook_draws_the_series_trajectories(series_cert) -> None:
+    """In Jupyter a series shows its trajectories too (the PDF's choice of families)."""
+    from reportgen.views.html import figures, notebook_html
+    from reportgen.views.series import series_figures
+
+    frag = notebook_html(Certificate(series_cert))
+    trajectories = series_figures(series_cert, "pdf")
+    assert trajectories
+    images = frag.count('src="data:image/svg+xml;base64,')
+    assert images == len(figures(series_cert)) + len(trajectories)
+    assert all(f.caption.split(".")[0] in frag for f in trajectories)

@@ -84,7 +84,8 @@ def render_html(cert: Certificate, page_size: str = "A4") -> str:
 
 
 def notebook_html(cert: Certificate) -> str:
-    """A compact fragment for Jupyter: verdict, summary, checks and the charts as static SVG.
+    """A compact fragment for Jupyter: verdict, findings table, summary, checks and the charts
+    as static SVG (each family's, then the trajectories the PDF draws for a series).
 
     Static images rather than live Vega: notebook front ends differ in whether they run
     scripts in outputs, and inlining a megabyte of JavaScript per cell output is wasteful.
@@ -97,7 +98,9 @@ def notebook_html(cert: Certificate) -> str:
             "data": data,
             "digest": digest,
             "summary": summary_lines(data),
-            "images": [(f, svg_data_uri(f.spec())) for f in figures(data)],
+            "findings": findings(data),
+            "images": [(f, svg_data_uri(f.spec()))
+                       for f in figures(data) + series_figures(data, "pdf")],
             "STYLES": NOTEBOOK_STATUS_STYLES,
         }
         while len(_NOTEBOOK_CACHE) >= 4:
