@@ -14,7 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from certfactory import make_builder
+from certfactory import make_builder, make_certificate
 
 import reportgen.release.write as render
 import reportgen.views.pdf as pdf_module
@@ -734,3 +734,15 @@ def test_the_certificate_json_made_once_is_the_canonical_text():
     cert = builder.certificate()
     assert cert.to_json() == canonical_json(builder.build()) == canonical_json(cert.data)
     assert cert.digest == hashlib.sha256(cert.to_json().encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize("floor", [True, False])
+def test_concept_captions_name_the_floor_only_when_there_is_one(floor: bool) -> None:
+    """The category chart's caption speaks of noise-floor ticks only when a floor was
+    measured, and no caption calls the floor quantization noise (it may be a second
+    fine-tune)."""
+    from reportgen.families.concepts.view import figures as concept_figures
+
+    figs = {f.id: f for f in concept_figures(make_certificate(noise_floor=floor))}
+    assert ("Black ticks" in figs["concept-categories"].caption) is floor
+    assert not any("quantization" in f.caption for f in figs.values())

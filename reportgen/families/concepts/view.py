@@ -93,8 +93,8 @@ def figures(data: dict[str, Any]) -> list[Figure]:
             f"top-concepts-{slug(name)}", "concepts", f"Most-moved concepts: {name}",
             "Each bar is one concept term; longer bars moved further from the base model. "
             "Colour is the concept's category. "
-            "The dashed line, when shown, is the mean drift of the noise-floor variant: bars "
-            "near it are within quantization noise.",
+            "The dashed line, when shown, is the mean drift of the noise floor: bars near it "
+            "moved no more than the noise floor did.",
             f"Bar chart of the {plural(min(20, len(table(c, 'concepts'))), 'concept')} with "
             "the largest "
             f"drift between base and {name}; the table below lists the same values.",
@@ -103,8 +103,9 @@ def figures(data: dict[str, Any]) -> list[Figure]:
         out.append(Figure(
             "concept-categories", "concepts", "Concept drift by category",
             "Bars are the mean drift of a category's concepts for each candidate; whiskers "
-            "span one standard deviation. Black ticks mark the noise floor: a bar far to the "
-            "right of its tick moved well beyond quantization noise.",
+            "span one standard deviation."
+            + (" Black ticks mark the noise floor: a bar far to the right of its tick moved "
+               "well beyond it." if charts.noise_floor(data) else ""),
             "Grouped bar chart of mean concept drift per category and candidate; the category "
             "table below has the same numbers.",
             category_chart(data), heading="Drift by category"))
