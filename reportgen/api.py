@@ -31,7 +31,7 @@ class Certificate(document.Certificate):
                              owned=OWNED_FOLDERS, sign=Path(sign) if sign is not None else None)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
-        from reportgen.views.html import notebook_html
+        from reportgen.views.notebook import notebook_html
 
         return {"text/html": notebook_html(self), "text/plain": self.summary()}
 

@@ -21,8 +21,9 @@ import reportgen.views.pdf as pdf_module
 from reportgen.api import Certificate
 from reportgen.core.errors import OutputError
 from reportgen.views import charts
-from reportgen.views.html import chart_script, notebook_html, render_html
+from reportgen.views.html import chart_script, render_html
 from reportgen.views.html import figures as page_figures
+from reportgen.views.notebook import notebook_html
 from reportgen.views.pdf import render_pdf
 
 HOSTILE_TERM = "<script>alert(1)</script>"

@@ -207,7 +207,8 @@ def test_every_series_is_a_line_in_one_chart_per_family(series_cert) -> None:
 
 def test_notebook_draws_the_series_trajectories(series_cert) -> None:
     """In Jupyter a series shows its trajectories too (the PDF's choice of families)."""
-    from reportgen.views.html import figures, notebook_html
+    from reportgen.views.html import figures
+    from reportgen.views.notebook import notebook_html
     from reportgen.views.series import series_figures
 
     frag = notebook_html(Certificate(series_cert))
