@@ -3,7 +3,8 @@
 ``tiny_certificates`` audits the tiny GPT-2 and DistilBERT (random weights, every family: concepts,
 domains, risk prompts, probabilities, behaviour, a fixed sparse dictionary, full-vocabulary
 neighbourhoods, UMAP, the int8 floor) and returns their certificates, normalised: the tool and
-library versions are dropped and the models' folder is written ``<MODELS>``. ``compare`` walks two
+library versions and UMAP's coordinates (which move with those versions) are dropped and the
+models' folder is written ``<MODELS>``. ``compare`` walks two
 such documents and names every difference; numbers match within a relative 1e-4 (another CPU may
 round the last float bits differently), everything else exactly.
 
@@ -88,6 +89,9 @@ def normalise(data: dict[str, Any], roots: list[Path]) -> dict[str, Any]:
     out = json.loads(text)
     out.pop("tool", None)
     (out.get("spec") or {}).pop("digest", None)  # a digest over the folders' paths
+    for row in ((out.get("analysis") or {}).get("projection") or {}).get("rows") or []:
+        row.pop("x", None)  # UMAP's layout moves with umap-learn, pynndescent, numba and
+        row.pop("y", None)  # scipy releases (not with the code): see tests/families/projection
     return out
 
 
