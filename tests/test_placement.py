@@ -59,9 +59,9 @@ def test_placement_summary_orders_gpus_cpu_disk_and_warns_of_disk() -> None:
 
 def test_a_model_offloaded_to_disk_audits_as_the_unsplit_one(
         tiny_models, tmp_path: Path, monkeypatch, capsys) -> None:
-    """Memory capped so that accelerate keeps only part of the model in memory and offloads
-    the rest to disk (the LM head among it): the certificate's numbers, next-token
-    probabilities included, equal the CPU run's."""
+    """Memory capped (the spec's max_memory) so that accelerate keeps only part of the model
+    in memory and offloads the rest to disk (the LM head among it): the certificate's numbers,
+    next-token probabilities included, equal the CPU run's."""
     from test_pipeline import _spec
 
     import reportgen
@@ -76,19 +76,16 @@ def test_a_model_offloaded_to_disk_audits_as_the_unsplit_one(
 
     cpu = reportgen.audit(spec_with_texts(), progress=False)
     assert cpu.metric("ft", "probabilities.kl_base_candidate.mean") is not None
+    seen = []
     real = loading._load_kwargs
-
-    def capped(rm):  # the embeddings and a layer or two in "memory", the rest on disk
-        kw = real(rm)
-        if kw.get("device_map") == "auto":
-            kw["max_memory"] = {"cpu": "200KB"}
-        return kw
-
-    monkeypatch.setattr(loading, "_load_kwargs", capped)
+    monkeypatch.setattr(loading, "_load_kwargs", lambda rm: seen.append(real(rm)) or seen[-1])
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))  # placement is not keyed
     spec = spec_with_texts()
-    spec["models"]["base"]["device"] = spec["models"]["candidates"][0]["device"] = "auto"
+    for model in (spec["models"]["base"], spec["models"]["candidates"][0]):
+        # the embeddings and a layer or two in "memory", the rest on disk
+        model.update(device="auto", max_memory={"cpu": "200KB"})
     split = reportgen.audit(spec, progress=True)
+    assert seen and all(kw["max_memory"] == {"cpu": 200_000} for kw in seen)
     said = capsys.readouterr().err
     assert re.search(r"base: placed by accelerate: cpu \d+ modules?, disk \d+ module", said)
     for cand in ("ft", "int8"):

@@ -210,6 +210,14 @@ def one(here: Path, old: str, new: str) -> list[str]:
       "got an empty list"]),
     ("{id: drift,", "{1: 2, id: drift,",
      ["spec.yaml:10: checks[0]: expected text keys, got the key 1"]),
+    ("{path: ./base}", "{path: ./base, max_memory: {cpu: 2GB}}",
+     ["spec.yaml:3: models.base: max_memory is accelerate's placement limit: it needs "
+      "device: auto"]),
+    ("{path: ./base}", "{path: ./base, device: auto, max_memory: {gpu0: 2GB, cpu: 2 gigs}}",
+     ["spec.yaml:3: models.base.max_memory: 'gpu0' is not a device; expected cpu or cuda:N"]),
+    ("{path: ./base}", "{path: ./base, device: auto, max_memory: {cpu: 2 gigs}}",
+     ["spec.yaml:3: models.base.max_memory: cpu: '2 gigs' is not a size; expected bytes, or "
+      "a number and a unit such as 500MB, 70GiB"]),
 ])
 def test_single_mistake(here: Path, old: str, new: str, expected: list[str]) -> None:
     assert one(here, old, new) == expected
@@ -634,3 +642,24 @@ def test_fuzz_one_value_of_a_good_spec(data: st.DataObject) -> None:
     else:
         del target[path[-1]]
     _only_our_errors(copy.deepcopy(spec))
+
+
+def test_max_memory_sizes_in_bytes(here: Path) -> None:
+    """device: auto with max_memory loads; every size is handed to accelerate in bytes (its
+    own parser refuses 'TiB', '100B' and a space), a GPU by its index."""
+    from types import SimpleNamespace
+
+    from reportgen.capture.loading import _load_kwargs
+    from reportgen.spec.resolve import LoadOptions
+    from reportgen.spec.types import memory_bytes
+
+    text = GOOD.replace("{path: ./base}", "{path: ./base, device: auto, max_memory: "
+                        "{cuda:1: 1.5 TiB, cpu: 100B, cuda:0: 70000000}}")
+    spec = load_spec(write(text)).spec
+    limits = spec.models.base.max_memory
+    assert limits == {"cuda:1": "1.5 TiB", "cpu": "100B", "cuda:0": 70_000_000}
+    assert [memory_bytes(v) for v in ("1.5 TiB", "100B", "70GB", "2 KiB")] == [
+        int(1.5 * 1024 ** 4), 100, 70 * 10 ** 9, 2048]
+    rm = SimpleNamespace(path=None, options=LoadOptions(device="auto", max_memory=limits))
+    assert _load_kwargs(rm)["max_memory"] == {1: int(1.5 * 1024 ** 4), "cpu": 100,
+                                              0: 70_000_000}

@@ -104,6 +104,11 @@ def _load_kwargs(rm: ResolvedModel) -> dict[str, Any]:
         kwargs["device_map"] = "auto"
         kwargs["offload_folder"] = tempfile.mkdtemp(prefix="reportgen-offload-")
         atexit.register(shutil.rmtree, kwargs["offload_folder"], True)
+        if rm.options.max_memory:  # accelerate names a GPU by its index
+            from reportgen.spec.types import memory_bytes
+
+            kwargs["max_memory"] = {int(k[5:]) if k.startswith("cuda:") else k: memory_bytes(v)
+                                    for k, v in rm.options.max_memory.items()}
     elif rm.options.device == "cuda":
         kwargs["device_map"] = {"": "cuda"}
     return kwargs

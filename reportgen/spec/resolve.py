@@ -38,6 +38,7 @@ class LoadOptions:
     device: str = "cpu"
     allow_pickle: bool = False
     trust_remote_code: bool = False
+    max_memory: dict[str, int | str] | None = None  # device: auto only
 
     @classmethod
     def of(cls, ref: Any) -> LoadOptions:

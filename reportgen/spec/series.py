@@ -203,13 +203,16 @@ def expand_spec(spec: Any, base_dir: Path) -> tuple[Any, tuple[Series, ...]]:
 
 
 def without_unused(normalised: dict) -> dict:
-    """The normalised spec without the series fields it leaves at their defaults, so a spec
-    that uses no series normalises, and digests, exactly as before series existed."""
+    """The normalised spec without the fields added since (series, max_memory) where it
+    leaves them at their defaults, so a spec that uses none of them normalises, and digests,
+    exactly as before they existed."""
     from reportgen.spec.types import SeriesSettings
 
-    for c in normalised.get("models", {}).get("candidates", []):
-        if c.get("series") is None:
-            c.pop("series", None)
+    models = normalised.get("models", {})
+    for c in [models.get("base", {}), *models.get("candidates", [])]:
+        for key in ("series", "max_memory"):
+            if c.get(key) is None:
+                c.pop(key, None)
     for chk in normalised.get("checks", []):
         for key in ("step", "fail_if_onset_before", "warn_if_onset_before"):
             if chk.get(key) is None:

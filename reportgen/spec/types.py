@@ -8,12 +8,25 @@ its help text and appears in ``reportgen schema``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: domain and risk-set names: one segment of metric names (domains.NAME.…), so no '.'
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+#: a memory size: '500MB', '70GiB', '1.5 TB' (decimal units, or binary with an i)
+MEMORY_SIZE = r"(\d+(?:\.\d+)?)\s*(?:([KMGT])(i?))?B"
+
+
+def memory_bytes(size: str | int) -> int:
+    """``size`` (bytes, or a string that matched :data:`MEMORY_SIZE`) in bytes: accelerate's
+    own parser knows fewer spellings (no 'TiB', no '100B', no space), so it gets an integer."""
+    if isinstance(size, int):
+        return size
+    number, prefix, binary = re.fullmatch(MEMORY_SIZE, size.strip()).groups()
+    power = " KMGT".index(prefix or " ")
+    return int(float(number) * (1024 if binary else 1000) ** power)
 
 
 class _Strict(BaseModel):
@@ -53,6 +66,28 @@ class LoadOptions(_Strict):
         False, description="Allow pickle weights (.bin); they can run code when loaded.")
     trust_remote_code: bool = Field(
         False, description="Run the model's own Python code (config auto_map) on load.")
+    max_memory: dict[str, int | str] | None = Field(
+        None, description="With device: auto, the most memory accelerate may fill on each "
+                          "device, e.g. {cuda:0: 70GiB, cpu: 120GiB}: room for activations, or a "
+                          "shared GPU; what does not fit goes to disk.")
+
+    @field_validator("max_memory")
+    @classmethod
+    def _memory_sizes(cls, v: dict[str, int | str] | None) -> dict[str, int | str] | None:
+        for key, size in (v or {}).items():
+            if not re.fullmatch(r"cpu|cuda:\d+", key):
+                raise ValueError(f"{key!r} is not a device; expected cpu or cuda:N")
+            if isinstance(size, int) and size <= 0 or isinstance(size, str) and not re.fullmatch(
+                    MEMORY_SIZE, size.strip()):
+                raise ValueError(f"{key}: {size!r} is not a size; expected bytes, or a number "
+                                 "and a unit such as 500MB, 70GiB")
+        return v
+
+    @model_validator(mode="after")
+    def _memory_needs_auto(self) -> LoadOptions:
+        if self.max_memory is not None and self.device != "auto":
+            raise ValueError("max_memory is accelerate's placement limit: it needs device: auto")
+        return self
 
 
 class BaseModelRef(LoadOptions):
