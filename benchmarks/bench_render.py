@@ -63,12 +63,46 @@ def render_cmd(cert: Path, out: Path) -> list[str]:
             "--formats", "html,pdf"]
 
 
+def old_requirements(tree: Path, target: Path) -> list[str]:
+    """Install into ``target`` what the old code requires and this environment lacks (the old
+    code laid its PDF out with WeasyPrint, which the new code no longer installs); the old
+    code's subprocess alone sees it. Returns the requirements installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    deps = tomllib.loads((tree / "pyproject.toml").read_text())["project"]["dependencies"]
+    missing = []
+    for text in deps:
+        req = Requirement(text)
+        try:
+            ok = req.specifier.contains(version(req.name), prereleases=True)
+        except PackageNotFoundError:
+            ok = False
+        if not ok:
+            missing.append(text)
+    if missing:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(target),
+                        *missing], check=True)
+    return missing
+
+
 def bench_render(cert: Path, old: str, tmp: Path) -> None:
     tree = tmp / "old"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(tree), old],
                    check=True)
     try:
-        env_old = {**os.environ, "PYTHONPATH": str(tree), "REPORTGEN_CACHE": str(tmp / "c0")}
+        extra = old_requirements(tree, tmp / "old-deps")
+        if extra:
+            print(f"the old code's requirements missing here, installed for it alone: "
+                  f"{', '.join(extra)}")
+        env_old = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(tmp / "old-deps")]),
+                   "REPORTGEN_CACHE": str(tmp / "c0")}
         env_new = {**os.environ, "PYTHONPATH": str(REPO), "REPORTGEN_CACHE": str(tmp / "c1")}
         rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
                              check=True, capture_output=True, text=True).stdout.strip()

@@ -258,3 +258,18 @@ def test_a_merge_never_loses_a_users_line(lines, front, bom, crlf):
     ours = "alignment_certificate: {old: 1}"  # the one line that is ours to replace
     assert all(any(line == m for m in kept) for line in text.removeprefix("\ufeff").splitlines()
                if line not in ("---", ours)), (text, merged)
+
+
+def test_comparison_json_is_asdict() -> None:
+    """The certificate builder's shallow conversion of a comparison (its tables are not
+    deep-copied) is ``dataclasses.asdict``: a field added to Comparison cannot go missing."""
+    from dataclasses import asdict
+
+    from certfactory import make_builder
+
+    from reportgen.certificate.document import _comparison_dict
+
+    comps = make_builder().comparisons
+    assert comps and any(c.tables for c in comps)
+    for c in comps:
+        assert _comparison_dict(c) == asdict(c)

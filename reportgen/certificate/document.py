@@ -97,7 +97,7 @@ class CertificateBuilder:
             "models": [asdict(m) for m in self.models],
             "probes": [asdict(p) for p in self.probes],
             "analysis": self.analysis,
-            "comparisons": [asdict(c) for c in self.comparisons],
+            "comparisons": [_comparison_dict(c) for c in self.comparisons],
             "checks": [asdict(c) for c in self.checks],
             "warnings": list(self.warnings),
             "limitations": list(self.limitations),
@@ -105,6 +105,13 @@ class CertificateBuilder:
         if self.series:
             data["series"] = self.series
         return data
+
+
+def _comparison_dict(c: Comparison) -> dict[str, Any]:
+    """``asdict(c)`` without deep-copying the tables (plain lists of dicts, hundreds of
+    thousands of values in a large audit): :func:`round_floats` rebuilds them anyway."""
+    return {"base": c.base, "candidate": c.candidate, "role": c.role,
+            "metrics": {k: asdict(v) for k, v in c.metrics.items()}, "tables": c.tables}
 
 
 #: Folders beside the views that belong to the certificate: each save replaces them, or
